@@ -1,0 +1,11 @@
+//! Generates the tonic client and server for proto/orca/v1 (needs `protoc`:
+//! Debian's protobuf-compiler, installed by deploy/install-deps.sh).
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = "../../proto";
+    println!("cargo:rerun-if-changed={proto_root}");
+    tonic_prost_build::configure().compile_protos(
+        &[format!("{proto_root}/orca/v1/ecs.proto")],
+        &[proto_root.to_string()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `orca create-cluster [--cluster-name N] [--settings ...] [--tags ...]`.
+
+use super::{shape, Ctx};
+use orca_api::v1::CreateClusterRequest;
+use serde_json::{json, Value};
+
+pub const OPERATION: &str = "CreateCluster";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Defaults to `default`.
+    #[arg(long)]
+    pub cluster_name: Option<String>,
+    /// `name=containerInsights,value=enabled` (shorthand or JSON).
+    #[arg(long, num_args = 1..)]
+    pub settings: Vec<String>,
+    /// `key=a,value=b ...` (shorthand or JSON).
+    #[arg(long, num_args = 1..)]
+    pub tags: Vec<String>,
+}
+
+pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+    let request = CreateClusterRequest {
+        cluster_name: args.cluster_name.clone().unwrap_or_default(),
+        settings: shape::settings_flag("--settings", &args.settings)?,
+        tags: shape::tags_flag("--tags", &args.tags)?,
+    };
+    let reply = ctx
+        .client()
+        .await?
+        .create_cluster(request)
+        .await
+        .map_err(|s| ctx.fail(OPERATION, s))?
+        .into_inner();
+    Ok(json!({"cluster": reply.cluster.as_ref().map(shape::cluster)}))
+}

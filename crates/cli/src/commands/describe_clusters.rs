@@ -1,0 +1,33 @@
+//! `orca describe-clusters [--clusters a b] [--include SETTINGS TAGS STATISTICS]`.
+
+use super::{shape, Ctx};
+use crate::input;
+use orca_api::v1::DescribeClustersRequest;
+use serde_json::{json, Value};
+
+pub const OPERATION: &str = "DescribeClusters";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Names or ARNs; defaults to `default`.
+    #[arg(long, num_args = 1..)]
+    pub clusters: Vec<String>,
+    #[arg(long, num_args = 1..)]
+    pub include: Vec<String>,
+}
+
+pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+    let request = DescribeClustersRequest {
+        clusters: input::strings("--clusters", &args.clusters)?,
+        include: input::strings("--include", &args.include)?,
+    };
+    let reply = ctx
+        .client()
+        .await?
+        .describe_clusters(request)
+        .await
+        .map_err(|s| ctx.fail(OPERATION, s))?
+        .into_inner();
+    let clusters: Vec<Value> = reply.clusters.iter().map(shape::cluster).collect();
+    Ok(json!({"clusters": clusters, "failures": shape::failures(&reply.failures)}))
+}

@@ -1,0 +1,33 @@
+//! `orca describe-task-definition --task-definition X [--include TAGS]`.
+
+use super::{shape, Ctx};
+use crate::input;
+use orca_api::v1::DescribeTaskDefinitionRequest;
+use serde_json::Value;
+
+pub const OPERATION: &str = "DescribeTaskDefinition";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `family`, `family:revision` or an ARN.
+    #[arg(long)]
+    pub task_definition: String,
+    /// Only TAGS is defined.
+    #[arg(long, num_args = 1..)]
+    pub include: Vec<String>,
+}
+
+pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+    let request = DescribeTaskDefinitionRequest {
+        task_definition: args.task_definition.clone(),
+        include: input::strings("--include", &args.include)?,
+    };
+    let reply = ctx
+        .client()
+        .await?
+        .describe_task_definition(request)
+        .await
+        .map_err(|s| ctx.fail(OPERATION, s))?
+        .into_inner();
+    shape::task_definition_reply(&reply)
+}

@@ -1,0 +1,50 @@
+//! `orca list-task-definitions [--family-prefix] [--status] [--sort]`, paginated.
+
+use super::Ctx;
+use crate::paginate::{self, Page, PageArgs};
+use orca_api::v1::ListTaskDefinitionsRequest;
+use serde_json::Value;
+
+pub const OPERATION: &str = "ListTaskDefinitions";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    pub family_prefix: Option<String>,
+    /// ACTIVE (default), INACTIVE or DELETE_IN_PROGRESS.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// ASC (default) or DESC.
+    #[arg(long)]
+    pub sort: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+    let client = ctx.client().await?;
+    let ctx = &*ctx;
+    let listing = paginate::collect(&args.page, |next_token, max_results| {
+        let mut client = client.clone();
+        let request = ListTaskDefinitionsRequest {
+            family_prefix: args.family_prefix.clone().unwrap_or_default(),
+            status: args.status.clone().unwrap_or_default(),
+            sort: args.sort.clone().unwrap_or_default(),
+            next_token,
+            max_results,
+        };
+        async move {
+            let reply = client
+                .list_task_definitions(request)
+                .await
+                .map_err(|s| ctx.fail(OPERATION, s))?
+                .into_inner();
+            Ok(Page {
+                items: reply.task_definition_arns,
+                next_token: reply.next_token,
+            })
+        }
+    })
+    .await?;
+    Ok(listing.to_json("taskDefinitionArns"))
+}

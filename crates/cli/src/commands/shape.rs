@@ -1,0 +1,179 @@
+//! Between wire types and ECS's JSON: clusters, failures and tags as `aws ecs`
+//! prints them, and the tag and setting flags turned into wire types.
+
+use crate::exit::CliError;
+use crate::input;
+use orca_api::v1::{Cluster, ClusterSetting, Failure, Tag};
+use serde_json::{json, Value};
+
+/// ECS's `Cluster` object (camelCase, ECS's key order).
+pub fn cluster(c: &Cluster) -> Value {
+    json!({
+        "clusterArn": c.cluster_arn,
+        "clusterName": c.cluster_name,
+        "status": c.status,
+        "registeredContainerInstancesCount": c.registered_container_instances_count,
+        "runningTasksCount": c.running_tasks_count,
+        "pendingTasksCount": c.pending_tasks_count,
+        "activeServicesCount": c.active_services_count,
+        "statistics": [],
+        "tags": tags(&c.tags),
+        "settings": c.settings.iter().map(|s| json!({"name": s.name, "value": s.value})).collect::<Vec<_>>(),
+        "capacityProviders": [],
+        "defaultCapacityProviderStrategy": [],
+    })
+}
+
+/// ECS's `Failure`: `detail` only when there is one.
+pub fn failure(f: &Failure) -> Value {
+    let mut v = json!({"arn": f.arn, "reason": f.reason});
+    if let (false, Some(m)) = (f.detail.is_empty(), v.as_object_mut()) {
+        m.insert("detail".into(), Value::String(f.detail.clone()));
+    }
+    v
+}
+
+pub fn failures(fs: &[Failure]) -> Value {
+    Value::Array(fs.iter().map(failure).collect())
+}
+
+pub fn tags(ts: &[Tag]) -> Value {
+    Value::Array(
+        ts.iter()
+            .map(|t| json!({"key": t.key, "value": t.value}))
+            .collect(),
+    )
+}
+
+/// A task-definition JSON document from a reply, re-emitted unchanged.
+pub fn task_definition(json: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(json)
+        .map_err(|e| anyhow::anyhow!("the controller returned an invalid task definition: {e}"))
+}
+
+/// `{"taskDefinition": {...}, "tags": [...]}`, tags only when there are some.
+pub fn task_definition_reply(reply: &orca_api::v1::TaskDefinitionReply) -> anyhow::Result<Value> {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "taskDefinition".into(),
+        task_definition(&reply.task_definition_json)?,
+    );
+    if !reply.tags.is_empty() {
+        out.insert("tags".into(), tags(&reply.tags));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Reads a string field of a flag's structure; numbers and booleans are written out.
+fn field(flag: &str, item: &Value, key: &str) -> Result<String, CliError> {
+    match item.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
+        None | Some(Value::Null) if key == "value" => Ok(String::new()),
+        _ => Err(CliError::usage(format!(
+            "Error parsing parameter '{flag}': each item needs a string '{key}'"
+        ))),
+    }
+}
+
+/// `--tags key=a,value=b ...` (or JSON).
+pub fn tags_flag(flag: &str, values: &[String]) -> Result<Vec<Tag>, CliError> {
+    let Value::Array(items) = input::structure_list(flag, values)? else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|i| {
+            Ok(Tag {
+                key: field(flag, i, "key")?,
+                value: field(flag, i, "value")?,
+            })
+        })
+        .collect()
+}
+
+/// `--settings name=containerInsights,value=enabled ...` (or JSON).
+pub fn settings_flag(flag: &str, values: &[String]) -> Result<Vec<ClusterSetting>, CliError> {
+    let Value::Array(items) = input::structure_list(flag, values)? else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|i| {
+            Ok(ClusterSetting {
+                name: field(flag, i, "name")?,
+                value: field(flag, i, "value")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_print_like_ecs() -> anyhow::Result<()> {
+        let c = Cluster {
+            cluster_arn: "arn".into(),
+            cluster_name: "prod".into(),
+            status: "ACTIVE".into(),
+            settings: vec![ClusterSetting {
+                name: "containerInsights".into(),
+                value: "enabled".into(),
+            }],
+            ..Cluster::default()
+        };
+        let keys: Vec<String> = cluster(&c)
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "clusterArn",
+                "clusterName",
+                "status",
+                "registeredContainerInstancesCount",
+                "runningTasksCount",
+                "pendingTasksCount",
+                "activeServicesCount",
+                "statistics",
+                "tags",
+                "settings",
+                "capacityProviders",
+                "defaultCapacityProviderStrategy"
+            ]
+        );
+        let f = Failure {
+            arn: "a".into(),
+            reason: "MISSING".into(),
+            detail: String::new(),
+        };
+        assert_eq!(failure(&f), json!({"arn": "a", "reason": "MISSING"}));
+        let t = tags_flag(
+            "--tags",
+            &[
+                "key=a,value=1".into(),
+                "[{\"key\":\"b\",\"value\":\"x\"}]".into(),
+            ],
+        )?;
+        assert_eq!(
+            t,
+            vec![
+                Tag {
+                    key: "a".into(),
+                    value: "1".into()
+                },
+                Tag {
+                    key: "b".into(),
+                    value: "x".into()
+                }
+            ]
+        );
+        assert!(
+            matches!(tags_flag("--tags", &["value=1".into()]), Err(CliError::Usage(m)) if m.contains("'--tags'"))
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! `orca update-cluster --cluster N --settings name=containerInsights,value=enabled`.
+
+use super::{shape, Ctx};
+use orca_api::v1::UpdateClusterRequest;
+use serde_json::{json, Value};
+
+pub const OPERATION: &str = "UpdateCluster";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Name or ARN.
+    #[arg(long)]
+    pub cluster: String,
+    /// `name=containerInsights,value=enabled` (shorthand or JSON).
+    #[arg(long, num_args = 1.., required = true)]
+    pub settings: Vec<String>,
+}
+
+pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+    let request = UpdateClusterRequest {
+        cluster: args.cluster.clone(),
+        settings: shape::settings_flag("--settings", &args.settings)?,
+    };
+    let reply = ctx
+        .client()
+        .await?
+        .update_cluster(request)
+        .await
+        .map_err(|s| ctx.fail(OPERATION, s))?
+        .into_inner();
+    Ok(json!({"cluster": reply.cluster.as_ref().map(shape::cluster)}))
+}

@@ -1,0 +1,60 @@
+//! orca-controller: parses its command line and runs the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use orca_core::arn::ArnContext;
+use tokio_util::sync::CancellationToken;
+
+/// orca's control plane: the ECS API over gRPC, state replicated with Raft.
+#[derive(Debug, Parser)]
+#[command(name = "orca-controller", version)]
+struct Args {
+    /// Where this controller keeps its Raft log and snapshots.
+    #[arg(long, env = "ORCA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The address the API listens on.
+    #[arg(long, default_value = "127.0.0.1:7470")]
+    listen: SocketAddr,
+    /// This controller's Raft node id.
+    #[arg(long, default_value_t = 1)]
+    node_id: u64,
+    /// The region named in the ARNs this cluster mints.
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// The account named in the ARNs this cluster mints (12 digits).
+    #[arg(long, default_value = "000000000000")]
+    account: String,
+    /// Build a snapshot after this many log entries.
+    #[arg(long, default_value_t = 5000)]
+    snapshot_every: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = orca_controller::Config::new(args.data_dir, args.listen);
+    config.node_id = args.node_id;
+    config.arn = ArnContext {
+        region: args.region,
+        account: args.account,
+    };
+    config.raft.snapshot_every = args.snapshot_every;
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    orca_controller::run(config, shutdown)
+        .await
+        .context("controller failed")
+}

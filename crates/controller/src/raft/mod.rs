@@ -1,0 +1,77 @@
+//! openraft wiring: the type configuration, the sled-backed log and state
+//! machine, and the network between controllers.
+//!
+//! openraft is pinned to 0.9.25 (storage API v2, `storage-v2` feature).
+
+// openraft's traits fix the error types (StorageError, ConfigError), which
+// are large; helpers here return them as the traits do.
+#![allow(clippy::result_large_err)]
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::BasicNode;
+
+use crate::state::{Command, CommandResult};
+
+openraft::declare_raft_types!(
+    /// orca's Raft types: log entries carry a [`Command`], applying one
+    /// yields a [`CommandResult`].
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type NodeId = u64;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// The Raft settings orca runs with.
+#[derive(Debug, Clone)]
+pub struct RaftTuning {
+    /// Build a snapshot (and let the log be purged) after this many entries.
+    pub snapshot_every: u64,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            snapshot_every: 5_000,
+            heartbeat_interval_ms: 150,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1_200,
+        }
+    }
+}
+
+impl RaftTuning {
+    pub fn to_config(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+        let config = openraft::Config {
+            cluster_name: "orca".to_string(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Keep some log past the snapshot so a briefly lagging follower
+            // catches up from the log rather than from a whole snapshot.
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        };
+        config.validate().map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod store_tests;

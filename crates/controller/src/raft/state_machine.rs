@@ -1,0 +1,209 @@
+//! The Raft state machine: decodes committed entries and hands each command
+//! to [`ClusterState::apply`]; builds, stores and installs snapshots.
+//!
+//! The state lives in memory behind a lock shared with the read path. It is
+//! made durable by the log (flushed before acknowledgement) and by snapshots
+//! in sled: a restarted controller loads the latest snapshot and openraft
+//! re-applies the committed log after it.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{BasicNode, Entry, EntryPayload, LogId, StorageIOError, StoredMembership};
+use orca_core::arn::ArnContext;
+use serde::{Deserialize, Serialize};
+
+use super::{NodeId, StorageError, TypeConfig};
+use crate::state::{ClusterState, CommandResult};
+
+const SNAPSHOT_META: &[u8] = b"meta";
+const SNAPSHOT_DATA: &[u8] = b"data";
+
+/// The state readers see, shared between the state machine and the API.
+pub type SharedState = Arc<RwLock<ClusterState>>;
+
+/// What a snapshot holds: the whole state and where in the log it stands.
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    last_applied: Option<LogId<NodeId>>,
+    last_membership: StoredMembership<NodeId, BasicNode>,
+    state: ClusterState,
+}
+
+pub struct StateMachineStore {
+    /// The cluster state; written only here, read by the API under the lock.
+    state: SharedState,
+    /// The last entry applied, reported to openraft on restart.
+    last_applied: Option<LogId<NodeId>>,
+    /// The last membership applied, carried into snapshots.
+    last_membership: StoredMembership<NodeId, BasicNode>,
+    /// ARNs are minted from configuration, not from snapshots.
+    arn: ArnContext,
+    /// Where snapshots are kept; written only from the snapshot builder and
+    /// from installs, each write flushed.
+    db: sled::Db,
+    snapshots: sled::Tree,
+    /// Distinguishes snapshots built at the same log id.
+    built: u64,
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_snapshot(None, &e).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_snapshot(None, &e).into()
+}
+
+impl StateMachineStore {
+    /// Opens the state machine, restoring the latest stored snapshot.
+    pub fn open(db: &sled::Db, arn: ArnContext) -> Result<Self, StorageError> {
+        let snapshots = db.open_tree("snapshot").map_err(read_err)?;
+        let mut sm = StateMachineStore {
+            state: Arc::new(RwLock::new(ClusterState::new(arn.clone()))),
+            last_applied: None,
+            last_membership: StoredMembership::default(),
+            arn,
+            db: db.clone(),
+            snapshots,
+            built: 0,
+        };
+        if let Some(data) = sm.snapshots.get(SNAPSHOT_DATA).map_err(read_err)? {
+            sm.restore(&data)?;
+        }
+        Ok(sm)
+    }
+
+    pub fn shared_state(&self) -> SharedState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let body: SnapshotBody = serde_json::from_slice(data).map_err(read_err)?;
+        let mut state = body.state;
+        state.arn = self.arn.clone();
+        self.last_applied = body.last_applied;
+        self.last_membership = body.last_membership;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        Ok(())
+    }
+
+    async fn store_snapshot(
+        db: &sled::Db,
+        tree: &sled::Tree,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let meta_bytes = serde_json::to_vec(meta).map_err(write_err)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(SNAPSHOT_META, meta_bytes);
+        batch.insert(SNAPSHOT_DATA, data);
+        tree.apply_batch(batch).map_err(write_err)?;
+        db.flush_async().await.map_err(write_err)?;
+        Ok(())
+    }
+}
+
+/// Builds a snapshot from state serialized when it was asked for.
+pub struct SnapshotBuilder {
+    db: sled::Db,
+    snapshots: sled::Tree,
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        StateMachineStore::store_snapshot(&self.db, &self.snapshots, &self.meta, &self.data)
+            .await?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(std::mem::take(&mut self.data))),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError> {
+        Ok((self.last_applied, self.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut results = Vec::new();
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            let result = match entry.payload {
+                EntryPayload::Blank => CommandResult::NoCommand,
+                EntryPayload::Normal(command) => state.apply(command),
+                EntryPayload::Membership(membership) => {
+                    self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    CommandResult::NoCommand
+                }
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.built += 1;
+        let body = SnapshotBody {
+            last_applied: self.last_applied,
+            last_membership: self.last_membership.clone(),
+            state: self.state.read().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        // Serializing maps of strings and numbers does not fail; an empty
+        // snapshot would be refused by restore, never silently accepted.
+        let data = serde_json::to_vec(&body).unwrap_or_default();
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.built),
+            None => format!("0-0-{}", self.built),
+        };
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.last_membership.clone(),
+                snapshot_id,
+            },
+            data,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        self.restore(&data)?;
+        Self::store_snapshot(&self.db, &self.snapshots, meta, &data).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let meta = self.snapshots.get(SNAPSHOT_META).map_err(read_err)?;
+        let data = self.snapshots.get(SNAPSHOT_DATA).map_err(read_err)?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => Ok(Some(Snapshot {
+                meta: serde_json::from_slice(&meta).map_err(read_err)?,
+                snapshot: Box::new(Cursor::new(data.to_vec())),
+            })),
+            _ => Ok(None),
+        }
+    }
+}

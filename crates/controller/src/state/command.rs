@@ -1,0 +1,89 @@
+//! Every replicated write is one variant of [`Command`]; [`super::ClusterState::apply`]
+//! is the only place they take effect.
+//!
+//! Commands are stored in the Raft log and in snapshots as JSON with stable
+//! tags: variants are append-only and never renamed, and whatever the leader
+//! read from a clock (timestamps) or chose (identities) travels inside the
+//! command so that every replica applies the same thing.
+
+use orca_core::cluster::ClusterSetting;
+use orca_core::task_definition::{Tag, TaskDefinition, TaskDefinitionSpec, Timestamp};
+use orca_core::ApiError;
+use serde::{Deserialize, Serialize};
+
+use super::ClusterRecord;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Command {
+    /// CreateCluster: creates, re-activates an INACTIVE cluster, or returns the
+    /// existing ACTIVE one unchanged (ECS's idempotency).
+    CreateCluster {
+        name: String,
+        settings: Vec<ClusterSetting>,
+        tags: Vec<Tag>,
+    },
+    /// UpdateCluster: replaces the named settings.
+    UpdateClusterSettings {
+        name: String,
+        settings: Vec<ClusterSetting>,
+    },
+    /// DeleteCluster: moves an empty cluster to INACTIVE.
+    DeleteCluster { name: String },
+    /// RegisterTaskDefinition: the next revision of `spec.family`.
+    RegisterTaskDefinition {
+        spec: Box<TaskDefinitionSpec>,
+        tags: Vec<Tag>,
+        registered_at: Timestamp,
+        registered_by: String,
+    },
+    /// DeregisterTaskDefinition: ACTIVE -> INACTIVE.
+    DeregisterTaskDefinition {
+        family: String,
+        revision: u32,
+        at: Timestamp,
+    },
+    /// DeleteTaskDefinitions: INACTIVE -> DELETE_IN_PROGRESS, each revision on
+    /// its own (failures do not stop the others, as in ECS).
+    DeleteTaskDefinitions {
+        revisions: Vec<(String, u32)>,
+        at: Timestamp,
+    },
+}
+
+/// A task definition with the tags it was registered with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTaskDefinition {
+    pub task_definition: TaskDefinition,
+    pub tags: Vec<Tag>,
+}
+
+/// ECS's `failures[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub arn: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// What applying a command produced, returned to the proposer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Cluster(ClusterRecord),
+    TaskDefinition(Box<StoredTaskDefinition>),
+    DeletedTaskDefinitions {
+        deleted: Vec<TaskDefinition>,
+        failures: Vec<Failure>,
+    },
+}
+
+/// The Raft response type: a command either takes effect or is refused by a
+/// rule that needs the state to decide (a missing cluster, a non-empty one).
+/// Refusals are deterministic, so every replica refuses alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Raft's own entries (blank, membership) carry no command.
+    NoCommand,
+    Applied(Outcome),
+    Refused(ApiError),
+}

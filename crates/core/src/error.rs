@@ -1,0 +1,109 @@
+//! ECS's exception vocabulary: every error a client can see carries one of these
+//! names, the JSON path of the field at fault (when there is one) and the rule.
+
+use std::fmt;
+
+/// The exception names ECS returns, kept verbatim so that scripts written
+/// against `aws ecs` can match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Exception {
+    /// The request is wrong in a way the caller must fix (ECS: 400).
+    ClientException,
+    /// A parameter is malformed or out of range.
+    InvalidParameterException,
+    /// orca itself failed; the request may be retried.
+    ServerException,
+    ClusterNotFoundException,
+    ClusterContainsContainerInstancesException,
+    ClusterContainsServicesException,
+    ClusterContainsTasksException,
+    /// A named resource does not exist (ECS: ResourceNotFoundException).
+    ResourceNotFoundException,
+    LimitExceededException,
+}
+
+impl Exception {
+    pub const ALL: [Exception; 9] = [
+        Exception::ClientException,
+        Exception::InvalidParameterException,
+        Exception::ServerException,
+        Exception::ClusterNotFoundException,
+        Exception::ClusterContainsContainerInstancesException,
+        Exception::ClusterContainsServicesException,
+        Exception::ClusterContainsTasksException,
+        Exception::ResourceNotFoundException,
+        Exception::LimitExceededException,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Exception::ClientException => "ClientException",
+            Exception::InvalidParameterException => "InvalidParameterException",
+            Exception::ServerException => "ServerException",
+            Exception::ClusterNotFoundException => "ClusterNotFoundException",
+            Exception::ClusterContainsContainerInstancesException => {
+                "ClusterContainsContainerInstancesException"
+            }
+            Exception::ClusterContainsServicesException => "ClusterContainsServicesException",
+            Exception::ClusterContainsTasksException => "ClusterContainsTasksException",
+            Exception::ResourceNotFoundException => "ResourceNotFoundException",
+            Exception::LimitExceededException => "LimitExceededException",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Exception> {
+        Exception::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl fmt::Display for Exception {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An error a client sees: ECS's exception name, the JSON path of the field at
+/// fault (for example `containerDefinitions[1].healthCheck.interval`) and a
+/// message that states the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[error("{exception}: {message}")]
+pub struct ApiError {
+    pub exception: Exception,
+    /// JSON path of the offending field, when the error is about one field.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(exception: Exception, message: impl Into<String>) -> Self {
+        ApiError {
+            exception,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about one field; the message is prefixed with its path so that
+    /// a human reading only the message still sees where the problem is.
+    pub fn field(exception: Exception, path: impl Into<String>, rule: impl fmt::Display) -> Self {
+        let path = path.into();
+        let message = format!("{path}: {rule}");
+        ApiError {
+            exception,
+            field: Some(path),
+            message,
+        }
+    }
+
+    pub fn client(message: impl Into<String>) -> Self {
+        ApiError::new(Exception::ClientException, message)
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        ApiError::new(Exception::InvalidParameterException, message)
+    }
+
+    pub fn server(message: impl Into<String>) -> Self {
+        ApiError::new(Exception::ServerException, message)
+    }
+}

@@ -1,0 +1,12 @@
+//! orca-core: the domain model shared by the controller, the agent and the CLI.
+//!
+//! It holds the one model of a task definition (serialized to and from ECS's
+//! JSON), its validation with ECS's rules, cluster names, ARNs and ECS's
+//! exception vocabulary. It does no I/O and knows nothing of protobuf.
+
+pub mod arn;
+pub mod cluster;
+pub mod error;
+pub mod task_definition;
+
+pub use error::{ApiError, Exception};

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests.
+
+use orca_api::v1::ecs_client::EcsClient;
+use orca_api::v1::{self};
+use orca_core::ApiError;
+use tonic::transport::Channel;
+
+pub type Client = EcsClient<Channel>;
+
+pub fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/task-definitions")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+pub fn minimal_definition(family: &str) -> String {
+    format!(
+        r#"{{"family":"{family}","containerDefinitions":[{{"name":"app","image":"busybox","memory":32}}]}}"#
+    )
+}
+
+/// Registers and returns the describe-shape JSON of the new revision.
+pub async fn register(
+    client: &mut Client,
+    input_json: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let reply = client
+        .register_task_definition(v1::RegisterTaskDefinitionRequest {
+            input_json: input_json.to_string(),
+            registered_by: String::new(),
+        })
+        .await
+        .map_err(|s| orca_api::error::from_status(&s))?
+        .into_inner();
+    Ok(serde_json::from_str(&reply.task_definition_json).expect("the reply is JSON"))
+}
+
+pub async fn describe(client: &mut Client, reference: &str) -> Result<serde_json::Value, ApiError> {
+    let reply = client
+        .describe_task_definition(v1::DescribeTaskDefinitionRequest {
+            task_definition: reference.to_string(),
+            include: vec![],
+        })
+        .await
+        .map_err(|s| orca_api::error::from_status(&s))?
+        .into_inner();
+    Ok(serde_json::from_str(&reply.task_definition_json).expect("the reply is JSON"))
+}
+
+pub fn revision(td: &serde_json::Value) -> u64 {
+    td["revision"].as_u64().expect("revision is a number")
+}

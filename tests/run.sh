@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs orca's whole test suite: installs what is needed, builds every binary
+# the tests start, and runs unit, integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/install-deps.sh
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
