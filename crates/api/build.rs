@@ -4,7 +4,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = "../../proto";
     println!("cargo:rerun-if-changed={proto_root}");
     tonic_prost_build::configure().compile_protos(
-        &[format!("{proto_root}/orca/v1/ecs.proto")],
+        &[
+            format!("{proto_root}/orca/v1/ecs.proto"),
+            format!("{proto_root}/orca/v1/controller.proto"),
+        ],
         &[proto_root.to_string()],
     )?;
     Ok(())

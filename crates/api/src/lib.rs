@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod error;
+pub mod read;
 
 /// Generated code for `proto/orca/v1`.
 pub mod v1 {

@@ -13,7 +13,7 @@ pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7470";
 /// The settings a command runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Controllers to try in order; the first that connects is used.
+    /// Controllers to try in order; each call fails over along the list (see `failover`).
     pub endpoints: Vec<String>,
     pub output: OutputFormat,
 }

@@ -1,5 +1,6 @@
 //! The errors the CLI reports on its own terms, their one-line messages and
-//! their exit codes (the AWS CLI's: 252 usage, 254 service, 255 connection).
+//! their exit codes (the AWS CLI's: 252 usage, 254 service, 255 connection,
+//! including a write whose connection broke after it was sent).
 
 use std::fmt;
 use std::io::Write;
@@ -25,6 +26,12 @@ pub enum CliError {
     },
     /// None of the endpoints could be reached.
     Connect { endpoints: Vec<String> },
+    /// The connection failed after a write was sent: it may or may not have
+    /// been applied, so it was not retried elsewhere.
+    Interrupted {
+        operation: &'static str,
+        endpoint: String,
+    },
 }
 
 impl CliError {
@@ -36,7 +43,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => USAGE,
             CliError::Service { .. } => SERVICE,
-            CliError::Connect { .. } => CONNECTION,
+            CliError::Connect { .. } | CliError::Interrupted { .. } => CONNECTION,
         }
     }
 }
@@ -60,6 +67,14 @@ impl fmt::Display for CliError {
                     .collect();
                 f.write_str(&lines.join("\n"))
             }
+            CliError::Interrupted {
+                operation,
+                endpoint,
+            } => write!(
+                f,
+                "Connection was closed before we received a valid response from endpoint URL: \"{endpoint}\". \
+                 The {operation} request may or may not have been applied; check before retrying it."
+            ),
         }
     }
 }
@@ -99,6 +114,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "Could not connect to the endpoint URL: \"127.0.0.1:1\""
+        );
+        assert_eq!(e.exit_code(), 255);
+        let e = CliError::Interrupted {
+            operation: "CreateCluster",
+            endpoint: "127.0.0.1:1".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Connection was closed before we received a valid response from endpoint URL: \"127.0.0.1:1\". \
+             The CreateCluster request may or may not have been applied; check before retrying it."
         );
         assert_eq!(e.exit_code(), 255);
         assert_eq!(CliError::usage("bad").exit_code(), 252);

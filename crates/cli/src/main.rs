@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod exit;
+mod failover;
 mod input;
 mod output;
 mod paginate;
@@ -27,6 +28,10 @@ struct Cli {
     /// Output format [env: ORCA_OUTPUT] [default: json]
     #[arg(long, global = true, value_enum)]
     output: Option<OutputFormat>,
+    /// Serve describe-* and list-* linearizably: the controller first checks
+    /// with the leader that it has applied every committed write
+    #[arg(long, global = true)]
+    consistent_read: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,11 +60,26 @@ enum Command {
     DeleteCluster(delete_cluster::Args),
     /// Changes a cluster's settings.
     UpdateCluster(update_cluster::Args),
+    /// The controller cluster: members, joining and removing controllers.
+    #[command(subcommand)]
+    Controller(ControllerCommand),
+    /// Same as `orca controller members`.
+    ClusterStatus(controller_members::Args),
+}
+
+#[derive(Subcommand, Debug)]
+enum ControllerCommand {
+    /// Shows the controllers, their roles and replication lag, the leader and the term.
+    Members(controller_members::Args),
+    /// Adds a controller (normally the controller does this itself with --join).
+    Join(controller_join::Args),
+    /// Removes a controller from the cluster.
+    RemoveMember(controller_remove_member::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = config::resolve(config::Sources::from_env(cli.endpoint, cli.output))?;
-    let ctx = &mut Ctx::new(settings.endpoints);
+    let ctx = &Ctx::new(settings.endpoints, cli.consistent_read);
     let (operation, response) = match &cli.command {
         Command::RegisterTaskDefinition(a) => (
             register_task_definition::OPERATION,
@@ -102,8 +122,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             update_cluster::OPERATION,
             update_cluster::run(a, ctx).await?,
         ),
+        Command::Controller(c) => return controller(c, ctx, settings.output).await,
+        Command::ClusterStatus(a) => {
+            let members = ControllerCommand::Members(a.clone());
+            return controller(&members, ctx, settings.output).await;
+        }
     };
     output::print(settings.output, operation, &response)?;
+    Ok(())
+}
+
+/// The controller commands all print a members reply, with its own table.
+async fn controller(
+    command: &ControllerCommand,
+    ctx: &Ctx,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let (operation, reply) = match command {
+        ControllerCommand::Members(a) => (
+            controller_members::OPERATION,
+            controller_members::run(a, ctx).await?,
+        ),
+        ControllerCommand::Join(a) => (
+            controller_join::OPERATION,
+            controller_join::run(a, ctx).await?,
+        ),
+        ControllerCommand::RemoveMember(a) => (
+            controller_remove_member::OPERATION,
+            controller_remove_member::run(a, ctx).await?,
+        ),
+    };
+    output::write(&controller_members::render(format, operation, &reply))?;
     Ok(())
 }
 
@@ -166,6 +215,46 @@ mod tests {
             "2",
         ])?;
         assert_eq!(cli.endpoint.as_deref(), Some("h:1"));
+        assert!(!cli.consistent_read);
+        let cli = Cli::try_parse_from(["orca", "describe-clusters", "--consistent-read"])?;
+        assert!(cli.consistent_read);
+        Ok(())
+    }
+
+    #[test]
+    fn controller_commands_parse() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(["orca", "controller", "members", "--output", "table"])?;
+        assert!(matches!(
+            cli.command,
+            Command::Controller(ControllerCommand::Members(_))
+        ));
+        let cli = Cli::try_parse_from(["orca", "cluster-status", "--endpoint", "a:1,b:2"])?;
+        assert!(matches!(cli.command, Command::ClusterStatus(_)));
+        let cli = Cli::try_parse_from(["orca", "controller", "remove-member", "--node-id", "3"])?;
+        let Command::Controller(ControllerCommand::RemoveMember(a)) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(a.node_id, 3);
+        let cli = Cli::try_parse_from([
+            "orca",
+            "controller",
+            "join",
+            "--node-id",
+            "4",
+            "--address",
+            "10.0.0.14:7470",
+        ])?;
+        let Command::Controller(ControllerCommand::Join(a)) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!((a.node_id, a.address.as_str()), (4, "10.0.0.14:7470"));
+        for bad in [
+            &["orca", "controller", "remove-member"][..],
+            &["orca", "controller", "remove-member", "--node-id", "0"],
+            &["orca", "controller", "join", "--node-id", "4"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
         Ok(())
     }
 }

@@ -30,9 +30,14 @@ pub fn render(format: OutputFormat, operation: &str, response: &Value) -> String
 
 /// Writes the rendered response to stdout; a closed pipe (`| head`) is not an error.
 pub fn print(format: OutputFormat, operation: &str, response: &Value) -> std::io::Result<()> {
+    write(&render(format, operation, response))
+}
+
+/// Writes already rendered output to stdout, like [`print`].
+pub fn write(rendered: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match out
-        .write_all(render(format, operation, response).as_bytes())
+        .write_all(rendered.as_bytes())
         .and_then(|()| out.flush())
     {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use orca_core::arn::ArnContext;
 
@@ -15,9 +16,17 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The address the gRPC API listens on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// The address other controllers reach this one at; None: `listen`.
+    pub advertise: Option<String>,
+    /// Members of an existing cluster to join through. Empty: a node with no
+    /// Raft state bootstraps a new single-node cluster.
+    pub join: Vec<String>,
     /// Region and account of the ARNs this controller cluster mints.
     pub arn: ArnContext,
     pub raft: RaftTuning,
+    /// How long a DELETE_IN_PROGRESS task definition stays describable
+    /// before the leader purges it.
+    pub purge_deleted_after: Duration,
 }
 
 impl Config {
@@ -27,8 +36,18 @@ impl Config {
             node_id: 1,
             data_dir,
             listen,
+            advertise: None,
+            join: Vec::new(),
             arn: ArnContext::default(),
             raft: RaftTuning::default(),
+            purge_deleted_after: Duration::from_secs(600),
         }
+    }
+
+    /// The address this controller is known by in the cluster membership.
+    pub fn advertised_address(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 }

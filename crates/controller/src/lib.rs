@@ -3,7 +3,9 @@
 //! Reading order: [`config`] (what a controller is told), [`state`] (the
 //! replicated cluster state, its commands and the one `apply`), [`raft`]
 //! (openraft over sled: log, state machine, snapshots, network), [`node`]
-//! (starting Raft and proposing commands), [`api`] (the ECS API over gRPC).
+//! (starting Raft, proposing and forwarding commands, linearizable reads),
+//! `membership` (joining and removing controllers), [`leader`] (the loops
+//! only the leader runs, fenced by term), [`api`] (the gRPC services).
 //! [`run`] ties them together; [`start`] does the same in the background for
 //! tests and for `orca dev`.
 
@@ -11,7 +13,10 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod leader;
+mod membership;
 pub mod node;
+mod proposer;
 pub mod raft;
 pub mod state;
 
@@ -19,21 +24,33 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orca_api::v1::controller_admin_client::ControllerAdminClient;
+use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
+use orca_api::v1::raft_server::RaftServer;
+use orca_api::v1::JoinClusterRequest;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::Error;
 
+use crate::api::admin_service::AdminService;
 use crate::api::ecs_service::EcsService;
-use crate::clock::SystemClock;
+use crate::api::raft_service::RaftService;
+use crate::clock::{Clock, SystemClock};
+use crate::leader::LeaderWork;
 use crate::node::Node;
 
-/// How long a starting node waits to lead before serving anyway (it answers
-/// writes with an error until it leads).
+/// How long a bootstrapping node waits for its own election before serving
+/// (writes wait for a leader in any case).
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(10);
+/// How long in-flight calls may finish after shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause between attempts to join an existing cluster.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
 
 /// Runs a controller until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
@@ -92,15 +109,79 @@ async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let node = Arc::new(Node::open(&config).await?);
-    if let Err(e) = node.wait_leader(LEADERSHIP_WAIT).await {
-        tracing::warn!(error = %e, "not leading yet; serving anyway");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let background = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    let work = LeaderWork {
+        node: node.clone(),
+        clock: clock.clone(),
+        purge_deleted_after: config.purge_deleted_after,
+    };
+    tasks.spawn(leader::run(work, background.clone()));
+    tasks.spawn(raft::election::run(
+        node.clone(),
+        config.raft.election_timeouts(),
+        background.clone(),
+    ));
+    if config.join.is_empty() {
+        if let Err(e) = node.wait_for_leader(LEADERSHIP_WAIT).await {
+            tracing::warn!(error = %e, "no leader yet; serving anyway");
+        }
+    } else {
+        tasks.spawn(join(node.clone(), config.clone(), background.clone()));
     }
     tracing::info!(node_id = config.node_id, addr = %config.listen, data_dir = %config.data_dir.display(), "controller serving");
-    let service = EcsService::new(node.clone(), Arc::new(SystemClock));
-    let result = tonic::transport::Server::builder()
-        .add_service(EcsServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
-        .await;
+    let server = tonic::transport::Server::builder()
+        .add_service(EcsServer::new(EcsService::new(node.clone(), clock)))
+        .add_service(RaftServer::new(RaftService::new(node.clone())))
+        .add_service(ControllerAdminServer::new(AdminService::new(node.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled());
+    // Graceful shutdown waits for open connections, and other controllers
+    // keep theirs open: give in-flight calls a moment, then stop anyway.
+    let result = tokio::select! {
+        result = server => result,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    };
+    background.cancel();
+    while tasks.join_next().await.is_some() {}
     node.shutdown().await;
     result.map_err(Error::from)
 }
+
+/// Asks the configured members to add this node until it is a voter (a
+/// restarted member already is one and asks nobody).
+async fn join(node: Arc<Node>, config: Config, shutdown: CancellationToken) {
+    let request = JoinClusterRequest {
+        node_id: config.node_id,
+        address: config.advertised_address(),
+    };
+    loop {
+        if node.is_voter(config.node_id) {
+            return;
+        }
+        for endpoint in &config.join {
+            let Ok(channel) = node.peer(endpoint) else {
+                continue;
+            };
+            match ControllerAdminClient::new(channel)
+                .join_cluster(request.clone())
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(via = %endpoint, "joined the controller cluster");
+                    return;
+                }
+                Err(status) => {
+                    tracing::info!(via = %endpoint, error = %status.message(), "join not done yet")
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(JOIN_RETRY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod node_tests;

@@ -18,9 +18,19 @@ struct Args {
     /// The address the API listens on.
     #[arg(long, default_value = "127.0.0.1:7470")]
     listen: SocketAddr,
-    /// This controller's Raft node id.
-    #[arg(long, default_value_t = 1)]
+    /// This controller's Raft node id, unique in the controller cluster.
+    #[arg(long, env = "ORCA_NODE_ID", default_value_t = 1)]
     node_id: u64,
+    /// The address other controllers reach this one at (default: --listen).
+    #[arg(long, env = "ORCA_ADVERTISE")]
+    advertise: Option<String>,
+    /// Join the cluster these controllers belong to (comma separated) instead
+    /// of bootstrapping a new one. Ignored once this node holds Raft state.
+    #[arg(long, env = "ORCA_JOIN", value_delimiter = ',')]
+    join: Vec<String>,
+    /// Seconds a DELETE_IN_PROGRESS task definition stays before it is purged.
+    #[arg(long, default_value_t = 600)]
+    purge_deleted_after_secs: u64,
     /// The region named in the ARNs this cluster mints.
     #[arg(long, default_value = "local")]
     region: String,
@@ -43,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = orca_controller::Config::new(args.data_dir, args.listen);
     config.node_id = args.node_id;
+    config.advertise = args.advertise;
+    config.join = args.join;
+    config.purge_deleted_after = std::time::Duration::from_secs(args.purge_deleted_after_secs);
     config.arn = ArnContext {
         region: args.region,
         account: args.account,
@@ -50,8 +63,15 @@ async fn main() -> anyhow::Result<()> {
     config.raft.snapshot_every = args.snapshot_every;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        // SIGINT from a terminal, SIGTERM from systemd or a script: both
+        // shut down cleanly.
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
         on_signal.cancel();
     });
     orca_controller::run(config, shutdown)

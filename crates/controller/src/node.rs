@@ -1,112 +1,269 @@
-//! One controller node: opens storage, starts Raft, bootstraps a new
-//! single-node cluster, and proposes commands.
+//! One controller node: opens storage, starts Raft, bootstraps a new cluster
+//! or waits to be joined, and proposes commands, forwarding them to the
+//! leader when it is not the leader itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::BasicNode;
+use orca_api::v1::raft_client::RaftClient;
+use orca_api::v1::{RaftPayload, ReadIndexRequest};
 use orca_core::arn::ArnContext;
 use orca_core::ApiError;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::proposer::Proposer;
+use crate::raft::election::{ElectionTimeouts, LeaderContact};
 use crate::raft::log_store::LogStore;
-use crate::raft::network::SingleNodeNetwork;
+use crate::raft::network::{peer_channel, GrpcNetwork};
 use crate::raft::state_machine::{SharedState, StateMachineStore};
-use crate::raft::Raft;
+use crate::raft::{NodeId, Raft};
 use crate::state::{Command, CommandResult, Outcome};
 
+/// How long a write waits for a leader to exist before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Pause between attempts while no leader is known.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The leader's answer to a forwarded write.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ProposeReply {
+    Done(CommandResult),
+    /// The receiver is not the leader (any more); nothing was proposed.
+    NotLeader,
+}
+
 pub struct Node {
-    pub id: u64,
+    pub id: NodeId,
     pub raft: Raft,
     /// The applied state, for reads.
     pub state: SharedState,
     pub arn: ArnContext,
+    /// Group flushes of the log, for tests and metrics.
+    pub log_flushes: Arc<AtomicU64>,
+    /// The term whose leader-only work runs here; 0 when none does.
+    pub leader_work_term: Arc<AtomicU64>,
+    /// When this node last heard from a leader (for pre-vote).
+    pub leader_contact: LeaderContact,
+    /// Election timeouts, for granting pre-votes.
+    pub election_timeouts: ElectionTimeouts,
+    /// Serializes membership changes made through this node.
+    pub membership_changes: tokio::sync::Mutex<()>,
+    /// Batches this node's proposals into shared entries.
+    proposer: Proposer,
+    /// Channels to other controllers, by address, reused across calls.
+    peers: Mutex<HashMap<String, Channel>>,
+}
+
+fn raft_error(e: impl std::fmt::Display) -> Error {
+    Error::Raft(e.to_string())
 }
 
 impl Node {
     /// Opens (or creates) the node's storage and starts Raft. A node with no
-    /// Raft state bootstraps itself as the only voter; a restarted node
-    /// recovers from its snapshot and log.
+    /// Raft state and nothing to join bootstraps itself as the only voter; a
+    /// node told to join waits to be added; a restarted node recovers from
+    /// its snapshot and log.
     pub async fn open(config: &Config) -> Result<Node, Error> {
         let path = config.data_dir.join("raft");
+        let data_dir_error = |source| Error::DataDir {
+            path: path.clone(),
+            source,
+        };
         let db = sled::Config::new()
             .path(&path)
             .open()
-            .map_err(|source| Error::DataDir {
-                path: path.clone(),
-                source,
-            })?;
-        let log_store = LogStore::open(&db).map_err(|source| Error::DataDir {
-            path: path.clone(),
-            source,
-        })?;
+            .map_err(data_dir_error)?;
+        let log_store = LogStore::open(&db).map_err(data_dir_error)?;
+        let log_flushes = log_store.flush_counter();
         let state_machine = StateMachineStore::open(&db, config.arn.clone())?;
         let state = state_machine.shared_state();
         let raft = Raft::new(
             config.node_id,
             config.raft.to_config()?,
-            SingleNodeNetwork,
+            GrpcNetwork,
             log_store,
             state_machine,
         )
         .await
-        .map_err(|e| Error::Raft(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        if !initialized {
-            let members = BTreeMap::from([(
-                config.node_id,
-                BasicNode {
-                    addr: config.listen.to_string(),
-                },
-            )]);
-            raft.initialize(members)
-                .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+        .map_err(raft_error)?;
+        let initialized = raft.is_initialized().await.map_err(raft_error)?;
+        if !initialized && config.join.is_empty() {
+            let address = config.advertised_address();
+            let members = BTreeMap::from([(config.node_id, BasicNode { addr: address })]);
+            raft.initialize(members).await.map_err(raft_error)?;
         }
         Ok(Node {
             id: config.node_id,
-            raft,
+            raft: raft.clone(),
             state,
             arn: config.arn.clone(),
+            log_flushes,
+            leader_work_term: Arc::new(AtomicU64::new(0)),
+            proposer: Proposer::start(raft.clone()),
+            membership_changes: tokio::sync::Mutex::new(()),
+            leader_contact: LeaderContact::new(),
+            election_timeouts: config.raft.election_timeouts(),
+            peers: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Waits until this node leads (a single node elects itself).
-    pub async fn wait_leader(&self, timeout: Duration) -> Result<(), Error> {
-        let id = self.id;
-        self.raft
+    /// Waits until some leader is known.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, Error> {
+        let metrics = self
+            .raft
             .wait(Some(timeout))
-            .metrics(
-                |m| m.current_leader == Some(id) && m.state.is_leader(),
-                "leadership",
-            )
+            .metrics(|m| m.current_leader.is_some(), "a leader")
             .await
-            .map(|_| ())
-            .map_err(|e| Error::Raft(e.to_string()))
+            .map_err(raft_error)?;
+        metrics
+            .current_leader
+            .ok_or_else(|| Error::Raft("no leader".to_string()))
+    }
+
+    /// The address of controller `id` in the current membership.
+    pub fn address_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// A channel to the controller at `address`, reused across calls.
+    pub fn peer(&self, address: &str) -> Result<Channel, ApiError> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = peers.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = peer_channel(address)
+            .map_err(|e| ApiError::server(format!("bad controller address {address}: {e}")))?;
+        peers.insert(address.to_string(), channel.clone());
+        Ok(channel)
     }
 
     /// Commits a command and returns what applying it produced. Returns only
-    /// after the entry is flushed, committed and applied.
+    /// after the entry is flushed on a quorum, committed and applied. On a
+    /// follower the command is forwarded to the leader.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ApiError> {
-        match self.raft.client_write(command).await {
-            Ok(response) => match response.data {
-                CommandResult::Applied(outcome) => Ok(outcome),
-                CommandResult::Refused(error) => Err(error),
-                CommandResult::NoCommand => Err(ApiError::server("the write produced no result")),
-            },
-            Err(e) => Err(ApiError::server(format!(
-                "the write was not committed: {e}"
-            ))),
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = match self.propose_here(command.clone()).await? {
+                ProposeReply::Done(result) => return outcome(result),
+                ProposeReply::NotLeader => self.current_leader().filter(|l| *l != self.id),
+            };
+            if let Some(address) = leader.and_then(|l| self.address_of(l)) {
+                match self.forward(&address, &command).await? {
+                    ProposeReply::Done(result) => return outcome(result),
+                    ProposeReply::NotLeader => {}
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::server(format!(
+                    "no controller leader for {}s: the write was not applied",
+                    LEADER_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
+    }
+
+    /// Proposes on this node if it leads; NotLeader (nothing proposed) if not.
+    /// Concurrent proposals share an entry (see `proposer`).
+    pub async fn propose_here(&self, command: Command) -> Result<ProposeReply, ApiError> {
+        self.proposer.propose(command).await
+    }
+
+    /// Sends a command to the leader at `address`. A transport failure leaves
+    /// the outcome unknown, so it is reported, never retried.
+    async fn forward(&self, address: &str, command: &Command) -> Result<ProposeReply, ApiError> {
+        let json = serde_json::to_vec(command)
+            .map_err(|e| ApiError::server(format!("cannot encode the command: {e}")))?;
+        let mut client = RaftClient::new(self.peer(address)?);
+        let reply = client.propose(RaftPayload { json }).await.map_err(|status| {
+            ApiError::server(format!(
+                "the leader at {address} did not answer ({}): the write may or may not have been applied",
+                status.message()
+            ))
+        })?;
+        serde_json::from_slice(&reply.into_inner().json)
+            .map_err(|e| ApiError::server(format!("bad reply from the leader at {address}: {e}")))
+    }
+
+    /// Waits until this node has applied everything committed before the
+    /// call: a linearizable read may then be served from the local state.
+    pub async fn linearizable_barrier(&self) -> Result<(), ApiError> {
+        let index = match self.read_index_here().await? {
+            Some(index) => index,
+            None => {
+                let leader = self
+                    .current_leader()
+                    .and_then(|l| self.address_of(l))
+                    .ok_or_else(|| {
+                        ApiError::server("no controller leader: cannot serve a linearizable read")
+                    })?;
+                let mut client = RaftClient::new(self.peer(&leader)?);
+                client
+                    .read_index(ReadIndexRequest {})
+                    .await
+                    .map_err(|s| {
+                        ApiError::server(format!(
+                            "the leader at {leader} gave no read index: {}",
+                            s.message()
+                        ))
+                    })?
+                    .into_inner()
+                    .index
+            }
+        };
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                ApiError::server(format!("did not catch up to the read index {index}: {e}"))
+            })
+    }
+
+    /// On the leader: confirms leadership with a quorum and returns the index
+    /// a linearizable read must see applied. None when not the leader.
+    pub async fn read_index_here(&self) -> Result<Option<u64>, ApiError> {
+        match self.raft.get_read_log_id().await {
+            Ok((read_log_id, _applied)) => Ok(Some(read_log_id.map(|l| l.index).unwrap_or(0))),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => Ok(None),
+            Err(e) => Err(ApiError::server(format!("cannot confirm leadership: {e}"))),
+        }
+    }
+
+    pub fn leader_work_term(&self) -> u64 {
+        self.leader_work_term.load(Ordering::Relaxed)
     }
 
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+    }
+}
+
+fn outcome(result: CommandResult) -> Result<Outcome, ApiError> {
+    match result {
+        CommandResult::Applied(outcome) => Ok(outcome),
+        CommandResult::Refused(error) => Err(error),
+        CommandResult::NoCommand | CommandResult::Batch(_) => {
+            Err(ApiError::server("the write produced no result of its own"))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `orca create-cluster [--cluster-name N] [--settings ...] [--tags ...]`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use orca_api::v1::CreateClusterRequest;
 use serde_json::{json, Value};
 
@@ -19,18 +20,16 @@ pub struct Args {
     pub tags: Vec<String>,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = CreateClusterRequest {
         cluster_name: args.cluster_name.clone().unwrap_or_default(),
         settings: shape::settings_flag("--settings", &args.settings)?,
         tags: shape::tags_flag("--tags", &args.tags)?,
     };
     let reply = ctx
-        .client()
-        .await?
-        .create_cluster(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.create_cluster(r).await
+        })
+        .await?;
     Ok(json!({"cluster": reply.cluster.as_ref().map(shape::cluster)}))
 }

@@ -1,6 +1,7 @@
 //! `orca delete-cluster --cluster N`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use orca_api::v1::DeleteClusterRequest;
 use serde_json::{json, Value};
 
@@ -13,16 +14,14 @@ pub struct Args {
     pub cluster: String,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = DeleteClusterRequest {
         cluster: args.cluster.clone(),
     };
     let reply = ctx
-        .client()
-        .await?
-        .delete_cluster(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.delete_cluster(r).await
+        })
+        .await?;
     Ok(json!({"cluster": reply.cluster.as_ref().map(shape::cluster)}))
 }

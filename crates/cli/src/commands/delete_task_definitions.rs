@@ -1,6 +1,7 @@
 //! `orca delete-task-definitions --task-definitions A B ...`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use crate::input;
 use orca_api::v1::DeleteTaskDefinitionsRequest;
 use serde_json::{json, Value};
@@ -14,17 +15,15 @@ pub struct Args {
     pub task_definitions: Vec<String>,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = DeleteTaskDefinitionsRequest {
         task_definitions: input::strings("--task-definitions", &args.task_definitions)?,
     };
     let reply = ctx
-        .client()
-        .await?
-        .delete_task_definitions(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.delete_task_definitions(r).await
+        })
+        .await?;
     let defs = reply
         .task_definitions_json
         .iter()

@@ -1,6 +1,7 @@
 //! `orca deregister-task-definition --task-definition family:revision`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use orca_api::v1::DeregisterTaskDefinitionRequest;
 use serde_json::Value;
 
@@ -13,16 +14,14 @@ pub struct Args {
     pub task_definition: String,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = DeregisterTaskDefinitionRequest {
         task_definition: args.task_definition.clone(),
     };
     let reply = ctx
-        .client()
-        .await?
-        .deregister_task_definition(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.deregister_task_definition(r).await
+        })
+        .await?;
     shape::task_definition_reply(&reply)
 }

@@ -1,6 +1,7 @@
 //! `orca describe-clusters [--clusters a b] [--include SETTINGS TAGS STATISTICS]`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use crate::input;
 use orca_api::v1::DescribeClustersRequest;
 use serde_json::{json, Value};
@@ -16,18 +17,16 @@ pub struct Args {
     pub include: Vec<String>,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = DescribeClustersRequest {
         clusters: input::strings("--clusters", &args.clusters)?,
         include: input::strings("--include", &args.include)?,
     };
     let reply = ctx
-        .client()
-        .await?
-        .describe_clusters(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Read, request, |mut c, r| async move {
+            c.describe_clusters(r).await
+        })
+        .await?;
     let clusters: Vec<Value> = reply.clusters.iter().map(shape::cluster).collect();
     Ok(json!({"clusters": clusters, "failures": shape::failures(&reply.failures)}))
 }

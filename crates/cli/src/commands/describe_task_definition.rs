@@ -1,6 +1,7 @@
 //! `orca describe-task-definition --task-definition X [--include TAGS]`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use crate::input;
 use orca_api::v1::DescribeTaskDefinitionRequest;
 use serde_json::Value;
@@ -17,17 +18,15 @@ pub struct Args {
     pub include: Vec<String>,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = DescribeTaskDefinitionRequest {
         task_definition: args.task_definition.clone(),
         include: input::strings("--include", &args.include)?,
     };
     let reply = ctx
-        .client()
-        .await?
-        .describe_task_definition(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Read, request, |mut c, r| async move {
+            c.describe_task_definition(r).await
+        })
+        .await?;
     shape::task_definition_reply(&reply)
 }

@@ -1,6 +1,7 @@
 //! `orca list-clusters`, paginated.
 
 use super::Ctx;
+use crate::failover::Call;
 use crate::paginate::{self, Page, PageArgs};
 use orca_api::v1::ListClustersRequest;
 use serde_json::Value;
@@ -13,21 +14,18 @@ pub struct Args {
     pub page: PageArgs,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
-    let client = ctx.client().await?;
-    let ctx = &*ctx;
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let listing = paginate::collect(&args.page, |next_token, max_results| {
-        let mut client = client.clone();
         let request = ListClustersRequest {
             next_token,
             max_results,
         };
         async move {
-            let reply = client
-                .list_clusters(request)
-                .await
-                .map_err(|s| ctx.fail(OPERATION, s))?
-                .into_inner();
+            let reply = ctx
+                .ecs(OPERATION, Call::Read, request, |mut c, r| async move {
+                    c.list_clusters(r).await
+                })
+                .await?;
             Ok(Page {
                 items: reply.cluster_arns,
                 next_token: reply.next_token,

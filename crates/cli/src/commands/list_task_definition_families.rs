@@ -1,6 +1,7 @@
 //! `orca list-task-definition-families [--family-prefix] [--status]`, paginated.
 
 use super::Ctx;
+use crate::failover::Call;
 use crate::paginate::{self, Page, PageArgs};
 use orca_api::v1::ListTaskDefinitionFamiliesRequest;
 use serde_json::Value;
@@ -18,11 +19,8 @@ pub struct Args {
     pub page: PageArgs,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
-    let client = ctx.client().await?;
-    let ctx = &*ctx;
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let listing = paginate::collect(&args.page, |next_token, max_results| {
-        let mut client = client.clone();
         let request = ListTaskDefinitionFamiliesRequest {
             family_prefix: args.family_prefix.clone().unwrap_or_default(),
             status: args.status.clone().unwrap_or_default(),
@@ -30,11 +28,11 @@ pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
             max_results,
         };
         async move {
-            let reply = client
-                .list_task_definition_families(request)
-                .await
-                .map_err(|s| ctx.fail(OPERATION, s))?
-                .into_inner();
+            let reply = ctx
+                .ecs(OPERATION, Call::Read, request, |mut c, r| async move {
+                    c.list_task_definition_families(r).await
+                })
+                .await?;
             Ok(Page {
                 items: reply.families,
                 next_token: reply.next_token,

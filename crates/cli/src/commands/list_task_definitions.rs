@@ -1,6 +1,7 @@
 //! `orca list-task-definitions [--family-prefix] [--status] [--sort]`, paginated.
 
 use super::Ctx;
+use crate::failover::Call;
 use crate::paginate::{self, Page, PageArgs};
 use orca_api::v1::ListTaskDefinitionsRequest;
 use serde_json::Value;
@@ -21,11 +22,8 @@ pub struct Args {
     pub page: PageArgs,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
-    let client = ctx.client().await?;
-    let ctx = &*ctx;
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let listing = paginate::collect(&args.page, |next_token, max_results| {
-        let mut client = client.clone();
         let request = ListTaskDefinitionsRequest {
             family_prefix: args.family_prefix.clone().unwrap_or_default(),
             status: args.status.clone().unwrap_or_default(),
@@ -34,11 +32,11 @@ pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
             max_results,
         };
         async move {
-            let reply = client
-                .list_task_definitions(request)
-                .await
-                .map_err(|s| ctx.fail(OPERATION, s))?
-                .into_inner();
+            let reply = ctx
+                .ecs(OPERATION, Call::Read, request, |mut c, r| async move {
+                    c.list_task_definitions(r).await
+                })
+                .await?;
             Ok(Page {
                 items: reply.task_definition_arns,
                 next_token: reply.next_token,

@@ -1,8 +1,12 @@
-//! The subcommands, one file each, and what they share: the lazily connected
-//! [`Ctx`] and the mapping of gRPC statuses to [`CliError`]s. Every command
+//! The subcommands, one file each, and what they share: [`Ctx`], which runs
+//! every call with failover between the endpoints (policy in
+//! [`crate::failover`]) and maps failures to [`CliError`]s. Every command
 //! builds its request first (so usage errors come before connection errors),
-//! then connects, calls, and returns the response as ECS's JSON.
+//! then calls through the `Ctx` and returns the response as JSON.
 
+pub mod controller_join;
+pub mod controller_members;
+pub mod controller_remove_member;
 pub mod create_cluster;
 pub mod delete_cluster;
 pub mod delete_task_definitions;
@@ -17,61 +21,170 @@ pub mod shape;
 pub mod update_cluster;
 
 use crate::exit::CliError;
+use crate::failover::{self, Call, Failure};
+use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::ecs_client::EcsClient;
-use tonic::transport::Channel;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
 
-/// The connection a command runs over, opened on first use.
+/// How long opening a connection to one controller may take before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The endpoints a command's calls go to, and the connection in use.
+///
+/// Each call starts at the endpoint the previous call ended on and, when
+/// [`failover::try_next`] says so, moves on through the list (wrapping
+/// around), using each endpoint at most once. Connections are opened only
+/// when a call needs them.
 pub struct Ctx {
     /// Controllers to try, in order.
     endpoints: Vec<String>,
-    /// The client and the endpoint it reached, once connected.
-    connected: Option<(EcsClient<Channel>, String)>,
+    /// Whether reads ask for linearizable consistency (`--consistent-read`).
+    consistent_read: bool,
+    /// The endpoint the next call starts at (an index into `endpoints`) and
+    /// its channel once opened. Locked only to read or replace it, never
+    /// across an `.await`.
+    current: Mutex<(usize, Option<Channel>)>,
 }
 
 impl Ctx {
-    pub fn new(endpoints: Vec<String>) -> Self {
+    pub fn new(endpoints: Vec<String>, consistent_read: bool) -> Self {
         Ctx {
             endpoints,
-            connected: None,
+            consistent_read,
+            current: Mutex::new((0, None)),
         }
     }
 
-    /// A client for the first endpoint that accepts a connection.
-    pub async fn client(&mut self) -> Result<EcsClient<Channel>, CliError> {
-        if let Some((client, _)) = &self.connected {
-            return Ok(client.clone());
-        }
-        for endpoint in &self.endpoints {
-            if let Ok(client) = orca_api::client::connect(endpoint).await {
-                self.connected = Some((client.clone(), endpoint.clone()));
-                return Ok(client);
+    /// Calls the ECS service: `send` makes the call on a client. Reads carry
+    /// the linearizable header under `--consistent-read`.
+    pub async fn ecs<Req, Resp, Fut>(
+        &self,
+        operation: &'static str,
+        call: Call,
+        request: Req,
+        send: impl Fn(EcsClient<Channel>, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, CliError>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let linearizable = self.consistent_read && call == Call::Read;
+        self.call(operation, call, request, |channel, request| {
+            send(
+                EcsClient::new(channel),
+                with_consistency(request, linearizable),
+            )
+        })
+        .await
+    }
+
+    /// Calls the ControllerAdmin service (membership and status).
+    pub async fn admin<Req, Resp, Fut>(
+        &self,
+        operation: &'static str,
+        call: Call,
+        request: Req,
+        send: impl Fn(ControllerAdminClient<Channel>, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, CliError>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.call(operation, call, request, |channel, request| {
+            send(ControllerAdminClient::new(channel), request)
+        })
+        .await
+    }
+
+    /// The failover loop every call goes through.
+    async fn call<Req, Resp, Fut>(
+        &self,
+        operation: &'static str,
+        call: Call,
+        request: Req,
+        send: impl Fn(Channel, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, CliError>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let n = self.endpoints.len();
+        let (start, mut cached) = self.current_endpoint();
+        let mut tried = Vec::new();
+        let mut last: (Failure, Option<tonic::Status>, usize) = (Failure::CONNECT, None, start);
+        for index in (0..n).map(|i| (start + i) % n) {
+            let endpoint = &self.endpoints[index];
+            tried.push(endpoint.clone());
+            let channel = match cached.take() {
+                Some(channel) => channel,
+                None => match connect(endpoint).await {
+                    Ok(channel) => {
+                        self.set_current(index, Some(channel.clone()));
+                        channel
+                    }
+                    Err(_) => {
+                        last = (Failure::CONNECT, None, index);
+                        continue;
+                    }
+                },
+            };
+            match send(channel, tonic::Request::new(request.clone())).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => {
+                    let failure = failover::classify(&status);
+                    last = (failure, Some(status), index);
+                    if !failover::try_next(failure.kind, call, failure.request_sent) {
+                        break;
+                    }
+                    // The next call starts at the next endpoint, freshly connected.
+                    self.set_current((index + 1) % n, None);
+                }
             }
         }
-        Err(CliError::Connect {
-            endpoints: self.endpoints.clone(),
-        })
+        let (failure, status, index) = last;
+        let endpoint = self.endpoints.get(index).map_or("", String::as_str);
+        Err(failover::give_up(
+            operation,
+            call,
+            failure,
+            status.as_ref(),
+            endpoint,
+            tried,
+        ))
     }
 
-    /// The error for a failed call: the ECS exception the status carries, or a
-    /// connection failure when the transport itself broke.
-    pub fn fail(&self, operation: &'static str, status: tonic::Status) -> CliError {
-        let transport = status.code() == tonic::Code::Unavailable
-            && status
-                .metadata()
-                .get(orca_api::error::EXCEPTION_KEY)
-                .is_none()
-            && std::error::Error::source(&status).is_some();
-        if transport {
-            let endpoint = self.connected.as_ref().map(|(_, e)| e.clone());
-            return CliError::Connect {
-                endpoints: endpoint.into_iter().collect(),
-            };
-        }
-        let error = orca_api::error::from_status(&status);
-        CliError::Service {
-            operation,
-            exception: error.exception.name().to_string(),
-            message: error.message,
-        }
+    fn current_endpoint(&self) -> (usize, Option<Channel>) {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_current(&self, index: usize, channel: Option<Channel>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = (index, channel);
     }
 }
+
+/// `request`, marked for a linearizable read when asked.
+fn with_consistency<T>(request: tonic::Request<T>, linearizable: bool) -> tonic::Request<T> {
+    if linearizable {
+        orca_api::read::linearizable(request)
+    } else {
+        request
+    }
+}
+
+/// Opens a channel to one controller (the CLI needs the channel itself, for
+/// either service, so it does not use `orca_api::client::connect`).
+async fn connect(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_shared(orca_api::client::endpoint_uri(endpoint))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .connect()
+        .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 
 use super::{shape, Ctx};
 use crate::exit::CliError;
+use crate::failover::Call;
 use crate::input;
 use orca_api::v1::RegisterTaskDefinitionRequest;
 use serde_json::{Map, Value};
@@ -139,18 +140,16 @@ pub fn build_input(a: &Args) -> Result<String, CliError> {
     Ok(Value::Object(doc).to_string())
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = RegisterTaskDefinitionRequest {
         input_json: build_input(args)?,
         registered_by: String::new(),
     };
     let reply = ctx
-        .client()
-        .await?
-        .register_task_definition(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.register_task_definition(r).await
+        })
+        .await?;
     shape::task_definition_reply(&reply)
 }
 

@@ -1,6 +1,7 @@
 //! `orca update-cluster --cluster N --settings name=containerInsights,value=enabled`.
 
 use super::{shape, Ctx};
+use crate::failover::Call;
 use orca_api::v1::UpdateClusterRequest;
 use serde_json::{json, Value};
 
@@ -16,17 +17,15 @@ pub struct Args {
     pub settings: Vec<String>,
 }
 
-pub async fn run(args: &Args, ctx: &mut Ctx) -> anyhow::Result<Value> {
+pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = UpdateClusterRequest {
         cluster: args.cluster.clone(),
         settings: shape::settings_flag("--settings", &args.settings)?,
     };
     let reply = ctx
-        .client()
-        .await?
-        .update_cluster(request)
-        .await
-        .map_err(|s| ctx.fail(OPERATION, s))?
-        .into_inner();
+        .ecs(OPERATION, Call::Write, request, |mut c, r| async move {
+            c.update_cluster(r).await
+        })
+        .await?;
     Ok(json!({"cluster": reply.cluster.as_ref().map(shape::cluster)}))
 }

@@ -71,6 +71,18 @@ impl EcsService {
         EcsService { node, clock }
     }
 
+    /// A read asking for linearizability waits until this controller has
+    /// applied everything committed before the read began.
+    async fn barrier<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if orca_api::read::wants_linearizable(request) {
+            self.node
+                .linearizable_barrier()
+                .await
+                .map_err(|e| to_status(&e))?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` over the applied state. Reads are local to this controller.
     fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         let state = self.node.state.read().unwrap_or_else(|p| p.into_inner());
@@ -153,6 +165,7 @@ impl Ecs for EcsService {
         &self,
         request: Request<v1::DescribeTaskDefinitionRequest>,
     ) -> Reply<v1::TaskDefinitionReply> {
+        self.barrier(&request).await?;
         let req = request.into_inner();
         reply((|| {
             check_include(&req.include, &["TAGS"])?;
@@ -234,6 +247,7 @@ impl Ecs for EcsService {
         &self,
         request: Request<v1::ListTaskDefinitionsRequest>,
     ) -> Reply<v1::ListTaskDefinitionsReply> {
+        self.barrier(&request).await?;
         let req = request.into_inner();
         reply((|| {
             let status = parse_task_definition_status(&req.status)?;
@@ -255,6 +269,7 @@ impl Ecs for EcsService {
         &self,
         request: Request<v1::ListTaskDefinitionFamiliesRequest>,
     ) -> Reply<v1::ListTaskDefinitionFamiliesReply> {
+        self.barrier(&request).await?;
         let req = request.into_inner();
         reply((|| {
             let filter = FamilyStatusFilter::parse(&req.status)?;
@@ -282,6 +297,7 @@ impl Ecs for EcsService {
         &self,
         request: Request<v1::DescribeClustersRequest>,
     ) -> Reply<v1::DescribeClustersReply> {
+        self.barrier(&request).await?;
         let req = request.into_inner();
         reply((|| {
             check_include(
@@ -321,6 +337,7 @@ impl Ecs for EcsService {
         &self,
         request: Request<v1::ListClustersRequest>,
     ) -> Reply<v1::ListClustersReply> {
+        self.barrier(&request).await?;
         let req = request.into_inner();
         let page = PageRequest {
             next_token: req.next_token,

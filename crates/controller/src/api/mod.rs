@@ -1,5 +1,9 @@
 //! The gRPC API: thin tonic handlers (validate, convert, propose or read,
 //! map the error) and the conversions between state and wire types.
+//! `ecs_service` is the ECS API for clients; `raft_service` carries Raft
+//! between controllers; `admin_service` is membership for operators.
 
+pub mod admin_service;
 mod convert;
 pub mod ecs_service;
+pub mod raft_service;

@@ -7,6 +7,7 @@
 // are large; helpers here return them as the traits do.
 #![allow(clippy::result_large_err)]
 
+pub mod election;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -57,6 +58,13 @@ impl Default for RaftTuning {
 }
 
 impl RaftTuning {
+    pub fn election_timeouts(&self) -> election::ElectionTimeouts {
+        election::ElectionTimeouts {
+            min: std::time::Duration::from_millis(self.election_timeout_min_ms),
+            max: std::time::Duration::from_millis(self.election_timeout_max_ms),
+        }
+    }
+
     pub fn to_config(&self) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         let config = openraft::Config {
             cluster_name: "orca".to_string(),
@@ -64,6 +72,8 @@ impl RaftTuning {
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Elections are started by `election` after a pre-vote.
+            enable_elect: false,
             // Keep some log past the snapshot so a briefly lagging follower
             // catches up from the log rather than from a whole snapshot.
             max_in_snapshot_log_to_keep: 1_000,

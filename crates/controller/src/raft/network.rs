@@ -1,68 +1,161 @@
-//! The network between controllers. This build runs a single voter, so
-//! there is no peer to reach: every RPC reports the target unreachable, which
-//! openraft treats as a peer to retry later. Multi-node Raft over tonic
-//! replaces this factory.
+//! The network between controllers: openraft's RPCs over tonic, each
+//! message carried as JSON of openraft's own serde types.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use orca_api::v1::raft_client::RaftClient;
+use orca_api::v1::RaftPayload;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
 
 use super::{NodeId, TypeConfig};
 
-#[derive(Debug, thiserror::Error)]
-#[error("controller {0} is not reachable: this controller runs as a single node")]
-struct NoPeers(NodeId);
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lazily connecting channel to the controller at `addr` (host:port).
+pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(orca_api::client::endpoint_uri(addr))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
 
 #[derive(Clone, Default)]
-pub struct SingleNodeNetwork;
+pub struct GrpcNetwork;
 
-pub struct NoConnection {
+pub struct GrpcConnection {
     target: NodeId,
+    addr: String,
+    client: Option<RaftClient<Channel>>,
 }
 
-impl RaftNetworkFactory<TypeConfig> for SingleNodeNetwork {
-    type Network = NoConnection;
+impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
+    type Network = GrpcConnection;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        NoConnection { target }
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        let client = peer_channel(&node.addr).ok().map(RaftClient::new);
+        GrpcConnection {
+            target,
+            addr: node.addr.clone(),
+            client,
+        }
     }
 }
 
-impl NoConnection {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoPeers(self.target)))
+#[derive(Debug, thiserror::Error)]
+#[error("controller {target} at {addr}: {message}")]
+struct PeerError {
+    target: NodeId,
+    addr: String,
+    message: String,
+}
+
+type Rpc =
+    fn(
+        RaftClient<Channel>,
+        tonic::Request<RaftPayload>,
+    )
+        -> futures::future::BoxFuture<'static, Result<tonic::Response<RaftPayload>, tonic::Status>>;
+
+impl GrpcConnection {
+    fn error(&self, message: impl Into<String>) -> PeerError {
+        PeerError {
+            target: self.target,
+            addr: self.addr.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Sends one request and decodes the peer's `Result<Resp, E>`.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        rpc: Rpc,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &self.error("bad address"),
+                )))
+            }
+        };
+        let json = serde_json::to_vec(request)
+            .map_err(|e| RPCError::Network(NetworkError::new(&self.error(e.to_string()))))?;
+        let mut req = tonic::Request::new(RaftPayload { json });
+        req.set_timeout(option.hard_ttl());
+        let reply = rpc(client, req).await.map_err(|status| {
+            let e = self.error(status.to_string());
+            match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
+                _ => RPCError::Network(NetworkError::new(&e)),
+            }
+        })?;
+        let result: Result<Resp, E> = serde_json::from_slice(&reply.into_inner().json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&self.error(e.to_string()))))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoConnection {
+impl RaftNetwork<TypeConfig> for GrpcConnection {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(
+            |mut c, r| Box::pin(async move { c.append_entries(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        Err(self.unreachable())
+        self.call(
+            |mut c, r| Box::pin(async move { c.install_snapshot(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        self.call(
+            |mut c, r| Box::pin(async move { c.vote(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 }

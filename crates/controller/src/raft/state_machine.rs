@@ -144,7 +144,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.last_applied = Some(entry.log_id);
             let result = match entry.payload {
                 EntryPayload::Blank => CommandResult::NoCommand,
-                EntryPayload::Normal(command) => state.apply(command),
+                EntryPayload::Normal(command) => state.apply(entry.log_id.leader_id.term, command),
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResult::NoCommand

@@ -49,6 +49,16 @@ pub enum Command {
         revisions: Vec<(String, u32)>,
         at: Timestamp,
     },
+    /// Several commands proposed together (see `proposer`): one log entry,
+    /// applied in order, each with its own result.
+    Batch { commands: Vec<Command> },
+    /// Leader-only work: removes DELETE_IN_PROGRESS revisions for good (their
+    /// numbers stay used). Refused unless committed in the term it was
+    /// decided in, so a deposed leader's decision never takes effect.
+    PurgeTaskDefinitions {
+        revisions: Vec<(String, u32)>,
+        decided_in_term: u64,
+    },
 }
 
 /// A task definition with the tags it was registered with.
@@ -75,6 +85,8 @@ pub enum Outcome {
         deleted: Vec<TaskDefinition>,
         failures: Vec<Failure>,
     },
+    /// How many revisions a purge removed.
+    Purged(usize),
 }
 
 /// The Raft response type: a command either takes effect or is refused by a
@@ -86,4 +98,6 @@ pub enum CommandResult {
     NoCommand,
     Applied(Outcome),
     Refused(ApiError),
+    /// The results of a `Command::Batch`, in order.
+    Batch(Vec<CommandResult>),
 }

@@ -67,9 +67,15 @@ impl ClusterState {
         }
     }
 
-    /// Applies one command. The only function that changes the state.
-    pub fn apply(&mut self, command: Command) -> CommandResult {
+    /// Applies one command, committed in Raft term `term`. The only function
+    /// that changes the state.
+    pub fn apply(&mut self, term: u64, command: Command) -> CommandResult {
         let result = match command {
+            Command::Batch { commands } => {
+                return CommandResult::Batch(
+                    commands.into_iter().map(|c| self.apply(term, c)).collect(),
+                )
+            }
             Command::CreateCluster {
                 name,
                 settings,
@@ -93,11 +99,28 @@ impl ClusterState {
             Command::DeleteTaskDefinitions { revisions, at } => {
                 Ok(self.delete_task_definitions(&revisions, at))
             }
+            Command::PurgeTaskDefinitions {
+                revisions,
+                decided_in_term,
+            } => fence(term, decided_in_term).map(|()| self.purge_task_definitions(&revisions)),
         };
         match result {
             Ok(outcome) => CommandResult::Applied(outcome),
             Err(error) => CommandResult::Refused(error),
         }
+    }
+}
+
+/// Leader-only work is fenced by term: a decision made while leading term T
+/// takes effect only if committed in term T. A deposed leader's proposal that
+/// reaches the log later, forwarded or re-proposed, is refused.
+fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> {
+    if committed_in == decided_in {
+        Ok(())
+    } else {
+        Err(orca_core::ApiError::server(format!(
+            "decided as leader of term {decided_in} but committed in term {committed_in}: refused"
+        )))
     }
 }
 

@@ -101,6 +101,40 @@ impl ClusterState {
     }
 }
 
+impl ClusterState {
+    pub(super) fn purge_task_definitions(&mut self, revisions: &[(String, u32)]) -> Outcome {
+        let mut purged = 0;
+        for (family, revision) in revisions {
+            if let Some(f) = self.families.get_mut(family) {
+                let deleting = f.revisions.get(revision).is_some_and(|s| {
+                    s.task_definition.status == TaskDefinitionStatus::DeleteInProgress
+                });
+                if deleting {
+                    f.revisions.remove(revision);
+                    purged += 1;
+                }
+            }
+        }
+        Outcome::Purged(purged)
+    }
+
+    /// DELETE_IN_PROGRESS revisions whose deletion was requested at or
+    /// before `cutoff`, oldest family first.
+    pub fn purgeable_task_definitions(&self, cutoff: Timestamp) -> Vec<(String, u32)> {
+        self.families
+            .iter()
+            .flat_map(|(name, f)| {
+                f.revisions.iter().filter_map(move |(rev, s)| {
+                    let td = &s.task_definition;
+                    let due = td.status == TaskDefinitionStatus::DeleteInProgress
+                        && td.delete_requested_at.is_some_and(|at| at.0 <= cutoff.0);
+                    due.then(|| (name.clone(), *rev))
+                })
+            })
+            .collect()
+    }
+}
+
 pub fn task_definition_not_found(family: &str, revision: Option<u32>) -> ApiError {
     let what = match revision {
         Some(r) => format!("{family}:{r}"),

@@ -50,21 +50,27 @@ fn state() -> ClusterState {
 #[test]
 fn revisions_start_at_one_and_never_repeat() {
     let mut s = state();
-    assert_eq!(revision_of(applied(s.apply(register("web", 1)))), 1);
-    assert_eq!(revision_of(applied(s.apply(register("web", 2)))), 2);
-    assert_eq!(revision_of(applied(s.apply(register("db", 3)))), 1);
+    assert_eq!(revision_of(applied(s.apply(1, register("web", 1)))), 1);
+    assert_eq!(revision_of(applied(s.apply(1, register("web", 2)))), 2);
+    assert_eq!(revision_of(applied(s.apply(1, register("db", 3)))), 1);
     // Deregister and delete every revision of web: numbering still continues.
     for r in [1, 2] {
-        applied(s.apply(Command::DeregisterTaskDefinition {
-            family: "web".into(),
-            revision: r,
-            at: Timestamp(4),
-        }));
+        applied(s.apply(
+            1,
+            Command::DeregisterTaskDefinition {
+                family: "web".into(),
+                revision: r,
+                at: Timestamp(4),
+            },
+        ));
     }
-    let deleted = applied(s.apply(Command::DeleteTaskDefinitions {
-        revisions: vec![("web".into(), 1), ("web".into(), 2)],
-        at: Timestamp(5),
-    }));
+    let deleted = applied(s.apply(
+        1,
+        Command::DeleteTaskDefinitions {
+            revisions: vec![("web".into(), 1), ("web".into(), 2)],
+            at: Timestamp(5),
+        },
+    ));
     match deleted {
         Outcome::DeletedTaskDefinitions { deleted, failures } => {
             assert_eq!(deleted.len(), 2);
@@ -75,18 +81,21 @@ fn revisions_start_at_one_and_never_repeat() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(revision_of(applied(s.apply(register("web", 6)))), 3);
+    assert_eq!(revision_of(applied(s.apply(1, register("web", 6)))), 3);
 }
 
 #[test]
 fn deregister_and_delete_follow_status_rules() {
     let mut s = state();
-    applied(s.apply(register("web", 1)));
+    applied(s.apply(1, register("web", 1)));
     // Deleting an ACTIVE revision fails for that revision only.
-    match applied(s.apply(Command::DeleteTaskDefinitions {
-        revisions: vec![("web".into(), 1), ("nope".into(), 1)],
-        at: Timestamp(2),
-    })) {
+    match applied(s.apply(
+        1,
+        Command::DeleteTaskDefinitions {
+            revisions: vec![("web".into(), 1), ("nope".into(), 1)],
+            at: Timestamp(2),
+        },
+    )) {
         Outcome::DeletedTaskDefinitions { deleted, failures } => {
             assert!(deleted.is_empty());
             let reasons: Vec<_> = failures.iter().map(|f| f.reason.as_str()).collect();
@@ -97,17 +106,23 @@ fn deregister_and_delete_follow_status_rules() {
         }
         other => panic!("{other:?}"),
     }
-    let e = refused(s.apply(Command::DeregisterTaskDefinition {
-        family: "web".into(),
-        revision: 9,
-        at: Timestamp(3),
-    }));
+    let e = refused(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web".into(),
+            revision: 9,
+            at: Timestamp(3),
+        },
+    ));
     assert_eq!(e.exception, Exception::ClientException);
-    applied(s.apply(Command::DeregisterTaskDefinition {
-        family: "web".into(),
-        revision: 1,
-        at: Timestamp(4),
-    }));
+    applied(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web".into(),
+            revision: 1,
+            at: Timestamp(4),
+        },
+    ));
     let td = &s.families["web"].revisions[&1].task_definition;
     assert_eq!(td.status, TaskDefinitionStatus::Inactive);
     assert_eq!(td.deregistered_at, Some(Timestamp(4)));
@@ -128,13 +143,16 @@ fn deregister_and_delete_follow_status_rules() {
 fn describe_by_family_gives_the_latest_active_revision() {
     let mut s = state();
     for at in 1..=3 {
-        applied(s.apply(register("web", at)));
+        applied(s.apply(1, register("web", at)));
     }
-    applied(s.apply(Command::DeregisterTaskDefinition {
-        family: "web".into(),
-        revision: 3,
-        at: Timestamp(9),
-    }));
+    applied(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web".into(),
+            revision: 3,
+            at: Timestamp(9),
+        },
+    ));
     let latest = TaskDefinitionRef {
         family: "web".into(),
         revision: None,
@@ -153,7 +171,7 @@ fn pagination_walks_every_item_once_in_both_orders() {
     let mut s = state();
     for (i, family) in ["a", "b", "c"].iter().enumerate() {
         for r in 0..4 {
-            applied(s.apply(register(family, (i * 10 + r) as i64)));
+            applied(s.apply(1, register(family, (i * 10 + r) as i64)));
         }
     }
     for order in [SortOrder::Asc, SortOrder::Desc] {
@@ -200,14 +218,17 @@ fn pagination_walks_every_item_once_in_both_orders() {
 #[test]
 fn family_filters_and_prefixes() {
     let mut s = state();
-    applied(s.apply(register("web-a", 1)));
-    applied(s.apply(register("web-b", 2)));
-    applied(s.apply(register("db", 3)));
-    applied(s.apply(Command::DeregisterTaskDefinition {
-        family: "web-b".into(),
-        revision: 1,
-        at: Timestamp(4),
-    }));
+    applied(s.apply(1, register("web-a", 1)));
+    applied(s.apply(1, register("web-b", 2)));
+    applied(s.apply(1, register("db", 3)));
+    applied(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web-b".into(),
+            revision: 1,
+            at: Timestamp(4),
+        },
+    ));
     let all = PageRequest::default();
     let list = |prefix, filter| {
         s.list_task_definition_families(prefix, filter, &all)
@@ -228,30 +249,42 @@ fn clusters_default_create_idempotent_delete_inactive() {
         settings,
         tags: vec![],
     };
-    let first = applied(s.apply(create(vec![])));
+    let first = applied(s.apply(1, create(vec![])));
     // Creating it again returns the same cluster, unchanged.
     let insights = ClusterSetting {
         name: "containerInsights".into(),
         value: "enabled".into(),
     };
-    assert_eq!(applied(s.apply(create(vec![insights.clone()]))), first);
-    applied(s.apply(Command::UpdateClusterSettings {
-        name: "prod".into(),
-        settings: vec![insights.clone()],
-    }));
+    assert_eq!(applied(s.apply(1, create(vec![insights.clone()]))), first);
+    applied(s.apply(
+        1,
+        Command::UpdateClusterSettings {
+            name: "prod".into(),
+            settings: vec![insights.clone()],
+        },
+    ));
     assert_eq!(s.clusters["prod"].settings, vec![insights]);
-    applied(s.apply(Command::DeleteCluster {
-        name: "prod".into(),
-    }));
+    applied(s.apply(
+        1,
+        Command::DeleteCluster {
+            name: "prod".into(),
+        },
+    ));
     assert_eq!(s.clusters["prod"].status, ClusterStatus::Inactive);
-    let e = refused(s.apply(Command::DeleteCluster {
-        name: "prod".into(),
-    }));
+    let e = refused(s.apply(
+        1,
+        Command::DeleteCluster {
+            name: "prod".into(),
+        },
+    ));
     assert_eq!(e.exception, Exception::ClusterNotFoundException);
-    let e = refused(s.apply(Command::UpdateClusterSettings {
-        name: "gone".into(),
-        settings: vec![],
-    }));
+    let e = refused(s.apply(
+        1,
+        Command::UpdateClusterSettings {
+            name: "gone".into(),
+            settings: vec![],
+        },
+    ));
     assert_eq!(e.exception, Exception::ClusterNotFoundException);
     // Listed clusters are the ACTIVE ones; described ones include INACTIVE.
     assert_eq!(
@@ -265,7 +298,7 @@ fn clusters_default_create_idempotent_delete_inactive() {
     assert_eq!(found[0].0.status, ClusterStatus::Inactive);
     assert_eq!(failures[0].reason, "MISSING");
     // Re-creating an INACTIVE cluster makes it ACTIVE again.
-    applied(s.apply(create(vec![])));
+    applied(s.apply(1, create(vec![])));
     assert_eq!(s.clusters["prod"].status, ClusterStatus::Active);
 }
 
@@ -286,7 +319,7 @@ fn apply_is_deterministic_and_snapshots_round_trip() {
         .collect();
     let run = || {
         let mut s = state();
-        let results: Vec<_> = commands.iter().cloned().map(|c| s.apply(c)).collect();
+        let results: Vec<_> = commands.iter().cloned().map(|c| s.apply(1, c)).collect();
         (s, results)
     };
     let (a, ra) = run();
@@ -302,4 +335,42 @@ fn apply_is_deterministic_and_snapshots_round_trip() {
         serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
     restored.arn = ArnContext::default();
     assert_eq!(restored, a);
+}
+
+#[test]
+fn purge_is_fenced_by_term_and_keeps_numbering() {
+    let mut s = state();
+    applied(s.apply(1, register("web", 1)));
+    applied(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web".into(),
+            revision: 1,
+            at: Timestamp(2),
+        },
+    ));
+    applied(s.apply(
+        1,
+        Command::DeleteTaskDefinitions {
+            revisions: vec![("web".into(), 1)],
+            at: Timestamp(3),
+        },
+    ));
+    assert!(s.purgeable_task_definitions(Timestamp(2)).is_empty());
+    let due = s.purgeable_task_definitions(Timestamp(3));
+    assert_eq!(due, vec![("web".to_string(), 1)]);
+    // Decided in term 1 but committed in term 2: refused, nothing purged.
+    let purge = Command::PurgeTaskDefinitions {
+        revisions: due.clone(),
+        decided_in_term: 1,
+    };
+    refused(s.apply(2, purge));
+    assert!(s.families["web"].revisions.contains_key(&1));
+    let purge = Command::PurgeTaskDefinitions {
+        revisions: due,
+        decided_in_term: 2,
+    };
+    assert_eq!(applied(s.apply(2, purge)), Outcome::Purged(1));
+    assert!(s.families["web"].revisions.is_empty());
+    assert_eq!(revision_of(applied(s.apply(2, register("web", 4)))), 2);
 }

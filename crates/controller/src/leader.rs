@@ -1,0 +1,101 @@
+//! Leader-only work: loops that only the leader may run start when this node
+//! leads a term and has applied that term's first entry (so every earlier
+//! term's entries are applied), and stop when it stops leading. Each loop
+//! knows the term it runs for and stamps it into what it proposes; `apply`
+//! refuses a decision committed in any other term.
+//!
+//! The loops today: purging DELETE_IN_PROGRESS task definitions. Placement,
+//! the service reconciler and agent liveness timers join them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca_core::task_definition::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::node::Node;
+use crate::state::Command;
+
+/// How often the purge loop looks for due task definitions.
+const PURGE_TICK: Duration = Duration::from_secs(1);
+/// The most revisions one purge command removes.
+const PURGE_BATCH: usize = 100;
+
+/// What the leader-only loops need.
+#[derive(Clone)]
+pub struct LeaderWork {
+    pub node: Arc<Node>,
+    pub clock: Arc<dyn Clock>,
+    pub purge_deleted_after: Duration,
+}
+
+/// Watches this node's Raft role and runs the leader-only loops exactly
+/// while it leads. Returns when `shutdown` is cancelled.
+pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
+    let mut metrics = work.node.raft.metrics();
+    let mut running: Option<(u64, CancellationToken)> = None;
+    loop {
+        let leading_term = {
+            let m = metrics.borrow_and_update();
+            let leads = m.current_leader == Some(work.node.id) && m.state.is_leader();
+            let caught_up = m
+                .last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term);
+            (leads && caught_up).then_some(m.current_term)
+        };
+        if running.as_ref().map(|(t, _)| *t) != leading_term {
+            if let Some((term, token)) = running.take() {
+                tracing::info!(term, "stopping leader-only work");
+                token.cancel();
+                work.node.leader_work_term.store(0, Ordering::Relaxed);
+            }
+            if let Some(term) = leading_term {
+                tracing::info!(term, "starting leader-only work");
+                let token = shutdown.child_token();
+                tokio::spawn(purge_loop(work.clone(), term, token.clone()));
+                work.node.leader_work_term.store(term, Ordering::Relaxed);
+                running = Some((term, token));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = metrics.changed() => if changed.is_err() { break },
+        }
+    }
+    if let Some((_, token)) = running {
+        token.cancel();
+    }
+    work.node.leader_work_term.store(0, Ordering::Relaxed);
+}
+
+/// Purges task definitions that have been DELETE_IN_PROGRESS for longer than
+/// the grace. (ECS deletes them once nothing references them; no task or
+/// service can reference one yet.)
+async fn purge_loop(work: LeaderWork, term: u64, token: CancellationToken) {
+    let grace = i64::try_from(work.purge_deleted_after.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(PURGE_TICK) => {}
+        }
+        let cutoff = Timestamp(work.clock.now().0.saturating_sub(grace));
+        let mut due = {
+            let state = work.node.state.read().unwrap_or_else(|p| p.into_inner());
+            state.purgeable_task_definitions(cutoff)
+        };
+        if due.is_empty() {
+            continue;
+        }
+        due.truncate(PURGE_BATCH);
+        let command = Command::PurgeTaskDefinitions {
+            revisions: due,
+            decided_in_term: term,
+        };
+        match work.node.propose(command).await {
+            Ok(outcome) => tracing::info!(term, ?outcome, "purged deleted task definitions"),
+            Err(e) => tracing::warn!(term, error = %e, "purge refused"),
+        }
+    }
+}
