@@ -2,6 +2,8 @@
 
 mod cli;
 mod clusters;
+mod controller_cluster;
 mod durability;
+mod netns_harness;
 mod support;
 mod task_definitions;

@@ -1,6 +1,7 @@
 //! Controllers for tests: in-process (fast, for API tests) and as real
 //! `orca-controller` processes (for crash and restart tests).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -58,44 +59,142 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
+/// How to start an `orca-controller` process (see [`ControllerProcess::spawn_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct ControllerSpec {
+    /// `--node-id`; omitted when `None` (the binary's default, 1).
+    pub node_id: Option<u64>,
+    pub data_dir: PathBuf,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--advertise`, when given.
+    pub advertise: Option<SocketAddr>,
+    /// `--join EP1,EP2,...`, when not empty.
+    pub join: Vec<String>,
+    /// Appended after the flags above (e.g. `--snapshot-every 50`).
+    pub extra_args: Vec<String>,
+    /// Extra environment (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
+    /// A prefix the controller runs under, e.g. `nsenter --net=PATH --`;
+    /// empty: run it directly. It must exec the controller (same pid).
+    pub wrapper: Vec<OsString>,
+    /// Where stdout and stderr are appended; default
+    /// `<data_dir>/controller-<port>.log`.
+    pub log: Option<PathBuf>,
+}
+
 /// A real `orca-controller` process; killed (by its PID) when dropped.
 pub struct ControllerProcess {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     log: PathBuf,
+    spec: ControllerSpec,
 }
 
 impl ControllerProcess {
     pub fn spawn(data_dir: &Path, addr: SocketAddr) -> anyhow::Result<Self> {
-        let log = data_dir.join(format!("controller-{}.log", addr.port()));
+        Self::spawn_with(ControllerSpec {
+            data_dir: data_dir.to_path_buf(),
+            listen: Some(addr),
+            ..ControllerSpec::default()
+        })
+    }
+
+    /// Starts a controller as `spec` says.
+    pub fn spawn_with(spec: ControllerSpec) -> anyhow::Result<Self> {
+        let addr = spec.listen.context("ControllerSpec::listen is required")?;
+        let log = spec.log.clone().unwrap_or_else(|| {
+            spec.data_dir
+                .join(format!("controller-{}.log", addr.port()))
+        });
         let mut me = ControllerProcess {
             child: None,
             addr,
-            data_dir: data_dir.to_path_buf(),
+            data_dir: spec.data_dir.clone(),
             log,
+            spec,
         };
         me.start()?;
         Ok(me)
     }
 
-    fn start(&mut self) -> anyhow::Result<()> {
+    /// What the next (re)start runs; change `join` or `extra_args` here.
+    pub fn spec_mut(&mut self) -> &mut ControllerSpec {
+        &mut self.spec
+    }
+
+    /// Starts the process again after [`ControllerProcess::kill9`]; an error
+    /// if it is running.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.is_running(),
+            "controller {} is already running",
+            self.addr
+        );
+        std::fs::create_dir_all(&self.data_dir)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(crate::bin_path("orca-controller")?)
-            .arg("--data-dir")
+        let bin = crate::bin_path("orca-controller")?;
+        let spec = &self.spec;
+        let mut cmd = match spec.wrapper.split_first() {
+            Some((prefix, rest)) => {
+                let mut cmd = Command::new(prefix);
+                cmd.args(rest).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        if let Some(id) = spec.node_id {
+            cmd.arg("--node-id").arg(id.to_string());
+        }
+        cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
-            .arg(self.addr.to_string())
+            .arg(self.addr.to_string());
+        if let Some(advertise) = spec.advertise {
+            cmd.arg("--advertise").arg(advertise.to_string());
+        }
+        if !spec.join.is_empty() {
+            cmd.arg("--join").arg(spec.join.join(","));
+        }
+        cmd.args(&spec.extra_args);
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("spawning orca-controller")?;
+            .with_context(|| format!("spawning {cmd:?}"))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Whether the process is alive (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The pid while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit status if the process exited on its own since it was
+    /// started (without reaping: [`ControllerProcess::is_running`] does).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn endpoint(&self) -> String {
@@ -114,6 +213,11 @@ impl ControllerProcess {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill9()?;
         self.start()
+    }
+
+    /// The log file (appended to across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Waits until the controller answers a read.

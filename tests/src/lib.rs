@@ -1,7 +1,12 @@
 //! Test support for orca's integration tests: controllers started in-process
-//! or as real processes, and clients for them.
+//! or as real processes, and clients for them; multi-controller clusters
+//! (`cluster`), test hosts in network namespaces (`netns`) and a
+//! linearizability checker for recorded histories (`history`).
 
+pub mod cluster;
 pub mod controller;
+pub mod history;
+pub mod netns;
 
 /// The directory holding the workspace's built binaries (target/debug when
 /// the tests run from target/debug/deps).

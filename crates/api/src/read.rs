@@ -10,13 +10,17 @@ pub const LINEARIZABLE: &str = "linearizable";
 
 /// Marks `request` as wanting a linearizable read.
 pub fn linearizable<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
-    request
-        .metadata_mut()
-        .insert(CONSISTENCY_KEY, tonic::metadata::MetadataValue::from_static(LINEARIZABLE));
+    request.metadata_mut().insert(
+        CONSISTENCY_KEY,
+        tonic::metadata::MetadataValue::from_static(LINEARIZABLE),
+    );
     request
 }
 
 /// Whether `request` asks for a linearizable read.
 pub fn wants_linearizable<T>(request: &tonic::Request<T>) -> bool {
-    request.metadata().get(CONSISTENCY_KEY).is_some_and(|v| v == LINEARIZABLE)
+    request
+        .metadata()
+        .get(CONSISTENCY_KEY)
+        .is_some_and(|v| v == LINEARIZABLE)
 }

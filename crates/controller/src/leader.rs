@@ -1,6 +1,7 @@
 //! Leader-only work: loops that only the leader may run start when this node
-//! leads a term and has applied that term's first entry (so every earlier
-//! term's entries are applied), and stop when it stops leading. Each loop
+//! leads a term, has applied that term's first entry (so every earlier
+//! term's entries are applied) and a quorum has confirmed its leadership,
+//! and stop when it stops leading. Each loop
 //! knows the term it runs for and stamps it into what it proposes; `apply`
 //! refuses a decision committed in any other term.
 //!
@@ -20,6 +21,8 @@ use crate::state::Command;
 
 /// How often the purge loop looks for due task definitions.
 const PURGE_TICK: Duration = Duration::from_secs(1);
+/// Pause before asking a quorum again to confirm this node's leadership.
+const CONFIRM_RETRY: Duration = Duration::from_millis(200);
 /// The most revisions one purge command removes.
 const PURGE_BATCH: usize = 100;
 
@@ -50,6 +53,19 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 tracing::info!(term, "stopping leader-only work");
                 token.cancel();
                 work.node.leader_work_term.store(0, Ordering::Relaxed);
+            }
+            // A restarted node may believe for a moment that it still leads
+            // the term it led before: start only once a quorum confirms it.
+            let confirmed = match leading_term {
+                Some(_) => matches!(work.node.read_index_here().await, Ok(Some(_))),
+                None => false,
+            };
+            if let (Some(term), false) = (leading_term, confirmed) {
+                tracing::debug!(term, "leadership not confirmed yet");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(CONFIRM_RETRY) => continue,
+                }
             }
             if let Some(term) = leading_term {
                 tracing::info!(term, "starting leader-only work");

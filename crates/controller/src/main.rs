@@ -40,6 +40,9 @@ struct Args {
     /// Build a snapshot after this many log entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
+    /// Log entries kept behind a snapshot for lagging followers.
+    #[arg(long, default_value_t = 1000)]
+    log_kept_after_snapshot: u64,
 }
 
 #[tokio::main]
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         account: args.account,
     };
     config.raft.snapshot_every = args.snapshot_every;
+    config.raft.log_kept_after_snapshot = args.log_kept_after_snapshot;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -63,6 +63,8 @@ impl Node {
             last_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             members,
             leader_work_term: self.leader_work_term(),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
         }
     }
 

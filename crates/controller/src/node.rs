@@ -204,29 +204,7 @@ impl Node {
     /// Waits until this node has applied everything committed before the
     /// call: a linearizable read may then be served from the local state.
     pub async fn linearizable_barrier(&self) -> Result<(), ApiError> {
-        let index = match self.read_index_here().await? {
-            Some(index) => index,
-            None => {
-                let leader = self
-                    .current_leader()
-                    .and_then(|l| self.address_of(l))
-                    .ok_or_else(|| {
-                        ApiError::server("no controller leader: cannot serve a linearizable read")
-                    })?;
-                let mut client = RaftClient::new(self.peer(&leader)?);
-                client
-                    .read_index(ReadIndexRequest {})
-                    .await
-                    .map_err(|s| {
-                        ApiError::server(format!(
-                            "the leader at {leader} gave no read index: {}",
-                            s.message()
-                        ))
-                    })?
-                    .into_inner()
-                    .index
-            }
-        };
+        let index = self.read_index().await?;
         self.raft
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(Some(index), "read index")
@@ -235,6 +213,34 @@ impl Node {
             .map_err(|e| {
                 ApiError::server(format!("did not catch up to the read index {index}: {e}"))
             })
+    }
+
+    /// The leader's read index, asked of the leader (this node or another);
+    /// retried while leadership is changing.
+    async fn read_index(&self) -> Result<u64, ApiError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            if let Some(index) = self.read_index_here().await? {
+                return Ok(index);
+            }
+            let leader = self
+                .current_leader()
+                .filter(|l| *l != self.id)
+                .and_then(|l| self.address_of(l));
+            if let Some(address) = leader {
+                let mut client = RaftClient::new(self.peer(&address)?);
+                if let Ok(reply) = client.read_index(ReadIndexRequest {}).await {
+                    return Ok(reply.into_inner().index);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::server(format!(
+                    "no controller leader confirmed a read index for {}s",
+                    LEADER_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 
     /// On the leader: confirms leadership with a quorum and returns the index

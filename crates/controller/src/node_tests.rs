@@ -78,6 +78,10 @@ async fn concurrent_writers_share_flushes() {
         "{writes} concurrent writes took {flushes} flushes: none were shared"
     );
     let clusters = node.state.read().expect("state").clusters.len();
-    assert_eq!(clusters, 1 + 1 + writers * per_writer, "every write was applied");
+    assert_eq!(
+        clusters,
+        1 + 1 + writers * per_writer,
+        "every write was applied"
+    );
     node.shutdown().await;
 }

@@ -49,6 +49,8 @@ pub fn reply_json(reply: &MembersReply) -> Value {
         "lastLogIndex": reply.last_log_index,
         "lastAppliedIndex": reply.last_applied_index,
         "leaderWorkTerm": reply.leader_work_term,
+        "snapshotIndex": reply.snapshot_index,
+        "purgedIndex": reply.purged_index,
         "members": members,
     })
 }
@@ -127,6 +129,8 @@ mod tests {
                 member(4, "learner", false, 0, 42),
             ],
             leader_work_term: 0,
+            snapshot_index: 30,
+            purged_index: 0,
         }
     }
 
@@ -138,7 +142,7 @@ mod tests {
             .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
             .collect();
         assert_eq!(
-            keys[..13],
+            keys[..15],
             [
                 "responderId",
                 "leaderId",
@@ -146,6 +150,8 @@ mod tests {
                 "lastLogIndex",
                 "lastAppliedIndex",
                 "leaderWorkTerm",
+                "snapshotIndex",
+                "purgedIndex",
                 "members",
                 "nodeId",
                 "address",
@@ -186,7 +192,7 @@ leader 1, term 3, last log index 42, last applied index 41 (answered by 2)
     #[test]
     fn text_uses_the_generic_renderer() {
         let out = render(OutputFormat::Text, OPERATION, &reply_json(&sample()));
-        assert!(out.starts_with("41\t42\t1\t0\t2\t3\n"), "{out}");
+        assert!(out.starts_with("41\t42\t1\t0\t0\t2\t30\t3\n"), "{out}");
         assert!(
             out.contains("MEMBERS\t127.0.0.1:7471\t0\t42\t1\tleader\tTrue\n"),
             "{out}"

@@ -84,6 +84,9 @@ pub fn grants_pre_vote(node: &Node, timeouts: ElectionTimeouts) -> bool {
 /// Runs elections for `node` until `shutdown`.
 pub async fn run(node: Arc<Node>, timeouts: ElectionTimeouts, shutdown: CancellationToken) {
     let mut timeout = timeouts.pick();
+    // Our own pacing between attempts. Not `leader_contact`: touching that
+    // would make this node refuse the pre-votes of the other candidates.
+    let mut next_attempt = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -101,10 +104,12 @@ pub async fn run(node: Arc<Node>, timeouts: ElectionTimeouts, shutdown: Cancella
         }
         // A lone voter has nobody to ask and nobody to depose.
         let alone = voters.len() == 1;
-        if !alone && node.leader_contact.silent_for() < timeout {
-            continue;
-        }
-        if alone && leader.is_some() {
+        let due = if alone {
+            leader.is_none()
+        } else {
+            node.leader_contact.silent_for() >= timeout
+        };
+        if !due || Instant::now() < next_attempt {
             continue;
         }
         if alone || pre_vote(&node, &voters).await {
@@ -115,10 +120,9 @@ pub async fn run(node: Arc<Node>, timeouts: ElectionTimeouts, shutdown: Cancella
             if let Err(e) = node.raft.trigger().elect().await {
                 tracing::warn!(error = %e, "cannot start an election");
             }
-            // Give the election time to finish before trying again.
-            node.leader_contact.touch();
         }
         timeout = timeouts.pick();
+        next_attempt = Instant::now() + timeout;
     }
 }
 

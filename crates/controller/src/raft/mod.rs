@@ -41,6 +41,9 @@ pub type StorageError = openraft::StorageError<NodeId>;
 pub struct RaftTuning {
     /// Build a snapshot (and let the log be purged) after this many entries.
     pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot, so that a briefly lagging
+    /// follower catches up from the log rather than from a whole snapshot.
+    pub log_kept_after_snapshot: u64,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
@@ -50,6 +53,7 @@ impl Default for RaftTuning {
     fn default() -> Self {
         RaftTuning {
             snapshot_every: 5_000,
+            log_kept_after_snapshot: 1_000,
             heartbeat_interval_ms: 150,
             election_timeout_min_ms: 600,
             election_timeout_max_ms: 1_200,
@@ -74,9 +78,7 @@ impl RaftTuning {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             // Elections are started by `election` after a pre-vote.
             enable_elect: false,
-            // Keep some log past the snapshot so a briefly lagging follower
-            // catches up from the log rather than from a whole snapshot.
-            max_in_snapshot_log_to_keep: 1_000,
+            max_in_snapshot_log_to_keep: self.log_kept_after_snapshot,
             ..Default::default()
         };
         config.validate().map(Arc::new)
