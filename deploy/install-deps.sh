@@ -2,10 +2,12 @@
 # Installs what orca needs on a fresh Debian machine: protoc for the build;
 # containerd, runc, a local OCI registry and skopeo for the agent and its
 # end-to-end tests; busybox-static to build the tiny test image; iptables and
-# nftables for the network tests. Idempotent: installs only what is missing.
+# nftables for the network tests; etcd-server and etcd-client for the
+# side-by-side Raft benchmark (bench-raft). Idempotent: installs only what is
+# missing.
 set -euo pipefail
 
-packages=(protobuf-compiler containerd runc docker-registry skopeo busybox-static iptables nftables)
+packages=(protobuf-compiler containerd runc docker-registry skopeo busybox-static iptables nftables etcd-server etcd-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

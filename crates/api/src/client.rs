@@ -46,7 +46,8 @@ pub async fn connect(endpoint: &str) -> Result<EcsClient<Channel>, ConnectError>
             endpoint: endpoint.to_string(),
             source,
         })?
-        .connect_timeout(std::time::Duration::from_secs(5));
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true);
     let channel = ep
         .connect()
         .await

@@ -135,7 +135,7 @@ async fn serve(
         .add_service(EcsServer::new(EcsService::new(node.clone(), clock)))
         .add_service(RaftServer::new(RaftService::new(node.clone())))
         .add_service(ControllerAdminServer::new(AdminService::new(node.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled());
+        .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.
     let result = tokio::select! {
@@ -146,6 +146,19 @@ async fn serve(
     while tasks.join_next().await.is_some() {}
     node.shutdown().await;
     result.map_err(Error::from)
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC frames would
+/// otherwise wait for delayed ACKs (~40 ms a request).
+fn no_delay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 /// Asks the configured members to add this node until it is a voter (a
