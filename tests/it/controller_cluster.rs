@@ -16,12 +16,8 @@ use orca_api::v1;
 use orca_tests::cluster::ControllerCluster;
 use orca_tests::history::{History, OpKind, Outcome};
 use orca_tests::netns::netns_available;
-use tokio::sync::Mutex as AsyncMutex;
 
-use crate::support::{minimal_definition, revision, Client};
-
-/// One cluster test at a time.
-static ONE_CLUSTER: AsyncMutex<()> = AsyncMutex::const_new(());
+use crate::support::{minimal_definition, revision, Client, HEAVY};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -204,7 +200,7 @@ async fn check_converged(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_killed_under_16_writers_loses_nothing() {
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(3).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
     let load = Load::start(&cluster, 16, 4).await;
@@ -231,7 +227,7 @@ async fn partitioned_leader_cannot_commit_and_steps_down_on_heal() {
     if !netns_available().unwrap() {
         return;
     }
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_netns(3).await.unwrap();
     let old = cluster.wait_leader(WAIT).await.unwrap();
     let mut to_old = cluster.ecs_client(old).await.unwrap();
@@ -284,7 +280,7 @@ async fn healed_follower_does_not_depose_the_leader() {
     if !netns_available().unwrap() {
         return;
     }
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_netns(3).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
     let follower = if leader == 1 { 2 } else { 1 };
@@ -326,7 +322,7 @@ async fn healed_follower_does_not_depose_the_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_restart_and_wiped_node_catching_up_by_snapshot() {
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::builder(3)
         .extra_args(["--snapshot-every", "50", "--log-kept-after-snapshot", "0"])
         .start()
@@ -380,7 +376,7 @@ async fn full_restart_and_wiped_node_catching_up_by_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removing_and_readding_a_member_under_load_loses_nothing() {
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(3).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
     let removed = if leader == 3 { 2 } else { 3 };
@@ -408,7 +404,7 @@ async fn removing_and_readding_a_member_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_nodes_survive_two_losses() {
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(5).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
     let load = Load::start(&cluster, 8, 3).await;
@@ -453,7 +449,7 @@ async fn leader_work_runs_only_on_the_leader_and_moves_with_it() {
     if !netns_available().unwrap() {
         return;
     }
-    let _one = ONE_CLUSTER.lock().await;
+    let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::builder(3)
         .netns(true)
         .extra_args(["--purge-deleted-after-secs", "0"])

@@ -74,6 +74,7 @@ async fn stored_revisions(client: &mut Client, family: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_registration() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let data = tempfile::tempdir().unwrap();
     let mut controller = ControllerProcess::spawn(data.path(), free_addr().unwrap()).unwrap();
     let acked: Acked = Arc::default();

@@ -231,6 +231,7 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_cluster_forms_and_survives_a_leader_kill() {
+    let _heavy = crate::support::HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(3).await.unwrap();
     cluster
         .wait_members(3, Duration::from_secs(30))
@@ -267,6 +268,7 @@ async fn netns_cluster_elects_a_new_leader_when_the_leader_is_cut_off() {
     if !netns_available().unwrap() {
         return;
     }
+    let _heavy = crate::support::HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_netns(3).await.unwrap();
     let leader = cluster.wait_leader(Duration::from_secs(10)).await.unwrap();
     cluster.net().unwrap().isolate(leader).unwrap();

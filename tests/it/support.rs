@@ -7,6 +7,11 @@ use tonic::transport::Channel;
 
 pub type Client = EcsClient<Channel>;
 
+/// Tests that start several controller processes or load one hard take
+/// turns: on a 2-core machine two of them at once starve each other's
+/// heartbeats and elections.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/task-definitions")

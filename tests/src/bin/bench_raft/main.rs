@@ -18,49 +18,52 @@
 //! [--seconds N] [--trials N] [--target leader|spread|both]`
 //!
 //! Needs Debian's `etcd-server` (/usr/bin/etcd; `deploy/install-deps.sh`).
+//! With `BENCH_RAFT_VERBOSE=1` each failover trial also prints the last error
+//! seen before the acknowledged write (and orca's logs for a trial over 5 s).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::stream::{FuturesUnordered, StreamExt};
 use orca_api::v1::{self, ecs_client::EcsClient};
 use orca_tests::cluster::ControllerCluster;
 use tonic::transport::Channel;
 
-const NODES: usize = 3;
-const LEVELS: [usize; 3] = [1, 16, 64];
-const ETCD_BIN: &str = "/usr/bin/etcd";
+mod etcd;
+mod measure;
+
+use etcd::*;
+use measure::*;
+
+pub(crate) const NODES: usize = 3;
+pub(crate) const LEVELS: [usize; 3] = [1, 16, 64];
+pub(crate) const ETCD_BIN: &str = "/usr/bin/etcd";
 /// Per-call limit while measuring throughput (a write slower than this
 /// counts as an error).
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-call limit while retrying writes after a leader kill.
-const FAILOVER_CALL_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const FAILOVER_CALL_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a leader kill a new write attempt starts this often, alternating
 /// over the survivors (so each survivor gets one every 20 ms).
-const FAILOVER_TICK: Duration = Duration::from_millis(10);
+pub(crate) const FAILOVER_TICK: Duration = Duration::from_millis(10);
 /// A failover slower than this fails the benchmark.
-const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 /// How long a restarted node may take to rejoin.
-const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// One status or Members call.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Target {
+pub(crate) enum Target {
     /// Every client to the current leader.
     Leader,
     /// Client `c` to node `c % 3`.
     Spread,
 }
 
-struct Args {
+pub(crate) struct Args {
     seconds: u64,
     trials: usize,
     targets: Vec<Target>,
@@ -98,7 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 /// A small task definition; fixed width, so every request has the same size.
-fn definition(seq: u64) -> String {
+pub(crate) fn definition(seq: u64) -> String {
     let n = seq % 1_000_000;
     format!(
         concat!(
@@ -115,9 +118,10 @@ fn definition(seq: u64) -> String {
 
 /// One client connection to one node of either system.
 #[derive(Clone)]
-enum Writer {
+pub(crate) enum Writer {
     Orca(EcsClient<Channel>),
-    Etcd(etcd_client::Client),
+    /// Boxed: the client is large (3.5 KB) and cloned per failover attempt.
+    Etcd(Box<etcd_client::Client>),
 }
 
 impl Writer {
@@ -126,7 +130,7 @@ impl Writer {
     }
 
     async fn etcd(endpoint: &str) -> anyhow::Result<Self> {
-        Ok(Writer::Etcd(etcd_connect(endpoint).await?))
+        Ok(Writer::Etcd(Box::new(etcd_connect(endpoint).await?)))
     }
 
     /// orca: registers `definition(seq)`; etcd: puts the same JSON (same
@@ -150,246 +154,16 @@ impl Writer {
 }
 
 /// An etcd client of one member only.
-async fn etcd_connect(endpoint: &str) -> anyhow::Result<etcd_client::Client> {
+pub(crate) async fn etcd_connect(endpoint: &str) -> anyhow::Result<etcd_client::Client> {
     let options = etcd_client::ConnectOptions::new().with_connect_timeout(PROBE_TIMEOUT);
     Ok(etcd_client::Client::connect([endpoint], Some(options)).await?)
 }
 
 /// One write attempt of a failover loop (one concrete future type).
-async fn attempt(mut w: Writer, seq: u64) -> anyhow::Result<()> {
+pub(crate) async fn attempt(mut w: Writer, seq: u64) -> anyhow::Result<()> {
     match tokio::time::timeout(FAILOVER_CALL_TIMEOUT, w.write(seq)).await {
         Ok(r) => r,
         Err(_) => bail!("timed out after {FAILOVER_CALL_TIMEOUT:?}"),
-    }
-}
-
-/// Free ports on 127.0.0.1, all bound at once so they differ.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
-// ---------------------------------------------------------------- etcd
-
-struct EtcdMember {
-    name: String,
-    client: SocketAddr,
-    peer: SocketAddr,
-    data: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-    /// etcd's member id, learned from its status replies.
-    id: u64,
-}
-
-/// Three etcd processes on 127.0.0.1; killed by PID on drop, then the
-/// directory goes.
-struct EtcdCluster {
-    members: Vec<EtcdMember>,
-    initial_cluster: String,
-    token: String,
-    dir: tempfile::TempDir,
-}
-
-impl EtcdCluster {
-    fn start(n: usize) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            Path::new(ETCD_BIN).exists(),
-            "{ETCD_BIN} is missing: install Debian's etcd-server (deploy/install-deps.sh)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("bench-raft-etcd-")
-            .tempdir()?;
-        let ports = free_ports(2 * n)?;
-        let members: Vec<EtcdMember> = (0..n)
-            .map(|i| EtcdMember {
-                name: format!("m{}", i + 1),
-                client: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
-                peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
-                data: dir.path().join(format!("m{}", i + 1)),
-                log: dir.path().join(format!("m{}.log", i + 1)),
-                child: None,
-                id: 0,
-            })
-            .collect();
-        let initial_cluster = members
-            .iter()
-            .map(|m| format!("{}=http://{}", m.name, m.peer))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = EtcdCluster {
-            members,
-            initial_cluster,
-            token: format!("bench-raft-{}", std::process::id()),
-            dir,
-        };
-        for i in 0..n {
-            cluster.spawn(i)?;
-        }
-        Ok(cluster)
-    }
-
-    /// Starts member `i` (from 0) on its data directory; the same command
-    /// line serves a restart (etcd ignores `--initial-*` once it has data).
-    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
-        let m = &mut self.members[i];
-        anyhow::ensure!(m.child.is_none(), "etcd {} is running", m.name);
-        let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
-        let mut cmd = Command::new(ETCD_BIN);
-        cmd.arg("--name")
-            .arg(&m.name)
-            .arg("--data-dir")
-            .arg(&m.data)
-            .arg("--listen-client-urls")
-            .arg(format!("http://{}", m.client))
-            .arg("--advertise-client-urls")
-            .arg(format!("http://{}", m.client))
-            .arg("--listen-peer-urls")
-            .arg(format!("http://{}", m.peer))
-            .arg("--initial-advertise-peer-urls")
-            .arg(format!("http://{}", m.peer))
-            .arg("--initial-cluster")
-            .arg(&self.initial_cluster)
-            .arg("--initial-cluster-state")
-            .arg("new")
-            .arg("--initial-cluster-token")
-            .arg(&self.token)
-            .arg("--logger")
-            .arg("zap")
-            .arg("--log-outputs")
-            .arg("stderr");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ETCD_") {
-                cmd.env_remove(key);
-            }
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("spawning {cmd:?}"))?;
-        m.child = Some(child);
-        Ok(())
-    }
-
-    /// SIGKILL member `i` by its PID and reap it.
-    fn kill9(&mut self, i: usize) -> anyhow::Result<()> {
-        if let Some(mut child) = self.members[i].child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
-    }
-
-    fn endpoint(&self, i: usize) -> String {
-        format!("http://{}", self.members[i].client)
-    }
-
-    fn is_running(&mut self, i: usize) -> bool {
-        match self.members[i].child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.members[i].child = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Member `i`'s (own id, leader id, server version).
-    async fn status(&self, i: usize) -> anyhow::Result<(u64, u64, String)> {
-        let call = async {
-            let mut c = etcd_connect(&self.endpoint(i)).await?;
-            let s = c.status().await?;
-            let id = s.header().map(|h| h.member_id()).unwrap_or_default();
-            anyhow::Ok((id, s.leader(), s.version().to_string()))
-        };
-        tokio::time::timeout(PROBE_TIMEOUT, call)
-            .await
-            .context("etcd status timed out")?
-    }
-
-    /// The leader's index when every member runs, answers and names the same
-    /// leader.
-    async fn agreed_leader(&mut self) -> anyhow::Result<usize> {
-        let mut leaders = Vec::new();
-        for i in 0..self.members.len() {
-            anyhow::ensure!(
-                self.is_running(i),
-                "{} is not running",
-                self.members[i].name
-            );
-            let (id, leader, _) = self.status(i).await?;
-            self.members[i].id = id;
-            leaders.push(leader);
-        }
-        anyhow::ensure!(
-            leaders[0] != 0 && leaders.iter().all(|&l| l == leaders[0]),
-            "members disagree on the leader: {leaders:x?}"
-        );
-        self.members
-            .iter()
-            .position(|m| m.id == leaders[0])
-            .context("the leader is not a member")
-    }
-
-    /// Waits until all members agree on a leader and member `via` (if any)
-    /// acknowledges a put.
-    async fn settle(&mut self, via: Option<usize>, seq: &AtomicU64) -> anyhow::Result<usize> {
-        let deadline = Instant::now() + SETTLE_LIMIT;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match self.agreed_leader().await {
-                Ok(leader) => {
-                    let Some(via) = via else { return Ok(leader) };
-                    let put = async {
-                        let w = Writer::etcd(&self.endpoint(via)).await?;
-                        attempt(w, seq.fetch_add(1, Ordering::Relaxed)).await
-                    };
-                    match put.await {
-                        Ok(()) => return Ok(leader),
-                        Err(e) => last = format!("put via {}: {e:#}", self.members[via].name),
-                    }
-                }
-                Err(e) => last = format!("{e:#}"),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "etcd not settled after {SETTLE_LIMIT:?}: {last}\n{}",
-            self.logs()
-        )
-    }
-
-    /// The end of every member's log, for failure messages.
-    fn logs(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| {
-                let text = std::fs::read_to_string(&m.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!("===== etcd {} =====\n{}\n", m.name, tail.join("\n"))
-            })
-            .collect()
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for EtcdCluster {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            let _ = self.kill9(i);
-        }
     }
 }
 
@@ -447,109 +221,6 @@ async fn orca_agreed_leader(cluster: &mut ControllerCluster) -> anyhow::Result<u
 
 // ---------------------------------------------------------------- harness
 
-#[derive(Default)]
-struct Run {
-    writes: usize,
-    errors: usize,
-    first_error: Option<String>,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.writes as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn p(&self, q: f64) -> f64 {
-        percentile(&self.latencies, q).as_secs_f64() * 1e3
-    }
-}
-
-/// `latencies` must be sorted.
-fn percentile(latencies: &[Duration], q: f64) -> Duration {
-    if latencies.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((latencies.len() - 1) as f64 * q).round() as usize;
-    latencies[i]
-}
-
-/// Every writer writes in a loop, one write in flight each, for `seconds`.
-async fn drive(writers: Vec<Writer>, seconds: u64, seq: Arc<AtomicU64>) -> anyhow::Result<Run> {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
-    let tasks: Vec<_> = writers
-        .into_iter()
-        .map(|mut w| {
-            let seq = seq.clone();
-            tokio::spawn(async move {
-                let mut run = Run::default();
-                while Instant::now() < deadline {
-                    let n = seq.fetch_add(1, Ordering::Relaxed);
-                    let t0 = Instant::now();
-                    let error = match tokio::time::timeout(CALL_TIMEOUT, w.write(n)).await {
-                        Ok(Ok(())) => {
-                            run.latencies.push(t0.elapsed());
-                            continue;
-                        }
-                        Ok(Err(e)) => format!("{e:#}"),
-                        Err(_) => format!("timed out after {CALL_TIMEOUT:?}"),
-                    };
-                    run.errors += 1;
-                    run.first_error.get_or_insert(error);
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                run
-            })
-        })
-        .collect();
-    let mut total = Run::default();
-    for task in tasks {
-        let run = task.await?;
-        total.errors += run.errors;
-        if total.first_error.is_none() {
-            total.first_error = run.first_error;
-        }
-        total.latencies.extend(run.latencies);
-    }
-    total.elapsed = start.elapsed();
-    total.writes = total.latencies.len();
-    total.latencies.sort();
-    Ok(total)
-}
-
-/// Writes through `writers` (the survivors), a new attempt every
-/// [`FAILOVER_TICK`] round-robin, until one is acknowledged; the time since
-/// `start` (taken just before the kill).
-async fn first_ack(
-    writers: Vec<Writer>,
-    start: Instant,
-    seq: &AtomicU64,
-) -> anyhow::Result<Duration> {
-    let mut inflight = FuturesUnordered::new();
-    let mut tick = tokio::time::interval(FAILOVER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut k = 0;
-    let mut last = String::from("no attempt finished");
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if start.elapsed() > FAILOVER_LIMIT {
-                    bail!("no write acknowledged {FAILOVER_LIMIT:?} after the kill; last error: {last}");
-                }
-                let w = writers[k % writers.len()].clone();
-                k += 1;
-                inflight.push(attempt(w, seq.fetch_add(1, Ordering::Relaxed)));
-            }
-            Some(result) = inflight.next(), if !inflight.is_empty() => match result {
-                Ok(()) => return Ok(start.elapsed()),
-                Err(e) => last = format!("{e:#}"),
-            },
-        }
-    }
-}
-
 async fn orca_trial(cluster: &mut ControllerCluster, seq: &AtomicU64) -> anyhow::Result<Duration> {
     let leader = orca_settle(cluster, None, seq).await?;
     let mut survivors = Vec::new();
@@ -558,9 +229,15 @@ async fn orca_trial(cluster: &mut ControllerCluster, seq: &AtomicU64) -> anyhow:
     }
     let start = Instant::now();
     cluster.kill9(leader)?;
-    let took = first_ack(survivors, start, seq)
+    let (took, last) = first_ack(survivors, start, seq)
         .await
         .map_err(|e| anyhow::anyhow!("orca: {e:#}\n{}", cluster.logs()))?;
+    if std::env::var_os("BENCH_RAFT_VERBOSE").is_some() {
+        eprintln!("orca: leader {leader} killed; last error before the ack: {last}");
+        if took > Duration::from_secs(5) {
+            eprintln!("{}", cluster.logs());
+        }
+    }
     cluster.restart(leader)?;
     orca_settle(cluster, Some(leader), seq).await?;
     Ok(took)
@@ -574,53 +251,18 @@ async fn etcd_trial(etcd: &mut EtcdCluster, seq: &AtomicU64) -> anyhow::Result<D
     }
     let start = Instant::now();
     etcd.kill9(leader)?;
-    let took = first_ack(survivors, start, seq)
+    let (took, last) = first_ack(survivors, start, seq)
         .await
         .map_err(|e| anyhow::anyhow!("etcd: {e:#}\n{}", etcd.logs()))?;
+    if std::env::var_os("BENCH_RAFT_VERBOSE").is_some() {
+        eprintln!(
+            "etcd: leader m{} killed; last error before the ack: {last}",
+            leader + 1
+        );
+    }
     etcd.spawn(leader)?;
     etcd.settle(Some(leader), seq).await?;
     Ok(took)
-}
-
-/// 4 KiB write + fdatasync, `n` times: (p50, p99) overwriting a file
-/// written and synced beforehand (as etcd's preallocated WAL does), and the
-/// p50 appending to a new file.
-fn fsync_probe(dir: &Path, n: usize) -> anyhow::Result<(Duration, Duration, Duration)> {
-    let block = vec![0x5au8; 4096];
-    let mut f = File::create(dir.join("fsync-probe"))?;
-    for _ in 0..n {
-        f.write_all(&block)?;
-    }
-    f.sync_all()?;
-    f.seek(SeekFrom::Start(0))?;
-    let mut over = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t0 = Instant::now();
-        f.write_all(&block)?;
-        f.sync_data()?;
-        over.push(t0.elapsed());
-    }
-    let mut f = File::create(dir.join("fsync-probe-append"))?;
-    let mut append = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t0 = Instant::now();
-        f.write_all(&block)?;
-        f.sync_data()?;
-        append.push(t0.elapsed());
-    }
-    over.sort();
-    append.sort();
-    let _ = std::fs::remove_file(dir.join("fsync-probe"));
-    let _ = std::fs::remove_file(dir.join("fsync-probe-append"));
-    Ok((
-        percentile(&over, 0.5),
-        percentile(&over, 0.99),
-        percentile(&append, 0.5),
-    ))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
