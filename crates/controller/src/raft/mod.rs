@@ -54,18 +54,28 @@ impl Default for RaftTuning {
         RaftTuning {
             snapshot_every: 5_000,
             log_kept_after_snapshot: 1_000,
-            heartbeat_interval_ms: 150,
-            election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1_200,
+            // etcd's defaults (100 ms, 1 s): openraft takes the maximum as the
+            // leader lease, during which a follower refuses to vote.
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 800,
+            election_timeout_max_ms: 1_000,
         }
     }
 }
 
 impl RaftTuning {
     pub fn election_timeouts(&self) -> election::ElectionTimeouts {
+        // openraft's voters refuse a candidate until the leader lease (the
+        // maximum timeout) has run out since they last heard from a leader,
+        // so an election is tried only after that, with the spread on top.
+        let lease = std::time::Duration::from_millis(self.election_timeout_max_ms);
+        let spread = std::time::Duration::from_millis(
+            self.election_timeout_max_ms
+                .saturating_sub(self.election_timeout_min_ms),
+        );
         election::ElectionTimeouts {
-            min: std::time::Duration::from_millis(self.election_timeout_min_ms),
-            max: std::time::Duration::from_millis(self.election_timeout_max_ms),
+            min: lease,
+            max: lease + spread,
         }
     }
 

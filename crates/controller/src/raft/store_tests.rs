@@ -33,6 +33,22 @@ fn sled_store_passes_openraft_storage_suite() -> Result<(), StorageError> {
     Suite::test_all(SledBuilder)
 }
 
+/// Opens the database again once the previous handle's background thread
+/// has let go of the directory lock (sled releases it asynchronously).
+async fn reopen(path: &std::path::Path) -> Result<sled::Db, StorageError> {
+    let mut attempt = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            Err(e) if attempt >= 200 => return Err(io(e)),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn vote_and_committed_index_survive_reopen() -> Result<(), StorageError> {
     let dir = tempfile::tempdir().map_err(io)?;
@@ -43,7 +59,7 @@ async fn vote_and_committed_index_survive_reopen() -> Result<(), StorageError> {
         log.save_vote(&Vote::new(3, 1)).await?;
         log.save_committed(committed).await?;
     }
-    let db = sled::open(dir.path()).map_err(io)?;
+    let db = reopen(dir.path()).await?;
     let mut log = LogStore::open(&db).map_err(io)?;
     assert_eq!(log.read_vote().await?, Some(Vote::new(3, 1)));
     assert_eq!(log.read_committed().await?, committed);
