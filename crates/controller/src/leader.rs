@@ -39,6 +39,8 @@ pub struct LeaderWork {
 pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
     let mut metrics = work.node.raft.metrics();
     let mut running: Option<(u64, CancellationToken)> = None;
+    // Failed confirmations in a row, to say so when it goes on.
+    let mut unconfirmed = 0u32;
     loop {
         let leading_term = {
             let m = metrics.borrow_and_update();
@@ -61,12 +63,20 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 None => false,
             };
             if let (Some(term), false) = (leading_term, confirmed) {
-                tracing::debug!(term, "leadership not confirmed yet");
+                unconfirmed += 1;
+                if unconfirmed.is_multiple_of(10) {
+                    tracing::warn!(
+                        term,
+                        attempts = unconfirmed,
+                        "leads but a quorum has not confirmed it yet"
+                    );
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(CONFIRM_RETRY) => continue,
                 }
             }
+            unconfirmed = 0;
             if let Some(term) = leading_term {
                 tracing::info!(term, "starting leader-only work");
                 let token = shutdown.child_token();

@@ -49,6 +49,9 @@ use crate::node::Node;
 const LEADERSHIP_WAIT: Duration = Duration::from_secs(10);
 /// How long in-flight calls may finish after shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long one join request may take (adding a learner waits for it to
+/// catch up).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause between attempts to join an existing cluster.
 const JOIN_RETRY: Duration = Duration::from_millis(500);
 
@@ -133,7 +136,11 @@ async fn serve(
     tracing::info!(node_id = config.node_id, addr = %config.listen, data_dir = %config.data_dir.display(), "controller serving");
     let server = tonic::transport::Server::builder()
         .add_service(EcsServer::new(EcsService::new(node.clone(), clock)))
-        .add_service(RaftServer::new(RaftService::new(node.clone())))
+        .add_service(
+            RaftServer::new(RaftService::new(node.clone()))
+                .max_decoding_message_size(raft::network::MAX_RAFT_MESSAGE)
+                .max_encoding_message_size(raft::network::MAX_RAFT_MESSAGE),
+        )
         .add_service(ControllerAdminServer::new(AdminService::new(node.clone())))
         .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
@@ -176,10 +183,9 @@ async fn join(node: Arc<Node>, config: Config, shutdown: CancellationToken) {
             let Ok(channel) = node.peer(endpoint) else {
                 continue;
             };
-            match ControllerAdminClient::new(channel)
-                .join_cluster(request.clone())
-                .await
-            {
+            let mut call = tonic::Request::new(request.clone());
+            call.set_timeout(JOIN_TIMEOUT);
+            match ControllerAdminClient::new(channel).join_cluster(call).await {
                 Ok(_) => {
                     tracing::info!(via = %endpoint, "joined the controller cluster");
                     return;

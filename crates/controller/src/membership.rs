@@ -12,6 +12,10 @@ use orca_core::{ApiError, Exception};
 use crate::node::Node;
 use crate::raft::NodeId;
 
+/// How long a joining controller may take to catch up before it is
+/// promoted; the join is refused after that and may be asked again.
+const LEARNER_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn server(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::server(format!("{what}: {e}"))
 }
@@ -106,6 +110,9 @@ impl Node {
                 .map_err(|s| orca_api::error::from_status(&s))?;
             return Ok(reply.into_inner());
         }
+        // Read the membership under the lock, so that two joins of one id at
+        // different addresses cannot both pass the check.
+        let _one_at_a_time = self.membership_changes.lock().await;
         let (known, is_voter) = {
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
@@ -113,7 +120,6 @@ impl Node {
             let known = membership.get_node(&id).map(|n| n.addr.clone());
             (known, membership.voter_ids().any(|v| v == id))
         };
-        let _one_at_a_time = self.membership_changes.lock().await;
         match known {
             Some(existing) if existing != address => {
                 return Err(ApiError::field(
@@ -126,11 +132,28 @@ impl Node {
             None => {
                 let node = BasicNode { addr: address };
                 retry_in_progress(|| async {
-                    self.raft.add_learner(id, node.clone(), true).await.map(|_| ())
+                    self.raft.add_learner(id, node.clone(), false).await.map(|_| ())
                 })
                 .await?;
             }
         }
+        // Promote only once the learner has caught up, but never wait
+        // without bound while holding the lock (it may have died).
+        let target = self.raft.metrics().borrow().last_log_index;
+        self.raft
+            .wait(Some(LEARNER_CATCH_UP))
+            .metrics(
+                |m| {
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).cloned().flatten());
+                    matched.map(|l| l.index) >= target
+                },
+                "the learner to catch up",
+            )
+            .await
+            .map_err(|e| server(&format!("controller {id} did not catch up"), e))?;
         if !is_voter {
             retry_in_progress(|| async {
                 let voters = BTreeSet::from([id]);

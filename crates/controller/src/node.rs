@@ -28,6 +28,10 @@ use crate::state::{Command, CommandResult, Outcome};
 
 /// How long a write waits for a leader to exist before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a forwarded write may wait for the leader's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
+/// How long the leader may take to confirm a read index.
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause between attempts while no leader is known.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -87,7 +91,7 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             config.raft.to_config()?,
-            GrpcNetwork,
+            GrpcNetwork::default(),
             log_store,
             state_machine,
         )
@@ -191,7 +195,10 @@ impl Node {
         let json = serde_json::to_vec(command)
             .map_err(|e| ApiError::server(format!("cannot encode the command: {e}")))?;
         let mut client = RaftClient::new(self.peer(address)?);
-        let reply = client.propose(RaftPayload { json }).await.map_err(|status| {
+        let mut request = tonic::Request::new(RaftPayload { json });
+        // Past this the outcome is unknown: the leader may commit it later.
+        request.set_timeout(FORWARD_TIMEOUT);
+        let reply = client.propose(request).await.map_err(|status| {
             ApiError::server(format!(
                 "the leader at {address} did not answer ({}): the write may or may not have been applied",
                 status.message()
@@ -220,8 +227,15 @@ impl Node {
     async fn read_index(&self) -> Result<u64, ApiError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            if let Some(index) = self.read_index_here().await? {
-                return Ok(index);
+            match self.read_index_here().await {
+                Ok(Some(index)) => return Ok(index),
+                Ok(None) => {}
+                // Leading but not confirmed by a quorum yet: try again.
+                Err(e) if tokio::time::Instant::now() > deadline => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
             }
             let leader = self
                 .current_leader()
@@ -229,7 +243,9 @@ impl Node {
                 .and_then(|l| self.address_of(l));
             if let Some(address) = leader {
                 let mut client = RaftClient::new(self.peer(&address)?);
-                if let Ok(reply) = client.read_index(ReadIndexRequest {}).await {
+                let mut request = tonic::Request::new(ReadIndexRequest {});
+                request.set_timeout(READ_INDEX_TIMEOUT);
+                if let Ok(reply) = client.read_index(request).await {
                     return Ok(reply.into_inner().index);
                 }
             }

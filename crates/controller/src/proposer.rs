@@ -9,6 +9,8 @@
 //! `Command::Batch`; a lone writer still gets an entry of its own and waits
 //! for exactly one flush.
 
+use std::time::Duration;
+
 use openraft::error::{ClientWriteError, RaftError};
 use orca_core::ApiError;
 use tokio::sync::{mpsc, oneshot};
@@ -17,8 +19,12 @@ use crate::node::ProposeReply;
 use crate::raft::Raft;
 use crate::state::{Command, CommandResult};
 
-/// The most commands one entry carries.
+/// The most commands one entry carries, and roughly the most bytes.
 const MAX_BATCH: usize = 256;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// How long a writer waits for its entry to commit before reporting the
+/// outcome unknown (a leader cut off from the others never commits).
+const COMMIT_WAIT: Duration = Duration::from_secs(30);
 
 type Waiter = oneshot::Sender<Result<ProposeReply, ApiError>>;
 
@@ -43,19 +49,30 @@ impl Proposer {
         self.queue
             .send((command, done))
             .map_err(|_| ApiError::server("the controller is shutting down"))?;
-        result
-            .await
-            .map_err(|_| ApiError::server("the controller is shutting down"))?
+        match tokio::time::timeout(COMMIT_WAIT, result).await {
+            Ok(reply) => reply.map_err(|_| ApiError::server("the controller is shutting down"))?,
+            Err(_) => Err(ApiError::server(format!(
+                "not committed within {}s: the write may or may not be applied",
+                COMMIT_WAIT.as_secs()
+            ))),
+        }
     }
+}
+
+/// The size of a command in the log, near enough to bound a batch.
+fn encoded_len(command: &Command) -> usize {
+    serde_json::to_vec(command).map(|v| v.len()).unwrap_or(0)
 }
 
 async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<(Command, Waiter)>) {
     while let Some(first) = pending.recv().await {
+        let mut bytes = encoded_len(&first.0);
         let mut commands = vec![first.0];
         let mut waiters = vec![first.1];
-        while commands.len() < MAX_BATCH {
+        while commands.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match pending.try_recv() {
                 Ok((command, waiter)) => {
+                    bytes += encoded_len(&command);
                     commands.push(command);
                     waiters.push(waiter);
                 }

@@ -75,10 +75,12 @@ impl EcsService {
     /// applied everything committed before the read began.
     async fn barrier<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if orca_api::read::wants_linearizable(request) {
+            // No exception on this status: the client should try another
+            // controller, as it would for one that is down.
             self.node
                 .linearizable_barrier()
                 .await
-                .map_err(|e| to_status(&e))?;
+                .map_err(|e| Status::unavailable(e.message))?;
         }
         Ok(())
     }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use orca_api::error::to_status;
 use orca_api::v1::{self, RaftPayload};
 use serde::de::DeserializeOwned;
@@ -44,7 +46,12 @@ impl v1::raft_server::Raft for RaftService {
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
         let result = self.node.raft.append_entries(rpc).await;
-        if result.as_ref().is_ok_and(|r| r.is_success()) {
+        // Any AppendEntries a current leader sent counts as hearing from it,
+        // as it does for openraft's own lease; only a stale one does not.
+        let from_current_leader = result
+            .as_ref()
+            .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)));
+        if from_current_leader {
             self.node.leader_contact.touch();
         }
         encode(&result)
@@ -82,9 +89,10 @@ impl v1::raft_server::Raft for RaftService {
 
     async fn pre_vote(
         &self,
-        _request: Request<v1::PreVoteRequest>,
+        request: Request<v1::PreVoteRequest>,
     ) -> Result<Response<v1::PreVoteReply>, Status> {
-        let granted = grants_pre_vote(&self.node, self.node.election_timeouts);
+        let candidate_last_log = request.into_inner().candidate_last_log_index;
+        let granted = grants_pre_vote(&self.node, self.node.election_timeouts, candidate_last_log);
         let responder_term = self.node.raft.metrics().borrow().current_term;
         Ok(Response::new(v1::PreVoteReply {
             granted,

@@ -75,10 +75,16 @@ impl ElectionTimeouts {
     }
 }
 
-/// Whether this node would grant a pre-vote now: it is not the leader and
-/// has not heard from one for at least the minimum election timeout.
-pub fn grants_pre_vote(node: &Node, timeouts: ElectionTimeouts) -> bool {
-    node.current_leader() != Some(node.id) && node.leader_contact.silent_for() >= timeouts.min
+/// Whether this node would grant a pre-vote now: it is not the leader, has
+/// not heard from one for at least the minimum election timeout, and the
+/// candidate's log is not shorter than its own.
+pub fn grants_pre_vote(node: &Node, timeouts: ElectionTimeouts, candidate_last_log: u64) -> bool {
+    let my_last_log = node.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    node.current_leader() != Some(node.id)
+        && node.leader_contact.silent_for() >= timeouts.min
+        // A candidate missing entries this voter holds could not win the real
+        // vote; its attempt would only raise the term.
+        && candidate_last_log >= my_last_log
 }
 
 /// Runs elections for `node` until `shutdown`.
@@ -113,12 +119,18 @@ pub async fn run(node: Arc<Node>, timeouts: ElectionTimeouts, shutdown: Cancella
             continue;
         }
         if alone || pre_vote(&node, &voters).await {
-            tracing::info!(
-                node_id = node.id,
-                "no leader heard from: starting an election"
-            );
-            if let Err(e) = node.raft.trigger().elect().await {
-                tracing::warn!(error = %e, "cannot start an election");
+            // The pre-vote took a round trip: if a leader has been heard from
+            // meanwhile (another candidate won), an election now would only
+            // depose it.
+            let still_silent = node.leader_contact.silent_for() >= timeout;
+            if alone || (still_silent && node.current_leader() == leader) {
+                tracing::info!(
+                    node_id = node.id,
+                    "no leader heard from: starting an election"
+                );
+                if let Err(e) = node.raft.trigger().elect().await {
+                    tracing::warn!(error = %e, "cannot start an election");
+                }
             }
         }
         timeout = timeouts.pick();
@@ -128,7 +140,11 @@ pub async fn run(node: Arc<Node>, timeouts: ElectionTimeouts, shutdown: Cancella
 
 /// Asks every other voter; true with a majority of grants (self included).
 async fn pre_vote(node: &Node, voters: &BTreeSet<NodeId>) -> bool {
-    let term = node.raft.metrics().borrow().current_term;
+    let (term, last_log) = {
+        let metrics = node.raft.metrics();
+        let m = metrics.borrow();
+        (m.current_term, m.last_log_index.unwrap_or(0))
+    };
     let asks = voters
         .iter()
         .filter(|v| **v != node.id)
@@ -138,6 +154,7 @@ async fn pre_vote(node: &Node, voters: &BTreeSet<NodeId>) -> bool {
             let mut request = tonic::Request::new(PreVoteRequest {
                 candidate_id: node.id,
                 candidate_term: term,
+                candidate_last_log_index: last_log,
             });
             request.set_timeout(PRE_VOTE_TIMEOUT);
             RaftClient::new(channel)
@@ -146,10 +163,17 @@ async fn pre_vote(node: &Node, voters: &BTreeSet<NodeId>) -> bool {
                 .ok()
                 .map(|r| r.into_inner().granted)
         });
-    let granted = futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter(|g| *g == Some(true))
-        .count();
-    granted + 1 > voters.len() / 2
+    // A majority (this node included) is enough: do not wait for a voter
+    // that is down or cut off to time out.
+    let needed = voters.len() / 2;
+    let mut pending: futures::stream::FuturesUnordered<_> = asks.collect();
+    let mut granted = 0;
+    while granted < needed {
+        match futures::StreamExt::next(&mut pending).await {
+            Some(Some(true)) => granted += 1,
+            Some(_) => {}
+            None => return false,
+        }
+    }
+    true
 }

@@ -89,6 +89,9 @@ impl RaftTuning {
             // Elections are started by `election` after a pre-vote.
             enable_elect: false,
             max_in_snapshot_log_to_keep: self.log_kept_after_snapshot,
+            // Keep Raft messages well under `network::MAX_RAFT_MESSAGE`.
+            snapshot_max_chunk_size: 1024 * 1024,
+            max_payload_entries: 32,
             ..Default::default()
         };
         config.validate().map(Arc::new)

@@ -1,6 +1,8 @@
 //! The network between controllers: openraft's RPCs over tonic, each
 //! message carried as JSON of openraft's own serde types.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
@@ -22,6 +24,10 @@ use super::{NodeId, TypeConfig};
 
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The largest Raft message sent or accepted: AppendEntries carries up to
+/// `max_payload_entries` entries of up to `MAX_BATCH_BYTES` each, snapshot
+/// chunks are 1 MiB of bytes (about 3.5 MiB as JSON).
+pub const MAX_RAFT_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// A lazily connecting channel to the controller at `addr` (host:port).
 pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -31,8 +37,24 @@ pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
+/// Channels to the other controllers, one per address, shared by every
+/// connection openraft asks for (it asks anew for each leadership check).
 #[derive(Clone, Default)]
-pub struct GrpcNetwork;
+pub struct GrpcNetwork {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl GrpcNetwork {
+    fn channel(&self, addr: &str) -> Option<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Some(c.clone());
+        }
+        let channel = peer_channel(addr).ok()?;
+        channels.insert(addr.to_string(), channel.clone());
+        Some(channel)
+    }
+}
 
 pub struct GrpcConnection {
     target: NodeId,
@@ -44,7 +66,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = GrpcConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        let client = peer_channel(&node.addr).ok().map(RaftClient::new);
+        let client = self.channel(&node.addr).map(|c| {
+            RaftClient::new(c)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE)
+        });
         GrpcConnection {
             target,
             addr: node.addr.clone(),

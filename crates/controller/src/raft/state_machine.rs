@@ -42,10 +42,18 @@ pub struct StateMachineStore {
     arn: ArnContext,
     /// Where snapshots are kept; written only from the snapshot builder and
     /// from installs, each write flushed.
-    db: sled::Db,
-    snapshots: sled::Tree,
+    snapshots: SnapshotStore,
     /// Distinguishes snapshots built at the same log id.
     built: u64,
+}
+
+/// The sled tree snapshots are stored in, shared by the state machine and
+/// its builders, with one writer at a time.
+#[derive(Clone)]
+struct SnapshotStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -59,17 +67,20 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 impl StateMachineStore {
     /// Opens the state machine, restoring the latest stored snapshot.
     pub fn open(db: &sled::Db, arn: ArnContext) -> Result<Self, StorageError> {
-        let snapshots = db.open_tree("snapshot").map_err(read_err)?;
+        let snapshots = SnapshotStore {
+            db: db.clone(),
+            tree: db.open_tree("snapshot").map_err(read_err)?,
+            writing: Arc::new(tokio::sync::Mutex::new(())),
+        };
         let mut sm = StateMachineStore {
             state: Arc::new(RwLock::new(ClusterState::new(arn.clone()))),
             last_applied: None,
             last_membership: StoredMembership::default(),
             arn,
-            db: db.clone(),
             snapshots,
             built: 0,
         };
-        if let Some(data) = sm.snapshots.get(SNAPSHOT_DATA).map_err(read_err)? {
+        if let Some(data) = sm.snapshots.tree.get(SNAPSHOT_DATA).map_err(read_err)? {
             sm.restore(&data)?;
         }
         Ok(sm)
@@ -89,12 +100,25 @@ impl StateMachineStore {
         Ok(())
     }
 
+    /// Stores a snapshot unless a newer one is stored already: openraft
+    /// builds snapshots in a task of their own, so a slow build may finish
+    /// after a newer snapshot from the leader was installed (and the log
+    /// purged up to it); keeping the older one would lose those entries.
     async fn store_snapshot(
-        db: &sled::Db,
-        tree: &sled::Tree,
+        store: &SnapshotStore,
         meta: &SnapshotMeta<NodeId, BasicNode>,
         data: &[u8],
     ) -> Result<(), StorageError> {
+        let _one_writer = store.writing.lock().await;
+        let (db, tree) = (&store.db, &store.tree);
+        if let Some(stored) = tree.get(SNAPSHOT_META).map_err(write_err)? {
+            let stored: SnapshotMeta<NodeId, BasicNode> =
+                serde_json::from_slice(&stored).map_err(write_err)?;
+            if stored.last_log_id > meta.last_log_id {
+                tracing::info!(stored = ?stored.last_log_id, built = ?meta.last_log_id, "keeping the newer snapshot");
+                return Ok(());
+            }
+        }
         let meta_bytes = serde_json::to_vec(meta).map_err(write_err)?;
         let mut batch = sled::Batch::default();
         batch.insert(SNAPSHOT_META, meta_bytes);
@@ -107,16 +131,14 @@ impl StateMachineStore {
 
 /// Builds a snapshot from state serialized when it was asked for.
 pub struct SnapshotBuilder {
-    db: sled::Db,
-    snapshots: sled::Tree,
+    snapshots: SnapshotStore,
     meta: SnapshotMeta<NodeId, BasicNode>,
     data: Vec<u8>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        StateMachineStore::store_snapshot(&self.db, &self.snapshots, &self.meta, &self.data)
-            .await?;
+        StateMachineStore::store_snapshot(&self.snapshots, &self.meta, &self.data).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(std::mem::take(&mut self.data))),
@@ -170,7 +192,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             None => format!("0-0-{}", self.built),
         };
         SnapshotBuilder {
-            db: self.db.clone(),
             snapshots: self.snapshots.clone(),
             meta: SnapshotMeta {
                 last_log_id: self.last_applied,
@@ -192,12 +213,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         self.restore(&data)?;
-        Self::store_snapshot(&self.db, &self.snapshots, meta, &data).await
+        Self::store_snapshot(&self.snapshots, meta, &data).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let meta = self.snapshots.get(SNAPSHOT_META).map_err(read_err)?;
-        let data = self.snapshots.get(SNAPSHOT_DATA).map_err(read_err)?;
+        let meta = self.snapshots.tree.get(SNAPSHOT_META).map_err(read_err)?;
+        let data = self.snapshots.tree.get(SNAPSHOT_DATA).map_err(read_err)?;
         match (meta, data) {
             (Some(meta), Some(data)) => Ok(Some(Snapshot {
                 meta: serde_json::from_slice(&meta).map_err(read_err)?,
