@@ -31,6 +31,13 @@ use tonic::transport::{Channel, Endpoint};
 
 /// How long opening a connection to one controller may take before the next is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call may take once sent, so that a controller that accepts
+/// a connection and then hangs cannot hang the CLI. Each is above the
+/// controller's own bound for that kind of call (a read index 10 s, a commit
+/// 30 s, a forwarded write 35 s, a join's catch-up 60 s).
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+const WRITE_DEADLINE: Duration = Duration::from_secs(60);
+const ADMIN_DEADLINE: Duration = Duration::from_secs(150);
 
 /// The endpoints a command's calls go to, and the connection in use.
 ///
@@ -72,7 +79,12 @@ impl Ctx {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let linearizable = self.consistent_read && call == Call::Read;
-        self.call(operation, call, request, |channel, request| {
+        let deadline = if call == Call::Read {
+            READ_DEADLINE
+        } else {
+            WRITE_DEADLINE
+        };
+        self.call(operation, call, deadline, request, |channel, request| {
             send(
                 EcsClient::new(channel),
                 with_consistency(request, linearizable),
@@ -93,9 +105,13 @@ impl Ctx {
         Req: Clone,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        self.call(operation, call, request, |channel, request| {
-            send(ControllerAdminClient::new(channel), request)
-        })
+        self.call(
+            operation,
+            call,
+            ADMIN_DEADLINE,
+            request,
+            |channel, request| send(ControllerAdminClient::new(channel), request),
+        )
         .await
     }
 
@@ -104,6 +120,7 @@ impl Ctx {
         &self,
         operation: &'static str,
         call: Call,
+        deadline: Duration,
         request: Req,
         send: impl Fn(Channel, tonic::Request<Req>) -> Fut,
     ) -> Result<Resp, CliError>
@@ -131,7 +148,9 @@ impl Ctx {
                     }
                 },
             };
-            match send(channel, tonic::Request::new(request.clone())).await {
+            let mut attempt = tonic::Request::new(request.clone());
+            attempt.set_timeout(deadline);
+            match send(channel, attempt).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => {
                     let failure = failover::classify(&status);
@@ -182,6 +201,7 @@ fn with_consistency<T>(request: tonic::Request<T>, linearizable: bool) -> tonic:
 async fn connect(endpoint: &str) -> Result<Channel, tonic::transport::Error> {
     Endpoint::from_shared(orca_api::client::endpoint_uri(endpoint))?
         .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
         .connect()
         .await
 }
