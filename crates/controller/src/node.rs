@@ -2,9 +2,9 @@
 //! or waits to be joined, and proposes commands, forwarding them to the
 //! leader when it is not the leader itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::proposer::Proposer;
 use crate::raft::election::{ElectionTimeouts, LeaderContact};
 use crate::raft::log_store::LogStore;
-use crate::raft::network::{peer_channel, GrpcNetwork};
+use crate::raft::network::{GrpcNetwork, PeerChannels};
 use crate::raft::state_machine::{SharedState, StateMachineStore};
 use crate::raft::{NodeId, Raft};
 use crate::state::{Command, CommandResult, Outcome};
@@ -61,8 +61,8 @@ pub struct Node {
     pub membership_changes: tokio::sync::Mutex<()>,
     /// Batches this node's proposals into shared entries.
     proposer: Proposer,
-    /// Channels to other controllers, by address, reused across calls.
-    peers: Mutex<HashMap<String, Channel>>,
+    /// Channels to other controllers, by address, shared with Raft.
+    peers: PeerChannels,
 }
 
 fn raft_error(e: impl std::fmt::Display) -> Error {
@@ -88,10 +88,13 @@ impl Node {
         let log_flushes = log_store.flush_counter();
         let state_machine = StateMachineStore::open(&db, config.arn.clone())?;
         let state = state_machine.shared_state();
+        let peers = PeerChannels::default();
         let raft = Raft::new(
             config.node_id,
             config.raft.to_config()?,
-            GrpcNetwork::default(),
+            GrpcNetwork {
+                channels: peers.clone(),
+            },
             log_store,
             state_machine,
         )
@@ -114,7 +117,7 @@ impl Node {
             membership_changes: tokio::sync::Mutex::new(()),
             leader_contact: LeaderContact::new(),
             election_timeouts: config.raft.election_timeouts(),
-            peers: Mutex::new(HashMap::new()),
+            peers,
         })
     }
 
@@ -145,16 +148,11 @@ impl Node {
         self.raft.metrics().borrow().current_leader
     }
 
-    /// A channel to the controller at `address`, reused across calls.
+    /// A channel to the controller at `address`, shared with Raft's own.
     pub fn peer(&self, address: &str) -> Result<Channel, ApiError> {
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = peers.get(address) {
-            return Ok(c.clone());
-        }
-        let channel = peer_channel(address)
-            .map_err(|e| ApiError::server(format!("bad controller address {address}: {e}")))?;
-        peers.insert(address.to_string(), channel.clone());
-        Ok(channel)
+        self.peers
+            .get(address)
+            .map_err(|e| ApiError::server(format!("bad controller address {address}: {e}")))
     }
 
     /// Commits a command and returns what applying it produced. Returns only

@@ -38,22 +38,28 @@ pub fn peer_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Channels to the other controllers, one per address, shared by every
-/// connection openraft asks for (it asks anew for each leadership check).
+/// connection openraft asks for (it asks anew for each leadership check) and
+/// by the node's own calls to peers (forwarded writes, read index, joins).
 #[derive(Clone, Default)]
-pub struct GrpcNetwork {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+pub struct PeerChannels(Arc<Mutex<HashMap<String, Channel>>>);
+
+impl PeerChannels {
+    /// The channel to the controller at `addr`, opened on first use.
+    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = peer_channel(addr)?;
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
 }
 
-impl GrpcNetwork {
-    fn channel(&self, addr: &str) -> Option<Channel> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = channels.get(addr) {
-            return Some(c.clone());
-        }
-        let channel = peer_channel(addr).ok()?;
-        channels.insert(addr.to_string(), channel.clone());
-        Some(channel)
-    }
+/// openraft's network: Raft RPCs over the shared peer channels.
+#[derive(Clone)]
+pub struct GrpcNetwork {
+    pub channels: PeerChannels,
 }
 
 pub struct GrpcConnection {
@@ -66,7 +72,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = GrpcConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        let client = self.channel(&node.addr).map(|c| {
+        let client = self.channels.get(&node.addr).ok().map(|c| {
             RaftClient::new(c)
                 .max_decoding_message_size(MAX_RAFT_MESSAGE)
                 .max_encoding_message_size(MAX_RAFT_MESSAGE)
