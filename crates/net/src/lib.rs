@@ -1,0 +1,1 @@
+//! orca-net (being written).

@@ -1,0 +1,1 @@
+//! orca-runtime (being written).
