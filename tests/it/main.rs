@@ -5,5 +5,7 @@ mod clusters;
 mod controller_cluster;
 mod durability;
 mod netns_harness;
+mod runtime;
 mod support;
 mod task_definitions;
+mod task_network;

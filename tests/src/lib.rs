@@ -4,9 +4,11 @@
 //! linearizability checker for recorded histories (`history`).
 
 pub mod cluster;
+pub mod containerd;
 pub mod controller;
 pub mod history;
 pub mod netns;
+pub mod registry;
 
 /// The directory holding the workspace's built binaries (target/debug when
 /// the tests run from target/debug/deps).

@@ -1,1 +1,154 @@
-//! orca-runtime (being written).
+//! orca-runtime: the container runtime layer under the agent.
+//!
+//! The agent speaks to [`ContainerRuntime`], never to containerd directly, so the
+//! task lifecycle above it can be tested with [`fake::FakeRuntime`] (no root, no
+//! containerd) and run for real with [`containerd::ContainerdRuntime`].
+//!
+//! The contract: `ensure_image` makes an image present (pulling at most once per
+//! image even when called concurrently) and returns its digest and config;
+//! `create` builds a container (rootfs snapshot + OCI spec) from a
+//! [`ContainerSpec`]; `start` runs it with stdout/stderr appended to the spec's
+//! log file; `wait` resolves when the process exits; `kill` signals it;
+//! `remove` deletes every trace (task, container, snapshot) and is idempotent.
+
+pub mod containerd;
+pub mod error;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+pub use error::RuntimeError;
+
+/// An image made present by [`ContainerRuntime::ensure_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The reference as the task definition names it (e.g. `127.0.0.1:5000/busybox:1`).
+    pub reference: String,
+    /// The manifest digest the reference resolved to (`sha256:...`): ECS's imageDigest.
+    pub digest: String,
+    /// The parts of the image config that shape a container.
+    pub config: ImageConfig,
+}
+
+/// The image config fields that the OCI spec is built from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Registry credentials (ECS's repositoryCredentials analogue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// A resource limit, with ECS's ulimit names (`nofile`, `nproc`, `core`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Everything the runtime needs to create one container of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    /// The containerd container id; unique within the agent's namespace.
+    pub id: String,
+    pub image: ImageInfo,
+    /// Labels stored on the containerd container (the agent marks its own).
+    pub labels: BTreeMap<String, String>,
+    /// ECS entryPoint; `None` keeps the image's Entrypoint.
+    pub entry_point: Option<Vec<String>>,
+    /// ECS command; `None` keeps the image's Cmd (and an entryPoint given
+    /// without a command drops the image's Cmd, as Docker does).
+    pub command: Option<Vec<String>>,
+    /// Definition environment then overrides, already merged by the agent;
+    /// these win over the image's env for the same key.
+    pub environment: Vec<(String, String)>,
+    pub working_directory: Option<String>,
+    pub user: Option<String>,
+    /// cgroup CPU shares (ECS cpu units; 0 means the kernel minimum of 2).
+    pub cpu_shares: u64,
+    /// Hard memory limit in MiB (ECS memory).
+    pub memory_limit_mib: Option<u64>,
+    /// Soft memory limit in MiB (ECS memoryReservation).
+    pub memory_reservation_mib: Option<u64>,
+    pub ulimits: Vec<Ulimit>,
+    pub readonly_root_filesystem: bool,
+    pub privileged: bool,
+    /// Linux capability names as ECS writes them (`NET_ADMIN`, `SYS_TIME`...).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub hostname: Option<String>,
+    /// The task's network namespace; `None` shares the host's.
+    pub netns_path: Option<PathBuf>,
+    /// stdout and stderr are appended here (a `file://` log URI for containerd).
+    pub log_path: PathBuf,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerExit {
+    pub exit_code: i32,
+    /// The kernel's OOM killer ended it (its cgroup hit the memory limit).
+    pub oom_killed: bool,
+    pub exited_at: SystemTime,
+}
+
+/// A container the runtime holds, as listed for garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerListing {
+    pub id: String,
+    pub labels: BTreeMap<String, String>,
+    /// Its task (process) is running.
+    pub running: bool,
+}
+
+/// The signals the agent sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Term,
+    Kill,
+}
+
+/// The runtime operations the agent's task lifecycle needs.
+#[async_trait::async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Makes `reference` present and returns its digest and config. Concurrent
+    /// calls for the same reference share one pull. Failure is
+    /// [`RuntimeError::Pull`].
+    async fn ensure_image(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError>;
+
+    /// Creates the container (snapshot and spec), not yet running.
+    async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
+
+    /// Starts the container's process; returns its pid.
+    async fn start(&self, id: &str) -> Result<u32, RuntimeError>;
+
+    /// Resolves when the container's process has exited. May be called
+    /// before or after the exit, and more than once.
+    async fn wait(&self, id: &str) -> Result<ContainerExit, RuntimeError>;
+
+    /// Signals the container's process; not an error if it already exited.
+    async fn kill(&self, id: &str, signal: StopSignal) -> Result<(), RuntimeError>;
+
+    /// Deletes the container's task, container record and snapshot; not an
+    /// error if some or all are already gone.
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// The containers in this runtime's namespace.
+    async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError>;
+}
