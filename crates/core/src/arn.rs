@@ -34,6 +34,18 @@ impl ArnContext {
         self.arn(&format!("task-definition/{family}:{revision}"))
     }
 
+    pub fn task(&self, cluster: &str, task_id: &str) -> String {
+        self.arn(&format!("task/{cluster}/{task_id}"))
+    }
+
+    pub fn container(&self, cluster: &str, task_id: &str, container_id: &str) -> String {
+        self.arn(&format!("container/{cluster}/{task_id}/{container_id}"))
+    }
+
+    pub fn container_instance(&self, cluster: &str, instance_id: &str) -> String {
+        self.arn(&format!("container-instance/{cluster}/{instance_id}"))
+    }
+
     /// The identity recorded as `registeredBy` when a caller names none.
     pub fn default_principal(&self) -> String {
         format!("arn:orca:iam::{}:root", self.account)
@@ -71,6 +83,41 @@ pub fn cluster_name(reference: &str) -> Result<String, ApiError> {
         };
     }
     Ok(reference.to_string())
+}
+
+/// A task or container-instance reference: the id, or an ARN
+/// `...:task/<cluster>/<id>` (also the old form `...:task/<id>`). `kind` is
+/// `task` or `container-instance`; `field` names the request field. Returns
+/// the cluster named in the ARN, if any, and the id.
+pub fn resource_id(
+    reference: &str,
+    kind: &str,
+    field: &str,
+) -> Result<(Option<String>, String), ApiError> {
+    let bad = || {
+        ApiError::field(
+            Exception::InvalidParameterException,
+            field,
+            format!("'{reference}' is not a {kind} id or ARN"),
+        )
+    };
+    if !reference.starts_with("arn:") {
+        if reference.is_empty() || reference.contains('/') {
+            return Err(bad());
+        }
+        return Ok((None, reference.to_string()));
+    }
+    let rest = resource_of(reference)
+        .and_then(|r| r.strip_prefix(kind))
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(bad)?;
+    match rest.split_once('/') {
+        Some((cluster, id)) if !cluster.is_empty() && !id.is_empty() && !id.contains('/') => {
+            Ok((Some(cluster.to_string()), id.to_string()))
+        }
+        None if !rest.is_empty() => Ok((None, rest.to_string())),
+        _ => Err(bad()),
+    }
 }
 
 /// A task-definition reference as ECS takes it.

@@ -4,9 +4,13 @@
 //! JSON), its validation with ECS's rules, cluster names, ARNs and ECS's
 //! exception vocabulary. It does no I/O and knows nothing of protobuf.
 
+pub mod agent_protocol;
 pub mod arn;
 pub mod cluster;
+pub mod container_instance;
 pub mod error;
+pub mod json_input;
+pub mod task;
 pub mod task_definition;
 
 pub use error::{ApiError, Exception};

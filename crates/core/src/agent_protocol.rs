@@ -1,0 +1,150 @@
+//! The messages between an orca-agent and the controller (JSON inside
+//! `proto/orca/v1/agent.proto`'s envelopes): registration, and the session's
+//! heartbeats, assignments, state reports and acknowledgements.
+//!
+//! Assignments are levels, not edges: the leader sends the full list of
+//! tasks the instance should hold whenever it changes, and on every new
+//! session. Reports are levels too: each carries the complete agent-owned
+//! state of one task, so the agent may coalesce several changes of a task
+//! into its latest report, and a resent report is harmless.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::{ContainerStatus, StopCode, TaskOverride, TaskStatus};
+use crate::task_definition::{Attribute, TaskDefinition, Timestamp};
+
+/// RegisterContainerInstance, sent by an agent when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub cluster: String,
+    /// The ARN this agent registered as before (kept in its data dir), so a
+    /// restarted agent is the same instance.
+    #[serde(default)]
+    pub container_instance_arn: Option<String>,
+    pub hostname: String,
+    /// Registered CPU units (1024 per core).
+    pub cpu: u64,
+    /// Registered memory in MiB.
+    pub memory: u64,
+    pub attributes: Vec<Attribute>,
+    pub agent_version: String,
+    pub runtime_version: String,
+    /// The task subnet the agent is configured with; None asks the
+    /// controller for one from the cluster's task CIDR.
+    #[serde(default)]
+    pub task_subnet: Option<String>,
+}
+
+/// The controller's answer to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationReply {
+    pub container_instance_arn: String,
+    pub cluster_arn: String,
+    /// The node's task subnet (CIDR), configured or handed out.
+    pub task_subnet: String,
+}
+
+/// Agent → controller on the session stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum AgentMessage {
+    /// The first message: which instance this session is.
+    Open { container_instance_arn: String },
+    /// Liveness; kept in the leader's memory only.
+    Heartbeat,
+    /// Task states, acknowledged by `seq` once committed.
+    Reports {
+        seq: u64,
+        reports: Vec<TaskStateReport>,
+    },
+}
+
+/// Controller → agent on the session stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ControllerMessage {
+    /// Every task the instance should hold (not yet reported STOPPED).
+    Assignments { tasks: Vec<TaskAssignment> },
+    /// The reports of batch `seq` are committed.
+    Ack { seq: u64 },
+    /// The session was refused (unknown instance, wrong cluster).
+    Refused { reason: String },
+}
+
+/// One task the agent should hold, and whether it should run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAssignment {
+    pub task_arn: String,
+    /// The last part of the ARN: names the namespace, containers, logs.
+    pub task_id: String,
+    pub desired_status: TaskStatus,
+    pub task_definition: TaskDefinition,
+    pub overrides: TaskOverride,
+    /// Set once the controller asked the task to stop (StopTask).
+    #[serde(default)]
+    pub stop_code: Option<StopCode>,
+    #[serde(default)]
+    pub stopped_reason: Option<String>,
+}
+
+/// The complete agent-owned state of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStateReport {
+    pub task_arn: String,
+    pub last_status: TaskStatus,
+    pub containers: Vec<ContainerStateReport>,
+    #[serde(default)]
+    pub network: Option<TaskNetworkReport>,
+    #[serde(default)]
+    pub pull_started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub pull_stopped_at: Option<Timestamp>,
+    /// When the task reached RUNNING.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    /// When the agent began stopping it.
+    #[serde(default)]
+    pub stopping_at: Option<Timestamp>,
+    /// When its last container exited.
+    #[serde(default)]
+    pub execution_stopped_at: Option<Timestamp>,
+    /// When it was fully torn down (STOPPED).
+    #[serde(default)]
+    pub stopped_at: Option<Timestamp>,
+    /// Set by the agent when the task stopped on its own.
+    #[serde(default)]
+    pub stop_code: Option<StopCode>,
+    #[serde(default)]
+    pub stopped_reason: Option<String>,
+}
+
+/// One container's agent-owned state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateReport {
+    pub name: String,
+    pub last_status: ContainerStatus,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub runtime_id: Option<String>,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+}
+
+/// The task's network namespace, as set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskNetworkReport {
+    pub private_ipv4_address: String,
+    pub mac_address: String,
+    pub subnet: String,
+    /// The namespace's name (shown as networkInterfaceId).
+    pub netns: String,
+}

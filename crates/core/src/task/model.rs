@@ -1,0 +1,135 @@
+//! A task as ECS's DescribeTasks shows it, and its containers.
+//!
+//! The controller stores this shape (plus its own bookkeeping) and serves it
+//! verbatim, so `orca describe-tasks` prints what `aws ecs describe-tasks` does.
+
+use serde::{Deserialize, Serialize};
+
+use super::overrides::TaskOverride;
+use super::status::{ContainerStatus, StopCode, TaskStatus};
+use crate::task_definition::{Tag, Timestamp};
+
+/// ECS's `tasks[]` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub task_arn: String,
+    pub cluster_arn: String,
+    pub task_definition_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
+    pub overrides: TaskOverride,
+    pub last_status: TaskStatus,
+    pub desired_status: TaskStatus,
+    /// CPU units reserved for the task, as ECS prints them (a string).
+    pub cpu: String,
+    /// MiB reserved for the task, as a string.
+    pub memory: String,
+    pub containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub launch_type: String,
+    /// The task's network namespace, shown as ECS shows an awsvpc ENI.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_stopped_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_stopped_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<StopCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// Bumped on every change, as ECS's task version.
+    pub version: u64,
+    pub health_status: String,
+    #[serde(default)]
+    pub enable_execute_command: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// ECS's `containers[]` entry of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub container_arn: String,
+    pub task_arn: String,
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// The containerd container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    pub last_status: ContainerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub network_bindings: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub network_interfaces: Vec<NetworkInterface>,
+    pub health_status: String,
+    pub cpu: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<String>,
+    /// Not in ECS's shape, but what the lifecycle hinges on.
+    pub essential: bool,
+}
+
+/// `containers[].networkInterfaces[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    pub attachment_id: String,
+    #[serde(rename = "privateIpv4Address")]
+    pub private_ipv4_address: String,
+}
+
+/// `attachments[]`: ECS shows an awsvpc task's ENI here; orca shows the
+/// task's network namespace in the same shape (type ElasticNetworkInterface,
+/// details subnetId, networkInterfaceId, macAddress, privateIPv4Address) so
+/// scripts written for ECS find the address where they look for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// PRECREATED, ATTACHED, DETACHED or DELETED.
+    pub status: String,
+    pub details: Vec<KeyValue>,
+}
+
+/// A `{name, value}` pair in attachment details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// ECS's `failures[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
