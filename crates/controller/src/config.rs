@@ -27,6 +27,11 @@ pub struct Config {
     /// How long a DELETE_IN_PROGRESS task definition stays describable
     /// before the leader purges it.
     pub purge_deleted_after: Duration,
+    /// An agent silent for this long loses its session and, once no new
+    /// session arrives within the same time, is marked disconnected.
+    pub agent_heartbeat_timeout: Duration,
+    /// The block each container instance's task subnet is carved from.
+    pub task_cidr: orca_core::cidr::Ipv4Cidr,
 }
 
 impl Config {
@@ -41,6 +46,8 @@ impl Config {
             arn: ArnContext::default(),
             raft: RaftTuning::default(),
             purge_deleted_after: Duration::from_secs(600),
+            agent_heartbeat_timeout: Duration::from_secs(15),
+            task_cidr: crate::state::DEFAULT_TASK_CIDR,
         }
     }
 

@@ -5,8 +5,9 @@
 //! knows the term it runs for and stamps it into what it proposes; `apply`
 //! refuses a decision committed in any other term.
 //!
-//! The loops today: purging DELETE_IN_PROGRESS task definitions. Placement,
-//! the service reconciler and agent liveness timers join them.
+//! The loops today: purging DELETE_IN_PROGRESS task definitions, and agent
+//! liveness (instances without a session are marked disconnected; sessions
+//! end when leadership does). The service reconciler joins them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use orca_core::task_definition::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::session::SessionContext;
 use crate::clock::Clock;
 use crate::node::Node;
 use crate::state::Command;
@@ -32,6 +34,8 @@ pub struct LeaderWork {
     pub node: Arc<Node>,
     pub clock: Arc<dyn Clock>,
     pub purge_deleted_after: Duration,
+    /// Agent sessions, for the liveness loop.
+    pub sessions: SessionContext,
 }
 
 /// Watches this node's Raft role and runs the leader-only loops exactly
@@ -81,6 +85,13 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 tracing::info!(term, "starting leader-only work");
                 let token = shutdown.child_token();
                 tokio::spawn(purge_loop(work.clone(), term, token.clone()));
+                tokio::spawn(crate::agents::liveness::run(
+                    work.node.clone(),
+                    work.sessions.registry.clone(),
+                    work.sessions.heartbeat_timeout,
+                    term,
+                    token.clone(),
+                ));
                 work.node.leader_work_term.store(term, Ordering::Relaxed);
                 running = Some((term, token));
             }

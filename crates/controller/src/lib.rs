@@ -9,6 +9,7 @@
 //! [`run`] ties them together; [`start`] does the same in the background for
 //! tests and for `orca dev`.
 
+pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod config;
@@ -18,12 +19,14 @@ mod membership;
 pub mod node;
 mod proposer;
 pub mod raft;
+pub mod scheduler;
 pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orca_api::v1::agent_server::AgentServer;
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
@@ -37,7 +40,10 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use error::Error;
 
+use crate::agents::session::SessionContext;
+use crate::agents::SessionRegistry;
 use crate::api::admin_service::AdminService;
+use crate::api::agent_service::AgentService;
 use crate::api::ecs_service::EcsService;
 use crate::api::raft_service::RaftService;
 use crate::clock::{Clock, SystemClock};
@@ -115,10 +121,16 @@ async fn serve(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let background = shutdown.child_token();
     let mut tasks = JoinSet::new();
+    let sessions = SessionContext {
+        node: node.clone(),
+        registry: Arc::new(SessionRegistry::new(background.clone())),
+        heartbeat_timeout: config.agent_heartbeat_timeout,
+    };
     let work = LeaderWork {
         node: node.clone(),
         clock: clock.clone(),
         purge_deleted_after: config.purge_deleted_after,
+        sessions: sessions.clone(),
     };
     tasks.spawn(leader::run(work, background.clone()));
     tasks.spawn(raft::election::run(
@@ -135,7 +147,8 @@ async fn serve(
     }
     tracing::info!(node_id = config.node_id, addr = %config.listen, data_dir = %config.data_dir.display(), "controller serving");
     let server = tonic::transport::Server::builder()
-        .add_service(EcsServer::new(EcsService::new(node.clone(), clock)))
+        .add_service(EcsServer::new(EcsService::new(node.clone(), clock.clone())))
+        .add_service(AgentServer::new(AgentService::new(sessions, clock)))
         .add_service(
             RaftServer::new(RaftService::new(node.clone()))
                 .max_decoding_message_size(raft::network::MAX_RAFT_MESSAGE)

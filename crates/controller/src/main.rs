@@ -31,6 +31,14 @@ struct Args {
     /// Seconds a DELETE_IN_PROGRESS task definition stays before it is purged.
     #[arg(long, default_value_t = 600)]
     purge_deleted_after_secs: u64,
+    /// Seconds without a message from an agent before its session ends and
+    /// its instance is marked disconnected.
+    #[arg(long, default_value_t = 15)]
+    agent_heartbeat_timeout_secs: u64,
+    /// The block each container instance's task subnet (a /24) is carved
+    /// from, unless its agent is configured with one.
+    #[arg(long, default_value = "198.19.0.0/16")]
+    task_cidr: orca_core::cidr::Ipv4Cidr,
     /// The region named in the ARNs this cluster mints.
     #[arg(long, default_value = "local")]
     region: String,
@@ -59,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     config.advertise = args.advertise;
     config.join = args.join;
     config.purge_deleted_after = std::time::Duration::from_secs(args.purge_deleted_after_secs);
+    config.agent_heartbeat_timeout =
+        std::time::Duration::from_secs(args.agent_heartbeat_timeout_secs.max(1));
+    config.task_cidr = args.task_cidr;
     config.arn = ArnContext {
         region: args.region,
         account: args.account,

@@ -86,7 +86,7 @@ impl Node {
             .map_err(data_dir_error)?;
         let log_store = LogStore::open(&db).map_err(data_dir_error)?;
         let log_flushes = log_store.flush_counter();
-        let state_machine = StateMachineStore::open(&db, config.arn.clone())?;
+        let state_machine = StateMachineStore::open(&db, config.arn.clone(), config.task_cidr)?;
         let state = state_machine.shared_state();
         let peers = PeerChannels::default();
         let raft = Raft::new(

@@ -140,4 +140,3 @@ fn push_index(path: &mut String, index: usize) {
     path.push_str(&index.to_string());
     path.push(']');
 }
-

@@ -6,6 +6,7 @@
 
 pub mod agent_protocol;
 pub mod arn;
+pub mod cidr;
 pub mod cluster;
 pub mod container_instance;
 pub mod error;

@@ -24,8 +24,8 @@ use crate::state::{ClusterState, Command, Outcome};
 const MAX_DELETE: usize = 10;
 
 pub struct EcsService {
-    node: Arc<Node>,
-    clock: Arc<dyn Clock>,
+    pub(super) node: Arc<Node>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -86,7 +86,7 @@ impl EcsService {
     }
 
     /// Runs `f` over the applied state. Reads are local to this controller.
-    fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         let state = self.node.state.read().unwrap_or_else(|p| p.into_inner());
         f(&state)
     }
@@ -388,4 +388,45 @@ impl Ecs for EcsService {
             .await,
         )
     }
+
+    async fn run_task(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        json_reply(self.run_task_json(&request.into_inner().input_json).await)
+    }
+
+    async fn stop_task(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        json_reply(self.stop_task_json(&request.into_inner().input_json).await)
+    }
+
+    async fn describe_tasks(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.describe_tasks_json(&request.into_inner().input_json))
+    }
+
+    async fn list_tasks(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_tasks_json(&request.into_inner().input_json))
+    }
+
+    async fn list_container_instances(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_container_instances_json(&request.into_inner().input_json))
+    }
+
+    async fn describe_container_instances(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.describe_container_instances_json(&request.into_inner().input_json))
+    }
+}
+
+fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {
+    reply(result.map(|output_json| v1::EcsJsonReply { output_json }))
 }

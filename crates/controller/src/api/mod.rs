@@ -4,6 +4,8 @@
 //! between controllers; `admin_service` is membership for operators.
 
 pub mod admin_service;
+pub mod agent_service;
 mod convert;
 pub mod ecs_service;
 pub mod raft_service;
+mod task_api;

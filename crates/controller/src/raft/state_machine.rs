@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Entry, EntryPayload, LogId, StorageIOError, StoredMembership};
 use orca_core::arn::ArnContext;
+use orca_core::cidr::Ipv4Cidr;
 use serde::{Deserialize, Serialize};
 
 use super::{NodeId, StorageError, TypeConfig};
@@ -40,6 +41,8 @@ pub struct StateMachineStore {
     last_membership: StoredMembership<NodeId, BasicNode>,
     /// ARNs are minted from configuration, not from snapshots.
     arn: ArnContext,
+    /// So is the task CIDR node subnets are carved from.
+    task_cidr: Ipv4Cidr,
     /// Where snapshots are kept; written only from the snapshot builder and
     /// from installs, each write flushed.
     snapshots: SnapshotStore,
@@ -66,17 +69,21 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl StateMachineStore {
     /// Opens the state machine, restoring the latest stored snapshot.
-    pub fn open(db: &sled::Db, arn: ArnContext) -> Result<Self, StorageError> {
+    pub fn open(db: &sled::Db, arn: ArnContext, task_cidr: Ipv4Cidr) -> Result<Self, StorageError> {
         let snapshots = SnapshotStore {
             db: db.clone(),
             tree: db.open_tree("snapshot").map_err(read_err)?,
             writing: Arc::new(tokio::sync::Mutex::new(())),
         };
         let mut sm = StateMachineStore {
-            state: Arc::new(RwLock::new(ClusterState::new(arn.clone()))),
+            state: Arc::new(RwLock::new(ClusterState {
+                task_cidr,
+                ..ClusterState::new(arn.clone())
+            })),
             last_applied: None,
             last_membership: StoredMembership::default(),
             arn,
+            task_cidr,
             snapshots,
             built: 0,
         };
@@ -94,6 +101,7 @@ impl StateMachineStore {
         let body: SnapshotBody = serde_json::from_slice(data).map_err(read_err)?;
         let mut state = body.state;
         state.arn = self.arn.clone();
+        state.task_cidr = self.task_cidr;
         self.last_applied = body.last_applied;
         self.last_membership = body.last_membership;
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;

@@ -23,7 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().map_err(io)?;
         let db = sled::open(dir.path()).map_err(io)?;
         let log = LogStore::open(&db).map_err(io)?;
-        let sm = StateMachineStore::open(&db, ArnContext::default())?;
+        let sm =
+            StateMachineStore::open(&db, ArnContext::default(), crate::state::DEFAULT_TASK_CIDR)?;
         Ok((dir, log, sm))
     }
 }

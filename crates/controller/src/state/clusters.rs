@@ -7,8 +7,7 @@ use orca_core::{ApiError, Exception};
 use super::{ClusterRecord, ClusterState, Outcome};
 
 /// What a cluster holds, for DescribeClusters' counts and DeleteCluster's
-/// rules. Container instances, tasks and services arrive with the agent and
-/// service issues; until then every cluster is empty.
+/// rules (services arrive with the service issue; until then none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterUsage {
     pub container_instances: u32,
@@ -18,10 +17,6 @@ pub struct ClusterUsage {
 }
 
 impl ClusterState {
-    pub fn cluster_usage(&self, _name: &str) -> ClusterUsage {
-        ClusterUsage::default()
-    }
-
     pub(super) fn create_cluster(
         &mut self,
         name: String,

@@ -6,11 +6,15 @@
 //! read from a clock (timestamps) or chose (identities) travels inside the
 //! command so that every replica applies the same thing.
 
+use orca_core::agent_protocol::{Registration, TaskStateReport};
 use orca_core::cluster::ClusterSetting;
+use orca_core::task::{Failure as TaskFailure, StopCode, Task};
 use orca_core::task_definition::{Tag, TaskDefinition, TaskDefinitionSpec, Timestamp};
 use orca_core::ApiError;
 use serde::{Deserialize, Serialize};
 
+use super::instances::InstanceRecord;
+use super::tasks::RunTaskCommand;
 use super::ClusterRecord;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +63,35 @@ pub enum Command {
         revisions: Vec<(String, u32)>,
         decided_in_term: u64,
     },
+    /// RegisterContainerInstance: a new instance with `instance_id`, or the
+    /// same instance again when the registration names its ARN.
+    RegisterContainerInstance {
+        instance_id: String,
+        registration: Registration,
+        at: Timestamp,
+    },
+    /// Leader-only: whether the instance's agent holds a session with the
+    /// leader (heartbeats themselves never enter the log).
+    SetAgentConnected {
+        instance_id: String,
+        connected: bool,
+        decided_in_term: u64,
+    },
+    /// RunTask with the leader's placements; re-checked at apply.
+    RunTask(Box<RunTaskCommand>),
+    /// StopTask (or any stop the controller decides): desired STOPPED.
+    StopTask {
+        cluster: String,
+        task_id: String,
+        reason: Option<String>,
+        stop_code: StopCode,
+        at: Timestamp,
+    },
+    /// An agent's batch of task state reports.
+    ReportTaskStates {
+        instance_id: String,
+        reports: Vec<TaskStateReport>,
+    },
 }
 
 /// A task definition with the tags it was registered with.
@@ -87,6 +120,18 @@ pub enum Outcome {
     },
     /// How many revisions a purge removed.
     Purged(usize),
+    ContainerInstance(Box<InstanceRecord>),
+    /// RunTask's tasks and failures.
+    Tasks {
+        tasks: Vec<Task>,
+        failures: Vec<TaskFailure>,
+    },
+    Task(Box<Task>),
+    /// How many tasks a batch of reports changed.
+    Reported(usize),
+    /// RunTask's placements no longer fit (the state moved since the leader
+    /// placed): nothing changed; the leader places again.
+    PlacementConflict,
 }
 
 /// The Raft response type: a command either takes effect or is refused by a

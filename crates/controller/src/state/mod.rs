@@ -7,18 +7,31 @@
 
 mod clusters;
 pub mod command;
+pub mod instances;
 pub mod query;
 mod task_definitions;
+pub mod task_queries;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 
 use orca_core::arn::ArnContext;
+use orca_core::cidr::Ipv4Cidr;
 use orca_core::cluster::{ClusterSetting, ClusterStatus, DEFAULT_CLUSTER};
 use orca_core::task_definition::Tag;
 use serde::{Deserialize, Serialize};
 
 pub use clusters::ClusterUsage;
 pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition};
+pub use instances::InstanceRecord;
+pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand, TaskRecord};
+
+/// The default cluster-wide task CIDR; each container instance gets a /24
+/// of it unless its agent is configured with a subnet.
+pub const DEFAULT_TASK_CIDR: Ipv4Cidr = Ipv4Cidr {
+    network: std::net::Ipv4Addr::new(198, 19, 0, 0),
+    prefix_len: 16,
+};
 
 /// A cluster as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,8 +59,44 @@ pub struct ClusterState {
     /// not from snapshots, and must be the same on every controller.
     #[serde(skip, default)]
     pub arn: ArnContext,
+    /// The block node task subnets are carved from. Configuration, like `arn`.
+    #[serde(skip, default = "default_task_cidr")]
+    pub task_cidr: Ipv4Cidr,
     pub clusters: BTreeMap<String, ClusterRecord>,
     pub families: BTreeMap<String, Family>,
+    /// Container instances by id.
+    #[serde(default)]
+    pub instances: BTreeMap<String, InstanceRecord>,
+    /// Tasks by id (task ids are unique across clusters).
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskRecord>,
+    /// RunTask clientTokens by (cluster, token).
+    #[serde(default, with = "token_map")]
+    pub client_tokens: BTreeMap<(String, String), ClientTokenRecord>,
+}
+
+fn default_task_cidr() -> Ipv4Cidr {
+    DEFAULT_TASK_CIDR
+}
+
+/// JSON maps need string keys: the token map travels as a list of entries.
+mod token_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ClientTokenRecord;
+
+    type Map = BTreeMap<(String, String), ClientTokenRecord>;
+
+    pub fn serialize<S: Serializer>(map: &Map, s: S) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
+        let entries: Vec<((String, String), ClientTokenRecord)> = Vec::deserialize(d)?;
+        Ok(entries.into_iter().collect())
+    }
 }
 
 impl ClusterState {
@@ -62,8 +111,12 @@ impl ClusterState {
         };
         ClusterState {
             arn,
+            task_cidr: DEFAULT_TASK_CIDR,
             clusters: BTreeMap::from([(DEFAULT_CLUSTER.to_string(), default)]),
             families: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            client_tokens: BTreeMap::new(),
         }
     }
 
@@ -103,6 +156,29 @@ impl ClusterState {
                 revisions,
                 decided_in_term,
             } => fence(term, decided_in_term).map(|()| self.purge_task_definitions(&revisions)),
+            Command::RegisterContainerInstance {
+                instance_id,
+                registration,
+                at,
+            } => self.register_container_instance(instance_id, registration, at),
+            Command::SetAgentConnected {
+                instance_id,
+                connected,
+                decided_in_term,
+            } => fence(term, decided_in_term)
+                .and_then(|()| self.set_agent_connected(&instance_id, connected)),
+            Command::RunTask(run) => self.run_task(*run),
+            Command::StopTask {
+                cluster,
+                task_id,
+                reason,
+                stop_code,
+                at,
+            } => self.stop_task(&cluster, &task_id, reason, stop_code, at),
+            Command::ReportTaskStates {
+                instance_id,
+                reports,
+            } => self.report_task_states(&instance_id, reports),
         };
         match result {
             Ok(outcome) => CommandResult::Applied(outcome),

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Exception};
-use crate::task_definition::{parse_cpu, parse_memory, ContainerDefinition, KeyValuePair, TaskDefinition};
+use crate::task_definition::{
+    parse_cpu, parse_memory, ContainerDefinition, KeyValuePair, TaskDefinition,
+};
 
 /// ECS's `TaskOverride`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,14 @@ impl Resources {
         }
     }
 
+    /// Each amount capped at `cap`'s.
+    pub fn min_each(self, cap: Resources) -> Resources {
+        Resources {
+            cpu: self.cpu.min(cap.cpu),
+            memory: self.memory.min(cap.memory),
+        }
+    }
+
     pub fn add(self, other: Resources) -> Resources {
         Resources {
             cpu: self.cpu.saturating_add(other.cpu),
@@ -90,7 +100,10 @@ pub fn validate_overrides(
     if let Some(memory) = overrides.memory.as_deref() {
         let mib = parse_memory(memory).map_err(|rule| invalid(format!("{path}.memory"), rule))?;
         if mib == 0 {
-            return Err(invalid(format!("{path}.memory"), "must be at least 1 MiB".into()));
+            return Err(invalid(
+                format!("{path}.memory"),
+                "must be at least 1 MiB".into(),
+            ));
         }
         overrides.memory = Some(mib.to_string());
     }
@@ -126,7 +139,10 @@ pub fn validate_overrides(
             }
         }
         if o.memory == Some(0) {
-            return Err(invalid(format!("{at}.memory"), "must be at least 1 MiB".into()));
+            return Err(invalid(
+                format!("{at}.memory"),
+                "must be at least 1 MiB".into(),
+            ));
         }
         if let Some(env) = &o.environment {
             for (j, kv) in env.iter().enumerate() {
@@ -204,7 +220,10 @@ pub fn task_resources(definition: &TaskDefinition, overrides: &TaskOverride) -> 
         .and_then(|m| parse_memory(m).ok());
     let cpu = match task_cpu {
         Some(units) => u64::from(units),
-        None => containers.iter().map(|c| u64::from(c.cpu.unwrap_or(0))).sum(),
+        None => containers
+            .iter()
+            .map(|c| u64::from(c.cpu.unwrap_or(0)))
+            .sum(),
     };
     let memory = match task_memory {
         Some(mib) => u64::from(mib),

@@ -89,7 +89,9 @@ impl RunTaskInput {
             if !(1..=MAX_RUN_TASK_COUNT).contains(&count) {
                 return Err(invalid(
                     "count",
-                    format!("{count} is out of range: it must be between 1 and {MAX_RUN_TASK_COUNT}"),
+                    format!(
+                        "{count} is out of range: it must be between 1 and {MAX_RUN_TASK_COUNT}"
+                    ),
                 ));
             }
         }
@@ -141,7 +143,10 @@ fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErro
         Some(v) if v.chars().count() > max => Err(ApiError::field(
             Exception::InvalidParameterException,
             field,
-            format!("is {} characters long; at most {max} are allowed", v.chars().count()),
+            format!(
+                "is {} characters long; at most {max} are allowed",
+                v.chars().count()
+            ),
         )),
         _ => Ok(()),
     }
@@ -169,7 +174,11 @@ pub struct StopTaskInput {
 impl StopTaskInput {
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.task.is_empty() {
-            return Err(ApiError::field(Exception::ClientException, "task", "is required"));
+            return Err(ApiError::field(
+                Exception::ClientException,
+                "task",
+                "is required",
+            ));
         }
         check_len("reason", self.reason.as_deref(), 255)
     }
@@ -199,7 +208,10 @@ impl DescribeTasksInput {
             return Err(ApiError::field(
                 Exception::InvalidParameterException,
                 "tasks",
-                format!("{} tasks given: between 1 and 100 are allowed", self.tasks.len()),
+                format!(
+                    "{} tasks given: between 1 and 100 are allowed",
+                    self.tasks.len()
+                ),
             ));
         }
         check_include(self.include.as_deref())

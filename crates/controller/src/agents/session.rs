@@ -1,0 +1,167 @@
+//! One agent's session with the leader: the agent's first message names its
+//! instance; from then on the leader sends the instance's assignments
+//! whenever they change, commits each batch of reports through Raft before
+//! acknowledging it, and ends the session when heartbeats stop, when a newer
+//! session of the instance replaces it, or when this node stops leading the
+//! term it was opened in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca_api::v1::AgentJson;
+use orca_core::agent_protocol::{AgentMessage, ControllerMessage};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Status, Streaming};
+use tracing::Instrument as _;
+
+use super::SessionRegistry;
+use crate::node::Node;
+use crate::state::Command;
+
+/// What a session needs.
+#[derive(Clone)]
+pub struct SessionContext {
+    pub node: Arc<Node>,
+    pub registry: Arc<SessionRegistry>,
+    /// A session with no message for this long is over.
+    pub heartbeat_timeout: Duration,
+}
+
+type Outbound = mpsc::Sender<Result<AgentJson, Status>>;
+
+async fn send(out: &Outbound, message: &ControllerMessage) -> bool {
+    match serde_json::to_string(message) {
+        Ok(json) => out.send(Ok(AgentJson { json })).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding a message to an agent");
+            false
+        }
+    }
+}
+
+fn parse(message: &AgentJson) -> Result<AgentMessage, String> {
+    serde_json::from_str(&message.json).map_err(|e| format!("bad agent message: {e}"))
+}
+
+/// Runs one session opened while leading `term`.
+pub async fn run(ctx: SessionContext, term: u64, mut inbound: Streaming<AgentJson>, out: Outbound) {
+    let first = tokio::time::timeout(ctx.heartbeat_timeout, inbound.message()).await;
+    let arn = match first {
+        Ok(Ok(Some(m))) => match parse(&m) {
+            Ok(AgentMessage::Open {
+                container_instance_arn,
+            }) => container_instance_arn,
+            Ok(other) => {
+                let reason = format!("the first message must be open, not {other:?}");
+                send(&out, &ControllerMessage::Refused { reason }).await;
+                return;
+            }
+            Err(reason) => {
+                send(&out, &ControllerMessage::Refused { reason }).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    let instance_id = {
+        let state = ctx.node.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .instances
+            .values()
+            .find(|i| i.arn == arn)
+            .map(|i| i.id.clone())
+    };
+    let Some(instance_id) = instance_id else {
+        let reason = format!("container instance {arn} is not registered");
+        send(&out, &ControllerMessage::Refused { reason }).await;
+        return;
+    };
+    let span = tracing::info_span!("agent_session", instance = %instance_id, term);
+    serve(ctx, term, instance_id, inbound, out)
+        .instrument(span)
+        .await
+}
+
+async fn serve(
+    ctx: SessionContext,
+    term: u64,
+    instance_id: String,
+    mut inbound: Streaming<AgentJson>,
+    out: Outbound,
+) {
+    let (session_id, cancel) = ctx.registry.open(&instance_id);
+    tracing::info!("agent connected");
+    set_connected(&ctx, term, &instance_id, true).await;
+    let mut metrics = ctx.node.raft.metrics();
+    let mut last_key = None;
+    let mut deadline = Instant::now() + ctx.heartbeat_timeout;
+    loop {
+        let key = {
+            let state = ctx.node.state.read().unwrap_or_else(|p| p.into_inner());
+            let key = state.assignment_key(&instance_id);
+            (Some(&key) != last_key.as_ref()).then(|| (key, state.assignments_for(&instance_id)))
+        };
+        if let Some((key, tasks)) = key {
+            if !send(&out, &ControllerMessage::Assignments { tasks }).await {
+                break;
+            }
+            last_key = Some(key);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(timeout = ?ctx.heartbeat_timeout, "no heartbeat from the agent: ending its session");
+                break;
+            }
+            changed = metrics.changed() => {
+                if changed.is_err() || ctx.node.leader_work_term() != term {
+                    break;
+                }
+            }
+            message = inbound.message() => {
+                let message = match message {
+                    Ok(Some(m)) => m,
+                    Ok(None) | Err(_) => break,
+                };
+                deadline = Instant::now() + ctx.heartbeat_timeout;
+                match parse(&message) {
+                    Ok(AgentMessage::Heartbeat) | Ok(AgentMessage::Open { .. }) => {}
+                    Ok(AgentMessage::Reports { seq, reports }) => {
+                        let command = Command::ReportTaskStates {
+                            instance_id: instance_id.clone(),
+                            reports,
+                        };
+                        // Acknowledged only once committed and applied; on
+                        // failure the agent sends the reports again.
+                        match ctx.node.propose(command).await {
+                            Ok(_) => {
+                                if !send(&out, &ControllerMessage::Ack { seq }).await {
+                                    break;
+                                }
+                            }
+                            Err(e) => tracing::warn!(seq, error = %e, "task reports not committed"),
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring a message"),
+                }
+            }
+        }
+    }
+    ctx.registry.close(&instance_id, session_id);
+    tracing::info!("agent session ended");
+    if !ctx.registry.is_connected(&instance_id) && ctx.node.leader_work_term() == term {
+        set_connected(&ctx, term, &instance_id, false).await;
+    }
+}
+
+async fn set_connected(ctx: &SessionContext, term: u64, instance_id: &str, connected: bool) {
+    let command = Command::SetAgentConnected {
+        instance_id: instance_id.to_string(),
+        connected,
+        decided_in_term: term,
+    };
+    if let Err(e) = ctx.node.propose(command).await {
+        tracing::warn!(connected, error = %e, "could not record the agent's connection");
+    }
+}

@@ -1,0 +1,198 @@
+//! Applying container-instance commands: registration (with the node's task
+//! subnet, configured or carved from the cluster's task CIDR) and the
+//! leader's view of whether the agent is connected.
+
+use std::collections::BTreeSet;
+
+use orca_core::agent_protocol::Registration;
+use orca_core::cidr::Ipv4Cidr;
+use orca_core::container_instance::{ContainerInstance, Resource, VersionInfo};
+use orca_core::task::Resources;
+use orca_core::task_definition::{Attribute, Timestamp};
+use orca_core::{ApiError, Exception};
+use serde::{Deserialize, Serialize};
+
+use super::{ClusterState, Outcome};
+
+/// Each node's task subnet carved from the task CIDR is this long (254
+/// task addresses, the bridge's included).
+pub const NODE_SUBNET_PREFIX: u8 = 24;
+
+/// A container instance as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub cluster: String,
+    pub arn: String,
+    pub hostname: String,
+    pub registered: Resources,
+    /// Registered less what placed, not yet stopped tasks reserve.
+    pub remaining: Resources,
+    pub attributes: Vec<Attribute>,
+    pub agent_version: String,
+    pub runtime_version: String,
+    pub task_subnet: Ipv4Cidr,
+    pub agent_connected: bool,
+    pub registered_at: Timestamp,
+    pub version: u64,
+    /// Tasks placed here that have not reported STOPPED.
+    pub task_ids: BTreeSet<String>,
+}
+
+impl ClusterState {
+    pub(super) fn register_container_instance(
+        &mut self,
+        new_id: String,
+        registration: Registration,
+        at: Timestamp,
+    ) -> Result<Outcome, ApiError> {
+        let cluster = registration.cluster.clone();
+        self.active_cluster(&cluster)?;
+        let configured = match registration.task_subnet.as_deref() {
+            Some(s) => Some(s.parse::<Ipv4Cidr>().map_err(|rule| {
+                ApiError::field(Exception::InvalidParameterException, "taskSubnet", rule)
+            })?),
+            None => None,
+        };
+        let existing = registration
+            .container_instance_arn
+            .as_deref()
+            .and_then(|arn| self.instances.values().find(|i| i.arn == arn))
+            .map(|i| i.id.clone());
+        let id = existing.unwrap_or(new_id);
+        let subnet = match (configured, self.instances.get(&id)) {
+            (Some(s), _) => s,
+            (None, Some(current)) => current.task_subnet,
+            (None, None) => self.free_node_subnet()?,
+        };
+        if let Some(other) = self
+            .instances
+            .values()
+            .find(|i| i.id != id && i.task_subnet.overlaps(&subnet))
+        {
+            return Err(ApiError::field(
+                Exception::InvalidParameterException,
+                "taskSubnet",
+                format!(
+                    "{subnet} overlaps the task subnet {} of container instance {}",
+                    other.task_subnet, other.arn
+                ),
+            ));
+        }
+        let registered = Resources {
+            cpu: registration.cpu,
+            memory: registration.memory,
+        };
+        let arn = self.arn.container_instance(&cluster, &id);
+        let record = match self.instances.get_mut(&id) {
+            Some(r) => {
+                let reserved = r.registered.saturating_sub(r.remaining);
+                r.registered = registered;
+                r.remaining = registered.saturating_sub(reserved);
+                r.hostname = registration.hostname;
+                r.attributes = registration.attributes;
+                r.agent_version = registration.agent_version;
+                r.runtime_version = registration.runtime_version;
+                r.task_subnet = subnet;
+                r.version += 1;
+                r.clone()
+            }
+            None => {
+                let r = InstanceRecord {
+                    id: id.clone(),
+                    cluster,
+                    arn,
+                    hostname: registration.hostname,
+                    registered,
+                    remaining: registered,
+                    attributes: registration.attributes,
+                    agent_version: registration.agent_version,
+                    runtime_version: registration.runtime_version,
+                    task_subnet: subnet,
+                    agent_connected: false,
+                    registered_at: at,
+                    version: 1,
+                    task_ids: BTreeSet::new(),
+                };
+                self.instances.insert(id, r.clone());
+                r
+            }
+        };
+        Ok(Outcome::ContainerInstance(Box::new(record)))
+    }
+
+    /// The lowest node-sized block of the task CIDR that no instance uses.
+    fn free_node_subnet(&self) -> Result<Ipv4Cidr, ApiError> {
+        let cidr = self.task_cidr;
+        let count = 1u64 << u32::from(NODE_SUBNET_PREFIX.saturating_sub(cidr.prefix_len)).min(32);
+        (0..count)
+            .filter_map(|i| cidr.subnet(NODE_SUBNET_PREFIX, u32::try_from(i).ok()?))
+            .find(|s| !self.instances.values().any(|i| i.task_subnet.overlaps(s)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    Exception::LimitExceededException,
+                    format!("the task CIDR {cidr} has no free /{NODE_SUBNET_PREFIX} left for another container instance"),
+                )
+            })
+    }
+
+    pub(super) fn set_agent_connected(
+        &mut self,
+        instance_id: &str,
+        connected: bool,
+    ) -> Result<Outcome, ApiError> {
+        let record = self
+            .instances
+            .get_mut(instance_id)
+            .ok_or_else(|| instance_not_found(instance_id))?;
+        if record.agent_connected != connected {
+            record.agent_connected = connected;
+            record.version += 1;
+        }
+        Ok(Outcome::ContainerInstance(Box::new(record.clone())))
+    }
+
+    /// ECS's describe shape of an instance.
+    pub fn container_instance_view(&self, record: &InstanceRecord) -> ContainerInstance {
+        let (mut running, mut pending) = (0u32, 0u32);
+        for task in record.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
+            if task.task.last_status.is_pending() {
+                pending += 1;
+            } else if task.task.last_status == orca_core::task::TaskStatus::Running {
+                running += 1;
+            }
+        }
+        let mut attributes = record.attributes.clone();
+        attributes.push(Attribute {
+            name: "orca.task-subnet".to_string(),
+            value: Some(record.task_subnet.to_string()),
+            target_type: None,
+            target_id: None,
+        });
+        ContainerInstance {
+            container_instance_arn: record.arn.clone(),
+            ec2_instance_id: record.hostname.clone(),
+            version: record.version,
+            version_info: VersionInfo {
+                agent_version: record.agent_version.clone(),
+                docker_version: record.runtime_version.clone(),
+            },
+            remaining_resources: Resource::list(record.remaining),
+            registered_resources: Resource::list(record.registered),
+            status: "ACTIVE".to_string(),
+            agent_connected: record.agent_connected,
+            running_tasks_count: running,
+            pending_tasks_count: pending,
+            attributes,
+            registered_at: record.registered_at,
+            tags: Vec::new(),
+        }
+    }
+}
+
+pub fn instance_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        Exception::InvalidParameterException,
+        format!("container instance '{id}' not found"),
+    )
+}

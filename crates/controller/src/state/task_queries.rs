@@ -1,0 +1,220 @@
+//! Reads of tasks and container instances: DescribeTasks, ListTasks,
+//! List/DescribeContainerInstances, cluster counts, and the assignments the
+//! leader sends an agent. Pure functions of the state.
+
+use orca_core::agent_protocol::TaskAssignment;
+use orca_core::arn::resource_id;
+use orca_core::container_instance::ContainerInstance;
+use orca_core::task::{Failure, Task, TaskStatus};
+use orca_core::ApiError;
+
+use super::clusters::ClusterUsage;
+use super::query::{paginate, Page, PageRequest, SortOrder};
+use super::{ClusterState, InstanceRecord, TaskRecord};
+
+/// ListTasks' filters, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub cluster: String,
+    pub instance_id: Option<String>,
+    pub family: Option<String>,
+    pub started_by: Option<String>,
+    /// Tasks of a service carry the group `service:<name>`.
+    pub service_name: Option<String>,
+    /// RUNNING, PENDING or STOPPED (ECS: desired PENDING matches nothing).
+    pub desired_status: String,
+    pub launch_type: Option<String>,
+}
+
+impl ClusterState {
+    /// Counts for DescribeClusters and DeleteCluster's rules.
+    pub fn cluster_usage(&self, name: &str) -> ClusterUsage {
+        let mut usage = ClusterUsage {
+            container_instances: self
+                .instances
+                .values()
+                .filter(|i| i.cluster == name)
+                .count() as u32,
+            ..ClusterUsage::default()
+        };
+        for t in self.tasks.values().filter(|t| t.cluster == name) {
+            match t.task.last_status {
+                TaskStatus::Running => usage.running_tasks += 1,
+                s if s.is_pending() => usage.pending_tasks += 1,
+                // Stopping tasks still hold the cluster.
+                TaskStatus::Stopped => {}
+                _ => usage.running_tasks += 1,
+            }
+        }
+        usage
+    }
+
+    /// A task of `cluster` by id or ARN.
+    pub fn task_in(&self, cluster: &str, reference: &str) -> Option<&TaskRecord> {
+        let (arn_cluster, id) = resource_id(reference, "task", "task").ok()?;
+        if arn_cluster.is_some_and(|c| c != cluster) {
+            return None;
+        }
+        self.tasks.get(&id).filter(|t| t.cluster == cluster)
+    }
+
+    pub fn describe_tasks(
+        &self,
+        cluster: &str,
+        references: &[String],
+    ) -> (Vec<Task>, Vec<Failure>) {
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for r in references {
+            match self.task_in(cluster, r) {
+                Some(t) => tasks.push(t.task.clone()),
+                None => failures.push(Failure {
+                    arn: Some(r.clone()),
+                    reason: "MISSING".to_string(),
+                    detail: None,
+                }),
+            }
+        }
+        (tasks, failures)
+    }
+
+    pub fn list_tasks(
+        &self,
+        filter: &TaskFilter,
+        page: &PageRequest,
+    ) -> Result<Page<String>, ApiError> {
+        let matches = |t: &&TaskRecord| {
+            let task = &t.task;
+            let desired = match filter.desired_status.as_str() {
+                "STOPPED" => task.desired_status == TaskStatus::Stopped,
+                "PENDING" => false,
+                _ => task.desired_status == TaskStatus::Running,
+            };
+            t.cluster == filter.cluster
+                && desired
+                && filter
+                    .instance_id
+                    .as_ref()
+                    .is_none_or(|i| *i == t.instance_id)
+                && filter.family.as_ref().is_none_or(|f| *f == t.family)
+                && filter
+                    .started_by
+                    .as_ref()
+                    .is_none_or(|s| task.started_by.as_ref() == Some(s))
+                && filter
+                    .service_name
+                    .as_ref()
+                    .is_none_or(|s| task.group.as_deref() == Some(&format!("service:{s}")))
+                && filter
+                    .launch_type
+                    .as_ref()
+                    .is_none_or(|l| *l == task.launch_type)
+        };
+        let ids = self.tasks.values().filter(matches).map(|t| t.id.clone());
+        let page = paginate(ids, SortOrder::Asc, page)?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .filter_map(|id| self.tasks.get(id).map(|t| t.task.task_arn.clone()))
+                .collect(),
+            next_token: page.next_token,
+        })
+    }
+
+    /// A container instance of `cluster` by id or ARN.
+    pub fn instance_in(&self, cluster: &str, reference: &str) -> Option<&InstanceRecord> {
+        let (arn_cluster, id) =
+            resource_id(reference, "container-instance", "containerInstance").ok()?;
+        if arn_cluster.is_some_and(|c| c != cluster) {
+            return None;
+        }
+        self.instances.get(&id).filter(|i| i.cluster == cluster)
+    }
+
+    pub fn list_container_instances(
+        &self,
+        cluster: &str,
+        page: &PageRequest,
+    ) -> Result<Page<String>, ApiError> {
+        let ids = self
+            .instances
+            .values()
+            .filter(|i| i.cluster == cluster)
+            .map(|i| i.id.clone());
+        let page = paginate(ids, SortOrder::Asc, page)?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .filter_map(|id| self.instances.get(id).map(|i| i.arn.clone()))
+                .collect(),
+            next_token: page.next_token,
+        })
+    }
+
+    pub fn describe_container_instances(
+        &self,
+        cluster: &str,
+        references: &[String],
+    ) -> (Vec<ContainerInstance>, Vec<Failure>) {
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for r in references {
+            match self.instance_in(cluster, r) {
+                Some(i) => found.push(self.container_instance_view(i)),
+                None => failures.push(Failure {
+                    arn: Some(r.clone()),
+                    reason: "MISSING".to_string(),
+                    detail: None,
+                }),
+            }
+        }
+        (found, failures)
+    }
+
+    /// What the instance's agent should hold: every task placed on it that
+    /// has not reported STOPPED, with its definition.
+    pub fn assignments_for(&self, instance_id: &str) -> Vec<TaskAssignment> {
+        let Some(instance) = self.instances.get(instance_id) else {
+            return Vec::new();
+        };
+        instance
+            .task_ids
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .filter_map(|t| {
+                let definition = self
+                    .families
+                    .get(&t.family)?
+                    .revisions
+                    .get(&t.revision)?
+                    .task_definition
+                    .clone();
+                Some(TaskAssignment {
+                    task_arn: t.task.task_arn.clone(),
+                    task_id: t.id.clone(),
+                    desired_status: t.task.desired_status,
+                    task_definition: definition,
+                    overrides: t.task.overrides.clone(),
+                    stop_code: t.task.stop_code,
+                    stopped_reason: t.task.stopped_reason.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A cheap fingerprint of [`Self::assignments_for`]: what changes it.
+    pub fn assignment_key(&self, instance_id: &str) -> Vec<(String, TaskStatus)> {
+        self.instances
+            .get(instance_id)
+            .map(|i| {
+                i.task_ids
+                    .iter()
+                    .filter_map(|id| self.tasks.get(id))
+                    .map(|t| (t.id.clone(), t.task.desired_status))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

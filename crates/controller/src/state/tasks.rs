@@ -1,0 +1,408 @@
+//! Applying task commands: RunTask (re-checking the leader's placements
+//! against the resources left now, reserving them), StopTask, and the
+//! agents' state reports (statuses only move forward; resources are released
+//! exactly once, when the task reaches STOPPED).
+
+use orca_core::agent_protocol::{ContainerStateReport, TaskStateReport};
+use orca_core::task::{
+    task_resources, Attachment, Container, ContainerStatus, Failure, KeyValue,
+    NetworkConfiguration, NetworkInterface, Resources, StopCode, Task, TaskOverride, TaskStatus,
+};
+use orca_core::task_definition::{Tag, TaskDefinitionStatus, Timestamp};
+use orca_core::{ApiError, Exception};
+use serde::{Deserialize, Serialize};
+
+use super::instances::instance_not_found;
+use super::task_definitions::task_definition_not_found;
+use super::{ClusterState, Outcome};
+
+/// A task as stored: ECS's shape plus what the controller needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub cluster: String,
+    pub instance_id: String,
+    pub family: String,
+    pub revision: u32,
+    /// What the task holds on its instance until it is STOPPED.
+    pub reserved: Resources,
+    /// RunTask's networkConfiguration, recorded as given.
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub client_token: Option<String>,
+    pub task: Task,
+}
+
+/// One task of a RunTask, placed by the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub task_id: String,
+    pub instance_id: String,
+    /// One id per container definition, in order (container ARNs).
+    pub container_ids: Vec<String>,
+}
+
+/// Everything RunTask decided, as one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunTaskCommand {
+    pub cluster: String,
+    pub family: String,
+    pub revision: u32,
+    pub overrides: TaskOverride,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub client_token: Option<String>,
+    /// The request's canonical JSON: a clientToken reused with another
+    /// request is refused.
+    pub fingerprint: String,
+    pub launch_type: String,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub tags: Vec<Tag>,
+    pub enable_execute_command: bool,
+    pub created_at: Timestamp,
+    pub placements: Vec<Placement>,
+    /// Tasks that could not be placed (ECS's failures[]).
+    pub failures: Vec<Failure>,
+}
+
+/// A clientToken's RunTask, kept so a retry returns the same tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTokenRecord {
+    pub fingerprint: String,
+    pub task_ids: Vec<String>,
+    pub failures: Vec<Failure>,
+    pub at: Timestamp,
+}
+
+/// How long a clientToken is remembered (ECS: tokens expire; a day here).
+const CLIENT_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
+
+impl ClusterState {
+    pub(super) fn run_task(&mut self, cmd: RunTaskCommand) -> Result<Outcome, ApiError> {
+        self.active_cluster(&cmd.cluster)?;
+        // Forget expired tokens; the command's time is the clock here.
+        let horizon = cmd.created_at.0.saturating_sub(CLIENT_TOKEN_TTL_MS);
+        self.client_tokens.retain(|_, t| t.at.0 >= horizon);
+        if let Some(token) = &cmd.client_token {
+            if let Some(known) = self
+                .client_tokens
+                .get(&(cmd.cluster.clone(), token.clone()))
+            {
+                if known.fingerprint != cmd.fingerprint {
+                    return Err(ApiError::field(
+                        Exception::InvalidParameterException,
+                        "clientToken",
+                        format!("'{token}' was already used with different parameters"),
+                    ));
+                }
+                let tasks = known
+                    .task_ids
+                    .iter()
+                    .filter_map(|id| self.tasks.get(id).map(|t| t.task.clone()))
+                    .collect();
+                return Ok(Outcome::Tasks {
+                    tasks,
+                    failures: known.failures.clone(),
+                });
+            }
+        }
+        let stored = self
+            .families
+            .get(&cmd.family)
+            .and_then(|f| f.revisions.get(&cmd.revision))
+            .filter(|s| s.task_definition.status == TaskDefinitionStatus::Active)
+            .ok_or_else(|| task_definition_not_found(&cmd.family, Some(cmd.revision)))?;
+        let definition = stored.task_definition.clone();
+        let need = task_resources(&definition, &cmd.overrides);
+        // Re-check the placements against what is left now: a placement made
+        // on an older view may no longer fit; the leader then places again.
+        let mut taken: std::collections::BTreeMap<&str, Resources> = Default::default();
+        for p in &cmd.placements {
+            let Some(instance) = self.instances.get(&p.instance_id) else {
+                return Ok(Outcome::PlacementConflict);
+            };
+            let used = taken.entry(&p.instance_id).or_default();
+            *used = used.add(need);
+            if instance.cluster != cmd.cluster || !used.fits_in(instance.remaining) {
+                return Ok(Outcome::PlacementConflict);
+            }
+        }
+        let mut tasks = Vec::with_capacity(cmd.placements.len());
+        for p in &cmd.placements {
+            let task_arn = self.arn.task(&cmd.cluster, &p.task_id);
+            let instance = self
+                .instances
+                .get_mut(&p.instance_id)
+                .ok_or_else(|| instance_not_found(&p.instance_id))?;
+            instance.remaining = instance.remaining.saturating_sub(need);
+            instance.task_ids.insert(p.task_id.clone());
+            instance.version += 1;
+            let instance_arn = instance.arn.clone();
+            let containers = definition
+                .spec
+                .container_definitions
+                .iter()
+                .zip(&p.container_ids)
+                .map(|(def, cid)| {
+                    let c = orca_core::task::effective_container(def, &cmd.overrides);
+                    Container {
+                        container_arn: self.arn.container(&cmd.cluster, &p.task_id, cid),
+                        task_arn: task_arn.clone(),
+                        name: c.name.clone(),
+                        image: c.image.clone(),
+                        image_digest: None,
+                        runtime_id: None,
+                        last_status: ContainerStatus::Pending,
+                        exit_code: None,
+                        reason: None,
+                        network_bindings: Vec::new(),
+                        network_interfaces: Vec::new(),
+                        health_status: "UNKNOWN".to_string(),
+                        cpu: c.cpu.unwrap_or(0).to_string(),
+                        memory: c.memory.map(|m| m.to_string()),
+                        memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                        essential: c.essential.unwrap_or(true),
+                    }
+                })
+                .collect();
+            let task = Task {
+                task_arn: task_arn.clone(),
+                cluster_arn: self.arn.cluster(&cmd.cluster),
+                task_definition_arn: definition.task_definition_arn.clone(),
+                container_instance_arn: Some(instance_arn),
+                overrides: cmd.overrides.clone(),
+                last_status: TaskStatus::Provisioning,
+                desired_status: TaskStatus::Running,
+                cpu: need.cpu.to_string(),
+                memory: need.memory.to_string(),
+                containers,
+                started_by: cmd.started_by.clone(),
+                group: Some(
+                    cmd.group
+                        .clone()
+                        .unwrap_or_else(|| format!("family:{}", cmd.family)),
+                ),
+                launch_type: cmd.launch_type.clone(),
+                attachments: Vec::new(),
+                created_at: cmd.created_at,
+                pull_started_at: None,
+                pull_stopped_at: None,
+                started_at: None,
+                stopping_at: None,
+                execution_stopped_at: None,
+                stopped_at: None,
+                stop_code: None,
+                stopped_reason: None,
+                version: 1,
+                health_status: "UNKNOWN".to_string(),
+                enable_execute_command: cmd.enable_execute_command,
+                tags: cmd.tags.clone(),
+            };
+            self.tasks.insert(
+                p.task_id.clone(),
+                TaskRecord {
+                    id: p.task_id.clone(),
+                    cluster: cmd.cluster.clone(),
+                    instance_id: p.instance_id.clone(),
+                    family: cmd.family.clone(),
+                    revision: cmd.revision,
+                    reserved: need,
+                    network_configuration: cmd.network_configuration.clone(),
+                    client_token: cmd.client_token.clone(),
+                    task: task.clone(),
+                },
+            );
+            tasks.push(task);
+        }
+        if let Some(token) = cmd.client_token {
+            self.client_tokens.insert(
+                (cmd.cluster, token),
+                ClientTokenRecord {
+                    fingerprint: cmd.fingerprint,
+                    task_ids: cmd.placements.iter().map(|p| p.task_id.clone()).collect(),
+                    failures: cmd.failures.clone(),
+                    at: cmd.created_at,
+                },
+            );
+        }
+        Ok(Outcome::Tasks {
+            tasks,
+            failures: cmd.failures,
+        })
+    }
+
+    pub(super) fn stop_task(
+        &mut self,
+        cluster: &str,
+        task_id: &str,
+        reason: Option<String>,
+        stop_code: StopCode,
+        at: Timestamp,
+    ) -> Result<Outcome, ApiError> {
+        let record = self
+            .tasks
+            .get_mut(task_id)
+            .filter(|t| t.cluster == cluster)
+            .ok_or_else(|| task_not_found(task_id))?;
+        let task = &mut record.task;
+        if task.desired_status != TaskStatus::Stopped && task.last_status != TaskStatus::Stopped {
+            task.desired_status = TaskStatus::Stopped;
+            task.stop_code.get_or_insert(stop_code);
+            if task.stopped_reason.is_none() {
+                task.stopped_reason =
+                    Some(reason.unwrap_or_else(|| "Task stopped by user".to_string()));
+            }
+            task.stopping_at.get_or_insert(at);
+            task.version += 1;
+        }
+        Ok(Outcome::Task(Box::new(task.clone())))
+    }
+
+    /// Merges an agent's reports. A report for a task that is not on this
+    /// instance is ignored (it may have been purged); each report only moves
+    /// statuses forward, so a resent or reordered report changes nothing.
+    pub(super) fn report_task_states(
+        &mut self,
+        instance_id: &str,
+        reports: Vec<TaskStateReport>,
+    ) -> Result<Outcome, ApiError> {
+        if !self.instances.contains_key(instance_id) {
+            return Err(instance_not_found(instance_id));
+        }
+        let mut changed = 0usize;
+        for report in reports {
+            let Some(task_id) = report.task_arn.rsplit('/').next().map(str::to_string) else {
+                continue;
+            };
+            let Some(record) = self
+                .tasks
+                .get_mut(&task_id)
+                .filter(|t| t.instance_id == instance_id)
+            else {
+                continue;
+            };
+            if merge_report(&mut record.task, report) {
+                changed += 1;
+                record.task.version += 1;
+            }
+            if record.task.last_status == TaskStatus::Stopped {
+                let reserved = record.reserved;
+                if let Some(instance) = self.instances.get_mut(instance_id) {
+                    // Released exactly once: the id leaves the set here.
+                    if instance.task_ids.remove(&task_id) {
+                        instance.remaining = instance
+                            .remaining
+                            .add(reserved)
+                            .min_each(instance.registered);
+                        instance.version += 1;
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Reported(changed))
+    }
+}
+
+/// Folds one report into the task; true if anything changed.
+fn merge_report(task: &mut Task, report: TaskStateReport) -> bool {
+    let before = task.clone();
+    if report.last_status > task.last_status {
+        task.last_status = report.last_status;
+    }
+    for c in report.containers {
+        if let Some(container) = task.containers.iter_mut().find(|x| x.name == c.name) {
+            merge_container(container, c);
+        }
+    }
+    if let Some(net) = report.network {
+        let attachment_id = net.netns.clone();
+        let status = if task.last_status == TaskStatus::Stopped {
+            "DELETED"
+        } else {
+            "ATTACHED"
+        };
+        task.attachments = vec![Attachment {
+            id: attachment_id.clone(),
+            kind: "ElasticNetworkInterface".to_string(),
+            status: status.to_string(),
+            details: vec![
+                KeyValue {
+                    name: "subnetId".into(),
+                    value: net.subnet.clone(),
+                },
+                KeyValue {
+                    name: "networkInterfaceId".into(),
+                    value: net.netns.clone(),
+                },
+                KeyValue {
+                    name: "macAddress".into(),
+                    value: net.mac_address.clone(),
+                },
+                KeyValue {
+                    name: "privateIPv4Address".into(),
+                    value: net.private_ipv4_address.clone(),
+                },
+            ],
+        }];
+        for container in &mut task.containers {
+            container.network_interfaces = vec![NetworkInterface {
+                attachment_id: attachment_id.clone(),
+                private_ipv4_address: net.private_ipv4_address.clone(),
+            }];
+        }
+    } else if task.last_status == TaskStatus::Stopped {
+        for a in &mut task.attachments {
+            a.status = "DELETED".to_string();
+        }
+    }
+    fill(&mut task.pull_started_at, report.pull_started_at);
+    fill(&mut task.pull_stopped_at, report.pull_stopped_at);
+    fill(&mut task.started_at, report.started_at);
+    fill(&mut task.stopping_at, report.stopping_at);
+    fill(&mut task.execution_stopped_at, report.execution_stopped_at);
+    fill(&mut task.stopped_at, report.stopped_at);
+    if task.stop_code.is_none() {
+        if let Some(code) = report.stop_code {
+            task.stop_code = Some(code);
+            if report.stopped_reason.is_some() {
+                task.stopped_reason = report.stopped_reason;
+            }
+        }
+    }
+    if task.last_status >= TaskStatus::Deactivating {
+        // A task that stops on its own is no longer wanted running (ECS).
+        task.desired_status = TaskStatus::Stopped;
+    }
+    *task != before
+}
+
+fn merge_container(container: &mut Container, c: ContainerStateReport) {
+    if c.last_status > container.last_status {
+        container.last_status = c.last_status;
+    }
+    if c.exit_code.is_some() {
+        container.exit_code = c.exit_code;
+    }
+    if c.reason.is_some() {
+        container.reason = c.reason;
+    }
+    if c.runtime_id.is_some() {
+        container.runtime_id = c.runtime_id;
+    }
+    if c.image_digest.is_some() {
+        container.image_digest = c.image_digest;
+    }
+}
+
+fn fill(slot: &mut Option<Timestamp>, value: Option<Timestamp>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+pub fn task_not_found(id: &str) -> ApiError {
+    ApiError::field(
+        Exception::InvalidParameterException,
+        "task",
+        format!("The referenced task was not found: {id}"),
+    )
+}
