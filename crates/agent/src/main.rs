@@ -1,36 +1,123 @@
-//! orca-agent: the node agent. This build only parses its command line; the
-//! agent that registers with a controller and runs tasks through containerd
-//! arrives with the run-task issue.
+//! orca-agent: parses flags and the config file, connects to containerd,
+//! and runs the agent until SIGTERM or SIGINT.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use clap::Parser;
+use orca_agent::AgentConfig;
+use orca_runtime::containerd::{ContainerdConfig, ContainerdRuntime};
 
-/// The orca node agent: registers this machine as a container instance and runs
-/// the tasks the controller places on it.
+/// The orca node agent: registers this machine as a container instance and
+/// runs the tasks the controller places on it.
 #[derive(Debug, Parser)]
 #[command(name = "orca-agent", version)]
 struct Args {
+    /// A TOML config file; flags override it.
+    #[arg(long, env = "ORCA_AGENT_CONFIG")]
+    config: Option<PathBuf>,
     /// Controller endpoints (host:port), comma separated.
-    #[arg(
-        long,
-        env = "ORCA_ENDPOINT",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:7470"
-    )]
-    endpoints: Vec<String>,
+    #[arg(long, env = "ORCA_ENDPOINT", value_delimiter = ',')]
+    endpoints: Option<Vec<String>>,
     /// The cluster this instance joins.
-    #[arg(long, default_value = "default")]
-    cluster: String,
-    /// Where the agent keeps its state.
-    #[arg(long, default_value = "/var/lib/orca-agent")]
-    data_dir: std::path::PathBuf,
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Where the agent keeps its identity, IPAM state and task logs.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// containerd's socket.
+    #[arg(long)]
+    containerd_socket: Option<PathBuf>,
+    /// This agent's containerd namespace (one per agent on a machine).
+    #[arg(long)]
+    containerd_namespace: Option<String>,
+    /// The node bridge tasks attach to.
+    #[arg(long)]
+    bridge: Option<String>,
+    /// The node's task subnet (CIDR); by default the controller hands one out.
+    #[arg(long)]
+    task_subnet: Option<String>,
+    /// Custom attributes, NAME=VALUE, repeatable.
+    #[arg(long = "attribute", value_parser = parse_attribute)]
+    attributes: Vec<(String, String)>,
+    /// CPU units to register instead of 1024 per core.
+    #[arg(long)]
+    cpu_units: Option<u64>,
+    /// MiB to register instead of the machine's memory less the reserve.
+    #[arg(long)]
+    memory_mib: Option<u64>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    anyhow::bail!(
-        "orca-agent is not implemented yet: it would join cluster '{}' through {:?} with data in {}",
-        args.cluster,
-        args.endpoints,
-        args.data_dir.display()
-    )
+fn parse_attribute(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))
+}
+
+fn config(args: Args) -> anyhow::Result<AgentConfig> {
+    let mut c = match &args.config {
+        Some(path) => AgentConfig::from_file(path)?,
+        None => AgentConfig::default(),
+    };
+    if let Some(v) = args.endpoints {
+        c.endpoints = v;
+    }
+    if let Some(v) = args.cluster {
+        c.cluster = v;
+    }
+    if let Some(v) = args.data_dir {
+        c.data_dir = v;
+    }
+    if let Some(v) = args.containerd_socket {
+        c.containerd_socket = v;
+    }
+    if let Some(v) = args.containerd_namespace {
+        c.containerd_namespace = v;
+    }
+    if let Some(v) = args.bridge {
+        c.bridge = v;
+    }
+    if args.task_subnet.is_some() {
+        c.task_subnet = args.task_subnet;
+    }
+    c.attributes.extend(args.attributes);
+    c.cpu_units = args.cpu_units.or(c.cpu_units);
+    c.memory_mib = args.memory_mib.or(c.memory_mib);
+    c.validate()?;
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = config(Args::parse())?;
+    let runtime = ContainerdRuntime::connect(ContainerdConfig {
+        socket: config.containerd_socket.clone(),
+        namespace: config.containerd_namespace.clone(),
+        registries: config.registries.clone(),
+        state_dir: config.data_dir.join("runtime"),
+    })
+    .await
+    .with_context(|| format!("connecting to containerd at {}", config.containerd_socket.display()))?;
+    let agent = orca_agent::start(config, Arc::new(runtime), "containerd".to_string());
+    let shutdown = agent.shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        shutdown.cancel();
+    });
+    agent.handle.await.context("agent task")??;
+    Ok(())
 }

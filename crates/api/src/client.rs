@@ -40,6 +40,11 @@ pub fn endpoint_uri(endpoint: &str) -> String {
 
 /// Opens a channel to one controller.
 pub async fn connect(endpoint: &str) -> Result<EcsClient<Channel>, ConnectError> {
+    Ok(EcsClient::new(channel(endpoint).await?))
+}
+
+/// Opens a transport channel to one controller (any of its services).
+pub async fn channel(endpoint: &str) -> Result<Channel, ConnectError> {
     let uri = endpoint_uri(endpoint);
     let ep = Endpoint::from_shared(uri)
         .map_err(|source| ConnectError::InvalidEndpoint {
@@ -55,7 +60,7 @@ pub async fn connect(endpoint: &str) -> Result<EcsClient<Channel>, ConnectError>
             endpoint: endpoint.to_string(),
             source,
         })?;
-    Ok(EcsClient::new(channel))
+    Ok(channel)
 }
 
 #[cfg(test)]

@@ -1,0 +1,172 @@
+//! The agent's configuration: a TOML file (`--config`), overridden by flags.
+//! Validated once at start; every field says why it exists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+/// Registries as containerd's hosts.toml describes them: per host named in
+/// image references, mirrors tried first, plain HTTP only when insecure,
+/// credentials.
+pub type RegistriesConfig = orca_runtime::containerd::RegistriesConfig;
+
+/// How tasks get their network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// A namespace, veth and address per task on the node bridge (awsvpc).
+    Netns,
+    /// Addresses from the same IPAM without touching the kernel: for tests
+    /// of the layers above with the fake runtime.
+    Fake,
+}
+
+/// The agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Controller endpoints (host:port); any member will do, the agent
+    /// finds the leader.
+    pub endpoints: Vec<String>,
+    /// The cluster this instance joins.
+    pub cluster: String,
+    /// containerd's socket.
+    pub containerd_socket: PathBuf,
+    /// The containerd namespace of this agent's images and containers: one
+    /// per agent, so several agents can share one containerd.
+    pub containerd_namespace: String,
+    /// Where the agent keeps its identity, IPAM and task logs.
+    pub data_dir: PathBuf,
+    /// The node bridge tasks attach to.
+    pub bridge: String,
+    /// The node's task subnet; None asks the controller for one.
+    pub task_subnet: Option<String>,
+    pub network: NetworkKind,
+    pub registries: RegistriesConfig,
+    /// Custom attributes registered with the instance.
+    pub attributes: BTreeMap<String, String>,
+    /// CPU units to register instead of 1024 per core.
+    pub cpu_units: Option<u64>,
+    /// MiB to register instead of the machine's memory less the reserve.
+    pub memory_mib: Option<u64>,
+    /// MiB kept back for the agent, containerd and the system.
+    pub reserved_memory_mib: u64,
+    /// How often the agent tells the leader it is alive.
+    #[serde(with = "secs")]
+    pub heartbeat_interval: Duration,
+    /// How long state changes are gathered before they are sent.
+    #[serde(with = "millis")]
+    pub report_batch_window: Duration,
+    /// SIGTERM → SIGKILL grace when a container defines no stopTimeout
+    /// (ECS_CONTAINER_STOP_TIMEOUT, 30 s in ECS).
+    #[serde(with = "secs")]
+    pub default_stop_timeout: Duration,
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0)))
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            endpoints: vec!["127.0.0.1:7470".to_string()],
+            cluster: "default".to_string(),
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            containerd_namespace: "orca".to_string(),
+            data_dir: PathBuf::from("/var/lib/orca-agent"),
+            bridge: "orca0".to_string(),
+            task_subnet: None,
+            network: NetworkKind::Netns,
+            registries: RegistriesConfig::default(),
+            attributes: BTreeMap::new(),
+            cpu_units: None,
+            memory_mib: None,
+            reserved_memory_mib: 256,
+            heartbeat_interval: Duration::from_secs(5),
+            report_batch_window: Duration::from_millis(20),
+            default_stop_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The checks that need no I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: &str| ConfigError::Invalid {
+            field: field.to_string(),
+            message: message.to_string(),
+        };
+        if self.endpoints.is_empty() {
+            return Err(invalid("endpoints", "name at least one controller"));
+        }
+        if self.bridge.is_empty() || self.bridge.len() > 15 {
+            return Err(invalid("bridge", "a device name of 1 to 15 bytes"));
+        }
+        if self.containerd_namespace.is_empty()
+            || !self
+                .containerd_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "containerd_namespace",
+                "letters, digits, '-', '_' and '.' only",
+            ));
+        }
+        if let Some(s) = &self.task_subnet {
+            s.parse::<orca_core::cidr::Ipv4Cidr>()
+                .map_err(|e| invalid("task_subnet", &e))?;
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(invalid("heartbeat_interval", "must be more than 0"));
+        }
+        for name in self.attributes.keys() {
+            if name.is_empty() || name.len() > 128 {
+                return Err(invalid("attributes", "names are 1 to 128 characters"));
+            }
+        }
+        Ok(())
+    }
+}

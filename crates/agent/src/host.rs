@@ -1,0 +1,73 @@
+//! What this machine offers: registered CPU (1024 units a core), memory
+//! (MiB less the reserve), hostname and the built-in attributes.
+
+use orca_core::task_definition::Attribute;
+
+use crate::config::AgentConfig;
+
+/// The agent's version, registered with the instance.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The machine's total memory in MiB, from /proc/meminfo.
+fn total_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// CPU units to register: the override, or 1024 per online core.
+pub fn cpu_units(config: &AgentConfig) -> u64 {
+    config.cpu_units.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        1024 * cores as u64
+    })
+}
+
+/// MiB to register: the override, or the machine's memory less the reserve.
+pub fn memory_mib(config: &AgentConfig) -> u64 {
+    config.memory_mib.unwrap_or_else(|| {
+        total_memory_mib()
+            .unwrap_or(0)
+            .saturating_sub(config.reserved_memory_mib)
+    })
+}
+
+fn cpu_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn attribute(name: &str, value: &str) -> Attribute {
+    Attribute {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        target_type: None,
+        target_id: None,
+    }
+}
+
+/// The built-in attributes (orca's and the ECS names placement constraints
+/// written for ECS use) followed by the configured ones.
+pub fn attributes(config: &AgentConfig) -> Vec<Attribute> {
+    let mut out = vec![
+        attribute("orca.os-type", std::env::consts::OS),
+        attribute("orca.cpu-architecture", cpu_architecture()),
+        attribute("orca.agent-version", AGENT_VERSION),
+        attribute("ecs.os-type", std::env::consts::OS),
+        attribute("ecs.cpu-architecture", cpu_architecture()),
+    ];
+    for (name, value) in &config.attributes {
+        out.push(attribute(name, value));
+    }
+    out
+}

@@ -1,0 +1,111 @@
+//! dependsOn: whether a container may start, given how the containers it
+//! depends on are doing. Pure, so the ordering rules are tested alone.
+//!
+//! START: the dependency has started. COMPLETE: it has exited. SUCCESS: it
+//! has exited 0 (any other exit means the dependent can never start).
+//! HEALTHY waits for health checks, which arrive in a later issue; until
+//! then it is treated as START.
+
+use orca_core::task_definition::{ContainerCondition, ContainerDependency};
+
+/// How far a container has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    NotStarted,
+    Running,
+    Exited(i32),
+    /// It could not be pulled, created or started.
+    Failed,
+}
+
+/// May the container start?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    Wait,
+    /// A condition can no longer be met.
+    Never(String),
+}
+
+/// Evaluates `deps` with `progress_of` giving each named container's state.
+pub fn readiness(
+    deps: &[ContainerDependency],
+    progress_of: impl Fn(&str) -> Progress,
+) -> Readiness {
+    let mut ready = true;
+    for dep in deps {
+        let name = dep.container_name.as_str();
+        let p = progress_of(name);
+        let verdict = match (dep.condition, p) {
+            (_, Progress::Failed) => Readiness::Never(format!("dependency {name} failed to start")),
+            (ContainerCondition::Start | ContainerCondition::Healthy, Progress::NotStarted) => {
+                Readiness::Wait
+            }
+            (ContainerCondition::Start | ContainerCondition::Healthy, _) => Readiness::Ready,
+            (ContainerCondition::Complete, Progress::Exited(_)) => Readiness::Ready,
+            (ContainerCondition::Complete, _) => Readiness::Wait,
+            (ContainerCondition::Success, Progress::Exited(0)) => Readiness::Ready,
+            (ContainerCondition::Success, Progress::Exited(code)) => Readiness::Never(format!(
+                "dependency {name} exited with code {code}; its SUCCESS condition cannot be met"
+            )),
+            (ContainerCondition::Success, _) => Readiness::Wait,
+        };
+        match verdict {
+            Readiness::Never(why) => return Readiness::Never(why),
+            Readiness::Wait => ready = false,
+            Readiness::Ready => {}
+        }
+    }
+    if ready {
+        Readiness::Ready
+    } else {
+        Readiness::Wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(name: &str, condition: ContainerCondition) -> ContainerDependency {
+        ContainerDependency {
+            container_name: name.to_string(),
+            condition,
+        }
+    }
+
+    #[test]
+    fn conditions_as_ecs_defines_them() {
+        use ContainerCondition::*;
+        use Progress::*;
+        let cases = [
+            (Start, NotStarted, Readiness::Wait),
+            (Start, Running, Readiness::Ready),
+            (Start, Exited(1), Readiness::Ready),
+            (Complete, Running, Readiness::Wait),
+            (Complete, Exited(7), Readiness::Ready),
+            (Success, Running, Readiness::Wait),
+            (Success, Exited(0), Readiness::Ready),
+        ];
+        for (condition, progress, expected) in cases {
+            assert_eq!(
+                readiness(&[dep("init", condition)], |_| progress),
+                expected,
+                "{condition:?} with {progress:?}"
+            );
+        }
+        assert!(matches!(
+            readiness(&[dep("init", Success)], |_| Exited(2)),
+            Readiness::Never(_)
+        ));
+        assert!(matches!(
+            readiness(&[dep("init", Start)], |_| Failed),
+            Readiness::Never(_)
+        ));
+        // Every dependency must hold.
+        let deps = [dep("a", Start), dep("b", Success)];
+        let state = |n: &str| if n == "a" { Running } else { Running };
+        assert_eq!(readiness(&deps, state), Readiness::Wait);
+        assert_eq!(readiness(&[], |_| NotStarted), Readiness::Ready);
+    }
+}

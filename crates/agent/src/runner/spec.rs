@@ -1,0 +1,105 @@
+//! From a container definition (with RunTask's overrides applied) to what
+//! the runtime creates: ids, labels, resources, limits, the task's netns.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use orca_core::task_definition::ContainerDefinition;
+use orca_runtime::{ContainerSpec, ImageInfo, Ulimit};
+
+/// containerd allows ids of at most 76 characters.
+const MAX_RUNTIME_ID: usize = 76;
+
+/// The containerd id of container `index` of task `task_id`: readable, and
+/// unique within the agent's namespace.
+pub fn runtime_id(task_id: &str, index: usize, name: &str) -> String {
+    let mut id = format!("{task_id}-{index}-{name}");
+    id.truncate(MAX_RUNTIME_ID);
+    id
+}
+
+/// The log file of one container.
+pub fn log_path(logs_dir: &Path, task_id: &str, name: &str) -> PathBuf {
+    logs_dir.join(task_id).join(format!("{name}.log"))
+}
+
+/// Labels that mark the agent's containers (for cleanup after a restart).
+pub fn labels(task_arn: &str, container: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("orca.task-arn".to_string(), task_arn.to_string()),
+        ("orca.container-name".to_string(), container.to_string()),
+    ])
+}
+
+/// What the runtime needs to create `def`.
+pub struct SpecInput<'a> {
+    pub id: String,
+    pub task_arn: &'a str,
+    pub task_id: &'a str,
+    pub def: &'a ContainerDefinition,
+    pub image: ImageInfo,
+    pub netns_path: Option<PathBuf>,
+    pub log_path: PathBuf,
+}
+
+pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
+    let def = input.def;
+    let linux = def.linux_parameters.as_ref();
+    let caps = linux.and_then(|l| l.capabilities.as_ref());
+    ContainerSpec {
+        id: input.id,
+        image: input.image,
+        labels: labels(input.task_arn, &def.name),
+        entry_point: def.entry_point.clone(),
+        command: def.command.clone(),
+        environment: def
+            .environment
+            .iter()
+            .flatten()
+            .map(|kv| (kv.name.clone(), kv.value.clone()))
+            .collect(),
+        working_directory: def.working_directory.clone(),
+        user: def.user.clone(),
+        cpu_shares: u64::from(def.cpu.unwrap_or(0)),
+        memory_limit_mib: def.memory.map(u64::from),
+        memory_reservation_mib: def.memory_reservation.map(u64::from),
+        ulimits: def
+            .ulimits
+            .iter()
+            .flatten()
+            .map(|u| Ulimit {
+                name: serde_json::to_value(&u.name)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                soft: u64::try_from(u.soft_limit).unwrap_or(0),
+                hard: u64::try_from(u.hard_limit).unwrap_or(0),
+            })
+            .collect(),
+        readonly_root_filesystem: def.readonly_root_filesystem.unwrap_or(false),
+        privileged: def.privileged.unwrap_or(false),
+        cap_add: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
+        cap_drop: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
+        hostname: Some(
+            def.hostname
+                .clone()
+                .unwrap_or_else(|| input.task_id.chars().take(12).collect()),
+        ),
+        netns_path: input.netns_path,
+        log_path: input.log_path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_ids_fit_containerd() {
+        let long = "x".repeat(255);
+        let id = runtime_id(&"a".repeat(32), 3, &long);
+        assert_eq!(id.len(), MAX_RUNTIME_ID);
+        assert!(id.starts_with(&format!("{}-3-x", "a".repeat(32))));
+        assert_eq!(runtime_id("t", 0, "web"), "t-0-web");
+    }
+}

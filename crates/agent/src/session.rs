@@ -1,0 +1,216 @@
+//! The agent's session with the leader: registration, then one
+//! bidirectional stream carrying heartbeats and report batches up and
+//! assignments and acknowledgements down. A lost session is reopened (the
+//! leader named by a refusing controller first, then every endpoint in
+//! turn); the unacknowledged batch is sent again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca_api::v1::agent_client::AgentClient;
+use orca_api::v1::AgentJson;
+use orca_core::agent_protocol::{
+    AgentMessage, ControllerMessage, Registration, RegistrationReply,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::manager::TaskManager;
+use crate::reporter::Reporter;
+
+/// The metadata a follower names the leader in.
+const LEADER_METADATA: &str = "orca-leader";
+/// Pause between rounds over every endpoint.
+const RETRY: Duration = Duration::from_millis(500);
+/// A call to register may take this long.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the agent cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("registration refused: {0}")]
+    Refused(String),
+    #[error("encoding: {0}")]
+    Encode(String),
+}
+
+async fn client(endpoint: &str) -> Option<AgentClient<tonic::transport::Channel>> {
+    orca_api::client::channel(endpoint)
+        .await
+        .ok()
+        .map(AgentClient::new)
+}
+
+/// Registers the instance, trying every endpoint until one answers. A
+/// refusal that names a field (bad input) is final; anything else is retried.
+pub async fn register(
+    endpoints: &[String],
+    registration: &Registration,
+    shutdown: &CancellationToken,
+) -> Result<Option<RegistrationReply>, SessionError> {
+    let json =
+        serde_json::to_string(registration).map_err(|e| SessionError::Encode(e.to_string()))?;
+    loop {
+        for endpoint in endpoints {
+            let Some(mut c) = client(endpoint).await else {
+                continue;
+            };
+            let mut request = tonic::Request::new(AgentJson { json: json.clone() });
+            request.set_timeout(CALL_TIMEOUT);
+            match c.register_container_instance(request).await {
+                Ok(reply) => {
+                    let reply: RegistrationReply = serde_json::from_str(&reply.into_inner().json)
+                        .map_err(|e| SessionError::Encode(e.to_string()))?;
+                    return Ok(Some(reply));
+                }
+                Err(status) => {
+                    let e = orca_api::error::from_status(&status);
+                    let transient = matches!(e.exception, orca_core::Exception::ServerException)
+                        || status.code() == tonic::Code::Unavailable;
+                    if !transient {
+                        return Err(SessionError::Refused(e.to_string()));
+                    }
+                    tracing::info!(%endpoint, error = %status.message(), "registration not done yet");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+/// What a session needs.
+pub struct SessionConfig {
+    pub endpoints: Vec<String>,
+    pub instance_arn: String,
+    pub heartbeat_interval: Duration,
+    pub report_batch_window: Duration,
+}
+
+/// Holds a session with the leader until `shutdown`, reopening it when lost.
+pub async fn run(
+    config: SessionConfig,
+    reporter: Arc<Reporter>,
+    mut manager: TaskManager,
+    shutdown: CancellationToken,
+) {
+    let mut preferred: Option<String> = None;
+    let mut next = 0usize;
+    loop {
+        let endpoint = preferred
+            .take()
+            .unwrap_or_else(|| config.endpoints[next % config.endpoints.len()].clone());
+        next += 1;
+        match one_session(&config, &endpoint, &reporter, &mut manager, &shutdown).await {
+            Ended::Shutdown => return,
+            Ended::Redirect(leader) => {
+                tracing::info!(%endpoint, %leader, "redirected to the leader");
+                preferred = Some(leader);
+                continue;
+            }
+            Ended::Lost(why) => {
+                tracing::info!(%endpoint, %why, "no session");
+            }
+        }
+        reporter.requeue();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+enum Ended {
+    Shutdown,
+    Redirect(String),
+    Lost(String),
+}
+
+fn encode(message: &AgentMessage) -> Option<AgentJson> {
+    serde_json::to_string(message)
+        .ok()
+        .map(|json| AgentJson { json })
+}
+
+async fn one_session(
+    config: &SessionConfig,
+    endpoint: &str,
+    reporter: &Reporter,
+    manager: &mut TaskManager,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let Some(mut client) = client(endpoint).await else {
+        return Ended::Lost("unreachable".to_string());
+    };
+    let (tx, rx) = mpsc::channel::<AgentJson>(16);
+    let open = AgentMessage::Open {
+        container_instance_arn: config.instance_arn.clone(),
+    };
+    if let Some(m) = encode(&open) {
+        let _ = tx.send(m).await;
+    }
+    let response = client
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await;
+    let mut inbound = match response {
+        Ok(r) => r.into_inner(),
+        Err(status) => {
+            let leader = status
+                .metadata()
+                .get(LEADER_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .filter(|l| *l != endpoint)
+                .map(str::to_string);
+            return match leader {
+                Some(l) => Ended::Redirect(l),
+                None => Ended::Lost(status.message().to_string()),
+            };
+        }
+    };
+    tracing::info!(%endpoint, "session open");
+    // Whatever was in flight on the last session goes again.
+    reporter.requeue();
+    let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Some((seq, reports)) = reporter.next_batch() {
+            if let Some(m) = encode(&AgentMessage::Reports { seq, reports }) {
+                if tx.send(m).await.is_err() {
+                    return Ended::Lost("stream closed".to_string());
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ended::Shutdown,
+            _ = heartbeat.tick() => {
+                if let Some(m) = encode(&AgentMessage::Heartbeat) {
+                    if tx.send(m).await.is_err() {
+                        return Ended::Lost("stream closed".to_string());
+                    }
+                }
+            }
+            _ = reporter.changed.notified() => {
+                // Gather what else changes in the window into the same batch.
+                tokio::time::sleep(config.report_batch_window).await;
+            }
+            message = inbound.message() => {
+                let message = match message {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Ended::Lost("the controller closed the session".to_string()),
+                    Err(status) => return Ended::Lost(status.message().to_string()),
+                };
+                match serde_json::from_str::<ControllerMessage>(&message.json) {
+                    Ok(ControllerMessage::Assignments { tasks }) => manager.assign(tasks),
+                    Ok(ControllerMessage::Ack { seq }) => reporter.ack(seq),
+                    Ok(ControllerMessage::Refused { reason }) => {
+                        tracing::error!(%reason, "the controller refused the session");
+                        return Ended::Lost(reason);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring a controller message"),
+                }
+            }
+        }
+    }
+}
