@@ -9,3 +9,4 @@ mod runtime;
 mod support;
 mod task_definitions;
 mod task_network;
+mod tasks_fake;

@@ -20,9 +20,17 @@ pub struct InProcessController {
 
 impl InProcessController {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts one with its configuration adjusted by `adjust`.
+    pub async fn start_with(
+        adjust: impl FnOnce(&mut orca_controller::Config),
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
-        let config =
+        let mut config =
             orca_controller::Config::new(data_dir.path().to_path_buf(), "127.0.0.1:0".parse()?);
+        adjust(&mut config);
         let running = orca_controller::start(config).await?;
         let me = InProcessController { running, data_dir };
         me.client().await?;

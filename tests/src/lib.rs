@@ -3,6 +3,7 @@
 //! (`cluster`), test hosts in network namespaces (`netns`) and a
 //! linearizability checker for recorded histories (`history`).
 
+pub mod agents;
 pub mod cluster;
 pub mod containerd;
 pub mod controller;

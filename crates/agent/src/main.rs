@@ -92,8 +92,7 @@ fn config(args: Args) -> anyhow::Result<AgentConfig> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = config(Args::parse())?;
@@ -104,14 +103,20 @@ async fn main() -> anyhow::Result<()> {
         state_dir: config.data_dir.join("runtime"),
     })
     .await
-    .with_context(|| format!("connecting to containerd at {}", config.containerd_socket.display()))?;
+    .with_context(|| {
+        format!(
+            "connecting to containerd at {}",
+            config.containerd_socket.display()
+        )
+    })?;
     let agent = orca_agent::start(config, Arc::new(runtime), "containerd".to_string());
     let shutdown = agent.shutdown.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -45,9 +45,11 @@ impl TaskManager {
                 held.assignment.send_modify(|a| {
                     if a.desired_status != TaskStatus::Stopped {
                         a.desired_status = TaskStatus::Stopped;
-                        a.stop_code.get_or_insert(StopCode::ServiceSchedulerInitiated);
-                        a.stopped_reason
-                            .get_or_insert_with(|| "the controller no longer assigns this task".into());
+                        a.stop_code
+                            .get_or_insert(StopCode::ServiceSchedulerInitiated);
+                        a.stopped_reason.get_or_insert_with(|| {
+                            "the controller no longer assigns this task".into()
+                        });
                     }
                 });
             }
@@ -84,6 +86,9 @@ impl TaskManager {
 
     /// Tasks whose runner has not finished.
     pub fn active(&self) -> usize {
-        self.tasks.values().filter(|h| !h.handle.is_finished()).count()
+        self.tasks
+            .values()
+            .filter(|h| !h.handle.is_finished())
+            .count()
     }
 }

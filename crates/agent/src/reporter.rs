@@ -118,8 +118,15 @@ mod tests {
         r.requeue();
         let (seq2, batch) = r.next_batch().expect("resent");
         assert!(seq2 > seq);
-        let b = batch.iter().find(|x| x.task_arn == "b").map(|x| x.last_status);
-        assert_eq!(b, Some(TaskStatus::Running), "requeue keeps the newer report");
+        let b = batch
+            .iter()
+            .find(|x| x.task_arn == "b")
+            .map(|x| x.last_status);
+        assert_eq!(
+            b,
+            Some(TaskStatus::Running),
+            "requeue keeps the newer report"
+        );
         r.ack(seq); // a stale ack changes nothing
         assert_eq!(r.unacknowledged(), 2);
         r.ack(seq2);

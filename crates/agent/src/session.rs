@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use orca_api::v1::agent_client::AgentClient;
 use orca_api::v1::AgentJson;
-use orca_core::agent_protocol::{
-    AgentMessage, ControllerMessage, Registration, RegistrationReply,
-};
+use orca_core::agent_protocol::{AgentMessage, ControllerMessage, Registration, RegistrationReply};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -59,8 +57,9 @@ pub async fn register(
             request.set_timeout(CALL_TIMEOUT);
             match c.register_container_instance(request).await {
                 Ok(reply) => {
-                    let reply: RegistrationReply = serde_json::from_str(&reply.into_inner().json)
-                        .map_err(|e| SessionError::Encode(e.to_string()))?;
+                    let reply: RegistrationReply =
+                        serde_json::from_str(&reply.into_inner().json)
+                            .map_err(|e| SessionError::Encode(e.to_string()))?;
                     return Ok(Some(reply));
                 }
                 Err(status) => {

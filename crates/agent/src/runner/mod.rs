@@ -214,7 +214,9 @@ impl TaskRunner {
             Err(e) => {
                 self.set_stop(
                     StopCode::TaskFailedToStart,
-                    format!("ResourceInitializationError: unable to set up the task's network: {e}"),
+                    format!(
+                        "ResourceInitializationError: unable to set up the task's network: {e}"
+                    ),
                 );
                 return;
             }
@@ -330,7 +332,11 @@ impl TaskRunner {
                 if self.containers[i].progress != Progress::NotStarted {
                     continue;
                 }
-                let deps = self.containers[i].def.depends_on.clone().unwrap_or_default();
+                let deps = self.containers[i]
+                    .def
+                    .depends_on
+                    .clone()
+                    .unwrap_or_default();
                 match readiness(&deps, |n| self.progress_of(n)) {
                     Readiness::Wait => {}
                     Readiness::Never(why) => {
@@ -392,9 +398,8 @@ impl TaskRunner {
                 c.exit_code = Some(exit.exit_code);
                 c.progress = Progress::Exited(exit.exit_code);
                 if exit.oom_killed {
-                    c.reason = Some(
-                        "OutOfMemoryError: Container killed due to memory usage".to_string(),
-                    );
+                    c.reason =
+                        Some("OutOfMemoryError: Container killed due to memory usage".to_string());
                 }
             }
             Err(e) => {
