@@ -22,6 +22,8 @@
 //! `/run/orca-tests/subnet-S` naming its owner's pid and resources, so
 //! concurrent test processes never share a subnet and a crashed process's
 //! leftovers are removed when its subnet is claimed again.
+//! [`lease_subnet`] claims a subnet through the same locks for tests that
+//! build their own bridge (orca-net's).
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -204,34 +206,18 @@ impl TestNet {
     }
 
     fn claim_subnet(&mut self, seq: u32) -> anyhow::Result<()> {
-        std::fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;
-        let in_use = String::from_utf8_lossy(
-            &run(Command::new("ip").args(["-4", "-o", "addr", "show"]))?.stdout,
-        )
-        .into_owned();
-        let start = std::process::id().wrapping_add(seq.wrapping_mul(7));
-        for k in 0..254u32 {
-            let subnet = (1 + (start.wrapping_add(k)) % 254) as u8;
-            if in_use.contains(&format!(" 198.18.{subnet}.")) {
-                continue;
-            }
-            let lock = Path::new(LOCK_DIR).join(format!("subnet-{subnet}"));
-            if !take_lock(&lock)? {
-                continue;
-            }
-            let mut record = format!("pid={}\nbridge={}\n", std::process::id(), self.bridge);
-            for h in &self.hosts {
-                record.push_str(&format!("netns={}\n", h.netns));
-            }
-            std::fs::write(&lock, record).with_context(|| format!("writing {}", lock.display()))?;
-            self.lock = Some(lock);
-            self.subnet = subnet;
-            for (i, h) in self.hosts.iter_mut().enumerate() {
-                h.addr = Ipv4Addr::new(198, 18, subnet, 11 + i as u8);
-            }
-            return Ok(());
+        let mut record = format!("pid={}\nbridge={}\n", std::process::id(), self.bridge);
+        for h in &self.hosts {
+            record.push_str(&format!("netns={}\n", h.netns));
         }
-        bail!("no free /24 in 198.18.0.0/16 (see {LOCK_DIR})")
+        let start = std::process::id().wrapping_add(seq.wrapping_mul(7));
+        let (subnet, lock) = claim_free_subnet(start, &record)?;
+        self.lock = Some(lock);
+        self.subnet = subnet;
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            h.addr = Ipv4Addr::new(198, 18, subnet, 11 + i as u8);
+        }
+        Ok(())
     }
 
     fn setup(&mut self) -> anyhow::Result<()> {
@@ -421,6 +407,94 @@ fn forward_rule<'a>(op: &'a str, bridge: &'a str) -> [&'a str; 8] {
     [op, "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
 }
 
+/// Claims the first /24 `198.18.S.0` (S from `start` on, 1 to 254) that no
+/// interface uses and no live process holds, writing `record` (which starts
+/// with `pid=`) into its lock file. Returns S and the lock's path.
+fn claim_free_subnet(start: u32, record: &str) -> anyhow::Result<(u8, PathBuf)> {
+    std::fs::create_dir_all(LOCK_DIR).with_context(|| format!("creating {LOCK_DIR}"))?;
+    let in_use = String::from_utf8_lossy(
+        &run(Command::new("ip").args(["-4", "-o", "addr", "show"]))?.stdout,
+    )
+    .into_owned();
+    for k in 0..254u32 {
+        let subnet = (1 + (start.wrapping_add(k)) % 254) as u8;
+        if in_use.contains(&format!(" 198.18.{subnet}.")) {
+            continue;
+        }
+        let lock = Path::new(LOCK_DIR).join(format!("subnet-{subnet}"));
+        if !take_lock(&lock)? {
+            continue;
+        }
+        std::fs::write(&lock, record).with_context(|| format!("writing {}", lock.display()))?;
+        return Ok((subnet, lock));
+    }
+    bail!("no free /24 in 198.18.0.0/16 (see {LOCK_DIR})")
+}
+
+static NEXT_LEASE: AtomicU32 = AtomicU32::new(0);
+
+/// A `198.18.S.0/24` claimed for a test that builds its own bridge (orca-net's
+/// task network tests), through the same lock files as [`TestNet`], so the
+/// two never share a subnet. The caller creates and removes the bridge
+/// itself; the lock goes on drop. Should the process crash, whoever claims
+/// S next removes the bridge, its FORWARD rules and the namespaces named
+/// `{netns_prefix}-*`.
+#[derive(Debug)]
+pub struct SubnetLease {
+    subnet: u8,
+    lock: PathBuf,
+}
+
+/// Claims a subnet for a bridge named `bridge` whose namespaces are named
+/// `{netns_prefix}-...`.
+pub fn lease_subnet(bridge: &str, netns_prefix: &str) -> anyhow::Result<SubnetLease> {
+    let record = format!(
+        "pid={}\nbridge={bridge}\nforward_rules={bridge}\nnetns_prefix={netns_prefix}\n",
+        std::process::id()
+    );
+    // Offset from TestNet's starting points so the two rarely probe the same S.
+    let seq = NEXT_LEASE.fetch_add(1, Ordering::Relaxed);
+    let start = std::process::id()
+        .wrapping_add(127)
+        .wrapping_add(seq.wrapping_mul(11));
+    let (subnet, lock) = claim_free_subnet(start, &record)?;
+    Ok(SubnetLease { subnet, lock })
+}
+
+impl SubnetLease {
+    /// The third octet S.
+    pub fn octet(&self) -> u8 {
+        self.subnet
+    }
+
+    /// `198.18.S.0/24`.
+    pub fn cidr(&self) -> String {
+        format!("198.18.{}.0/24", self.subnet)
+    }
+}
+
+impl Drop for SubnetLease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Removes the namespaces under /run/netns named `{prefix}-*` (a crashed
+/// lease holder's leftovers).
+fn delete_namespaces_with_prefix(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    let wanted = format!("{prefix}-");
+    for entry in entries.flatten() {
+        if let Some(name) = entry.file_name().to_str() {
+            if !prefix.is_empty() && name.starts_with(&wanted) {
+                quietly("ip", &["netns", "del", name]);
+            }
+        }
+    }
+}
+
 /// Creates `lock` exclusively; a lock whose owner pid is dead is removed with
 /// the resources it names, then taken. Ok(false): someone alive holds it.
 fn take_lock(lock: &Path) -> anyhow::Result<bool> {
@@ -448,6 +522,13 @@ fn take_lock(lock: &Path) -> anyhow::Result<bool> {
                     } else if let Some(br) = line.strip_prefix("bridge=") {
                         quietly("iptables", &forward_rule("-D", br));
                         quietly("ip", &["link", "del", br]);
+                    } else if let Some(br) = line.strip_prefix("forward_rules=") {
+                        // orca-net's rules: one for each direction.
+                        for dir in ["-i", "-o"] {
+                            quietly("iptables", &["-D", "FORWARD", dir, br, "-j", "ACCEPT"]);
+                        }
+                    } else if let Some(prefix) = line.strip_prefix("netns_prefix=") {
+                        delete_namespaces_with_prefix(prefix);
                     }
                 }
                 let _ = std::fs::remove_file(lock);

@@ -12,6 +12,9 @@ pub enum NetworkError {
     /// The IPAM state could not be read or written.
     #[error("ipam state {path}: {message}")]
     State { path: String, message: String },
+    /// A task id that cannot name a namespace (empty, `/`, leading `.`).
+    #[error("task id {0:?} is not usable as a namespace name")]
+    InvalidTaskId(String),
     /// The configuration is unusable (bad bridge name, subnet too small).
     #[error("invalid network config: {0}")]
     Config(String),

@@ -1,1 +1,111 @@
-//! (being written)
+//! A [`NetworkConfigurator`] that allocates and persists addresses exactly
+//! like the real one but makes no kernel calls, for tests without root.
+//!
+//! Its namespace paths point under `<state_dir>/fake-netns/` and are never
+//! created: nothing can join them, which is the point of a fake.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::ipam::Ipam;
+use crate::names::{check_task_id, format_mac, host_veth_name, mac_for, netns_name};
+use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, TaskNetwork};
+
+/// A network configurator with real IPAM and no kernel state.
+#[derive(Debug)]
+pub struct FakeNetwork {
+    /// Names are derived from it exactly as the real configurator does.
+    config: NodeNetworkConfig,
+    /// The same persisted allocator the real configurator uses.
+    ipam: Mutex<Ipam>,
+}
+
+impl FakeNetwork {
+    /// Loads the IPAM state from `config.state_dir`.
+    pub fn open(config: NodeNetworkConfig) -> Result<FakeNetwork, NetworkError> {
+        let ipam = Ipam::open(config.subnet, &config.state_dir)?;
+        Ok(FakeNetwork {
+            config,
+            ipam: Mutex::new(ipam),
+        })
+    }
+
+    fn ipam(&self) -> MutexGuard<'_, Ipam> {
+        // The allocator's state is consistent after every call, so a panic
+        // elsewhere while the lock was held leaves nothing half-done.
+        self.ipam.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl NetworkConfigurator for FakeNetwork {
+    async fn setup(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
+        check_task_id(task_id)?;
+        let mut ipam = self.ipam();
+        let ip = ipam.allocate(task_id)?;
+        let name = netns_name(&self.config.netns_prefix, task_id);
+        Ok(TaskNetwork {
+            task_id: task_id.to_string(),
+            netns_path: PathBuf::from(&self.config.state_dir)
+                .join("fake-netns")
+                .join(&name),
+            ip,
+            prefix_len: self.config.subnet.prefix_len,
+            gateway: ipam.gateway(),
+            mac_address: format_mac(mac_for(ip)),
+            host_veth: host_veth_name(&name),
+        })
+    }
+
+    async fn teardown(&self, task_id: &str) -> Result<(), NetworkError> {
+        check_task_id(task_id)?;
+        self.ipam().release(task_id).map(|_| ())
+    }
+
+    fn allocated(&self) -> Vec<String> {
+        self.ipam().allocated()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> NodeNetworkConfig {
+        NodeNetworkConfig {
+            bridge: "orca0".into(),
+            subnet: "198.19.3.0/24".parse().expect("subnet"),
+            netns_prefix: "orca-n1".into(),
+            state_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[tokio::test]
+    async fn behaves_like_the_real_configurator_without_the_kernel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = FakeNetwork::open(config(dir.path())).expect("opens");
+        let a = net.setup("a").await.expect("a");
+        let b = net.setup("b").await.expect("b");
+        assert_eq!(a.ip.to_string(), "198.19.3.2");
+        assert_eq!(b.ip.to_string(), "198.19.3.3");
+        assert_eq!(a.gateway.to_string(), "198.19.3.1");
+        assert_eq!(a.prefix_len, 24);
+        assert_eq!(a.mac_address, "0a:58:c6:13:03:02");
+        assert!(a.netns_path.ends_with("fake-netns/orca-n1-a"));
+        assert_ne!(a.host_veth, b.host_veth);
+        assert_eq!(net.setup("a").await.expect("a again"), a);
+        assert_eq!(net.allocated(), ["a", "b"]);
+
+        // A restarted agent keeps its tasks' addresses.
+        drop(net);
+        let net = FakeNetwork::open(config(dir.path())).expect("reopens");
+        assert_eq!(net.setup("a").await.expect("a after restart"), a);
+        net.teardown("a").await.expect("teardown");
+        net.teardown("a").await.expect("teardown is idempotent");
+        assert_eq!(net.allocated(), ["b"]);
+        assert!(matches!(
+            net.setup("../x").await,
+            Err(NetworkError::InvalidTaskId(_))
+        ));
+    }
+}
