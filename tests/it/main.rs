@@ -1,6 +1,7 @@
 //! orca's single integration-test binary (matklad's "one binary" layout).
 
 mod cli;
+mod cli_tasks;
 mod clusters;
 mod controller_cluster;
 mod durability;
@@ -9,4 +10,5 @@ mod runtime;
 mod support;
 mod task_definitions;
 mod task_network;
+mod tasks_containerd;
 mod tasks_fake;

@@ -114,6 +114,29 @@ pub fn strings(flag: &str, values: &[String]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
+/// A list-of-strings flag as an input value; `None` when the flag was not given.
+pub fn optional_strings(flag: &str, values: &[String]) -> Result<Option<Value>, CliError> {
+    if values.is_empty() {
+        Ok(None)
+    } else {
+        string_list(flag, values).map(Some)
+    }
+}
+
+/// A list-of-structures flag as an input value; `None` when the flag was not given.
+pub fn optional_structures(flag: &str, values: &[String]) -> Result<Option<Value>, CliError> {
+    if values.is_empty() {
+        Ok(None)
+    } else {
+        structure_list(flag, values).map(Some)
+    }
+}
+
+/// A structure flag as an input value; `None` when the flag was not given.
+pub fn optional_structure(flag: &str, raw: Option<&str>) -> Result<Option<Value>, CliError> {
+    raw.map(|raw| structure(flag, raw)).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

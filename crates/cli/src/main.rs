@@ -60,6 +60,23 @@ enum Command {
     DeleteCluster(delete_cluster::Args),
     /// Changes a cluster's settings.
     UpdateCluster(update_cluster::Args),
+    /// Starts tasks from a task definition; --wait follows them to the end.
+    RunTask(Box<run_task::Args>),
+    /// Stops a task.
+    StopTask(stop_task::Args),
+    /// Describes tasks.
+    DescribeTasks(describe_tasks::Args),
+    /// Lists task ARNs.
+    ListTasks(list_tasks::Args),
+    /// Lists container instance ARNs.
+    ListContainerInstances(list_container_instances::Args),
+    /// Describes container instances.
+    DescribeContainerInstances(describe_container_instances::Args),
+    /// Images in this machine's containerd.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Runs a single-node controller and an agent on the local containerd in one process.
+    Dev(dev::Args),
     /// The controller cluster: members, joining and removing controllers.
     #[command(subcommand)]
     Controller(ControllerCommand),
@@ -77,7 +94,29 @@ enum ControllerCommand {
     RemoveMember(controller_remove_member::Args),
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Loads an OCI image archive into the local containerd (for nodes without a registry).
+    Load(image_load::Args),
+}
+
+/// Runs the command; returns the exit code when it is not an error's.
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    // The commands that work on this machine read no endpoint settings.
+    match &cli.command {
+        Command::Dev(a) => return dev::run(a).await.map(|()| 0),
+        Command::Image(ImageCommand::Load(a)) => {
+            let response = image_load::run(a).await?;
+            let format = match cli.output {
+                Some(format) => format,
+                None => config::resolve(config::Sources::from_env(None, None))
+                    .map_or(OutputFormat::Json, |s| s.output),
+            };
+            output::print(format, image_load::OPERATION, &response)?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let settings = config::resolve(config::Sources::from_env(cli.endpoint, cli.output))?;
     let ctx = &Ctx::new(settings.endpoints, cli.consistent_read);
     let (operation, response) = match &cli.command {
@@ -122,14 +161,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             update_cluster::OPERATION,
             update_cluster::run(a, ctx).await?,
         ),
-        Command::Controller(c) => return controller(c, ctx, settings.output).await,
+        Command::RunTask(a) if a.wait => {
+            return run_task::run_and_wait(a, ctx, settings.output).await
+        }
+        Command::RunTask(a) => (run_task::OPERATION, run_task::run(a, ctx).await?),
+        Command::StopTask(a) => (stop_task::OPERATION, stop_task::run(a, ctx).await?),
+        Command::DescribeTasks(a) => (
+            describe_tasks::OPERATION,
+            describe_tasks::run(a, ctx).await?,
+        ),
+        Command::ListTasks(a) => (list_tasks::OPERATION, list_tasks::run(a, ctx).await?),
+        Command::ListContainerInstances(a) => (
+            list_container_instances::OPERATION,
+            list_container_instances::run(a, ctx).await?,
+        ),
+        Command::DescribeContainerInstances(a) => (
+            describe_container_instances::OPERATION,
+            describe_container_instances::run(a, ctx).await?,
+        ),
+        Command::Controller(c) => return controller(c, ctx, settings.output).await.map(|()| 0),
         Command::ClusterStatus(a) => {
             let members = ControllerCommand::Members(a.clone());
-            return controller(&members, ctx, settings.output).await;
+            return controller(&members, ctx, settings.output).await.map(|()| 0);
         }
+        // Run above.
+        Command::Dev(_) | Command::Image(_) => return Ok(0),
     };
     output::print(settings.output, operation, &response)?;
-    Ok(())
+    Ok(0)
 }
 
 /// The controller commands all print a members reply, with its own table.
@@ -156,8 +215,7 @@ async fn controller(
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Help and version go to stdout with success; usage errors exit 252 like the AWS CLI.
@@ -166,8 +224,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+    // One thread serves a command's calls; `orca dev` runs a controller and an agent.
+    let mut builder = if matches!(cli.command, Command::Dev(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let result = builder
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => ExitCode::from(exit::report(&e)),
     }
 }
@@ -218,6 +287,106 @@ mod tests {
         assert!(!cli.consistent_read);
         let cli = Cli::try_parse_from(["orca", "describe-clusters", "--consistent-read"])?;
         assert!(cli.consistent_read);
+        Ok(())
+    }
+
+    #[test]
+    fn task_commands_parse() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from([
+            "orca",
+            "run-task",
+            "--task-definition",
+            "exit3:2",
+            "--count",
+            "3",
+            "--overrides",
+            "containerOverrides=[{name=app,command=[sh,-c,exit 3]}]",
+            "--tags",
+            "key=a,value=1",
+            "key=b,value=2",
+            "--wait",
+        ])?;
+        let Command::RunTask(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert!(a.wait);
+        assert_eq!(a.count, Some(3));
+        assert_eq!(a.tags.len(), 2);
+        let input: serde_json::Value = serde_json::from_str(&run_task::build_input(&a)?)?;
+        assert_eq!(
+            input["overrides"],
+            serde_json::json!({"containerOverrides": [{"name": "app", "command": ["sh", "-c", "exit 3"]}]})
+        );
+        assert_eq!(input["count"], 3);
+        assert!(input.get("wait").is_none());
+        let cli = Cli::try_parse_from([
+            "orca",
+            "run-task",
+            "--cli-input-json",
+            "{}",
+            "--enable-execute-command",
+            "--no-enable-execute-command",
+        ])?;
+        let Command::RunTask(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert!(!a.wait);
+        assert!(a.no_enable_execute_command && !a.enable_execute_command);
+
+        let cli = Cli::try_parse_from([
+            "orca",
+            "describe-tasks",
+            "--tasks",
+            "a",
+            "b",
+            "--include",
+            "TAGS",
+        ])?;
+        let Command::DescribeTasks(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(a.tasks, ["a", "b"]);
+        let cli = Cli::try_parse_from([
+            "orca",
+            "list-tasks",
+            "--desired-status",
+            "STOPPED",
+            "--max-items",
+            "5",
+        ])?;
+        assert!(matches!(cli.command, Command::ListTasks(_)));
+        let cli = Cli::try_parse_from(["orca", "image", "load", "/tmp/busybox.tar"])?;
+        let Command::Image(ImageCommand::Load(a)) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(
+            (a.archive.to_str(), a.namespace.as_str()),
+            (Some("/tmp/busybox.tar"), "orca")
+        );
+        let cli = Cli::try_parse_from(["orca", "dev", "--task-cidr", "10.9.0.0/16"])?;
+        let Command::Dev(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(a.listen.to_string(), "127.0.0.1:7470");
+        assert_eq!(a.data_dir.to_str(), Some("/var/lib/orca-dev"));
+        for bad in [
+            &["orca", "run-task"][..],
+            &[
+                "orca",
+                "run-task",
+                "--task-definition",
+                "x",
+                "--count",
+                "two",
+            ],
+            &["orca", "stop-task"],
+            &["orca", "describe-tasks"],
+            &["orca", "describe-container-instances"],
+            &["orca", "image", "load"],
+            &["orca", "dev", "--listen", "nowhere"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
         Ok(())
     }
 

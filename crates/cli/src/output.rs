@@ -1,7 +1,9 @@
 //! Printing a response: `json` (pretty, 2-space indent), `table` (boxed tables,
-//! see `table`) or `text` (the AWS CLI's tab-separated text, see `text`).
+//! see `table`; tasks and container instances a row each, see `tasks`) or
+//! `text` (the AWS CLI's tab-separated text, see `text`).
 
 mod table;
+mod tasks;
 mod text;
 
 use serde_json::Value;
@@ -23,7 +25,9 @@ pub fn render(format: OutputFormat, operation: &str, response: &Value) -> String
             s.push('\n');
             s
         }
-        OutputFormat::Table => table::render(operation, response),
+        OutputFormat::Table => {
+            tasks::render(operation, response).unwrap_or_else(|| table::render(operation, response))
+        }
         OutputFormat::Text => text::render(response),
     }
 }

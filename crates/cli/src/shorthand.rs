@@ -77,6 +77,8 @@ pub const STRING_KEYS: &[&str] = &[
     "ipcMode",
     "taskRoleArn",
     "executionRoleArn",
+    "subnets",
+    "securityGroups",
 ];
 
 /// ECS string-to-string maps: every scalar below them stays a string.

@@ -2,7 +2,8 @@
 //! every call with failover between the endpoints (policy in
 //! [`crate::failover`]) and maps failures to [`CliError`]s. Every command
 //! builds its request first (so usage errors come before connection errors),
-//! then calls through the `Ctx` and returns the response as JSON.
+//! then calls through the `Ctx` and returns the response as JSON. `dev` and
+//! `image load` work on this machine instead and need no `Ctx`.
 
 pub mod controller_join;
 pub mod controller_members;
@@ -12,12 +13,20 @@ pub mod delete_cluster;
 pub mod delete_task_definitions;
 pub mod deregister_task_definition;
 pub mod describe_clusters;
+pub mod describe_container_instances;
 pub mod describe_task_definition;
+pub mod describe_tasks;
+pub mod dev;
+pub mod image_load;
 pub mod list_clusters;
+pub mod list_container_instances;
 pub mod list_task_definition_families;
 pub mod list_task_definitions;
+pub mod list_tasks;
 pub mod register_task_definition;
+pub mod run_task;
 pub mod shape;
+pub mod stop_task;
 pub mod update_cluster;
 
 use crate::exit::CliError;

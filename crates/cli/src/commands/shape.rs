@@ -1,10 +1,12 @@
 //! Between wire types and ECS's JSON: clusters, failures and tags as `aws ecs`
-//! prints them, and the tag and setting flags turned into wire types.
+//! prints them, the tag and setting flags turned into wire types, and the
+//! JSON documents the task and container-instance calls carry.
 
 use crate::exit::CliError;
 use crate::input;
-use orca_api::v1::{Cluster, ClusterSetting, Failure, Tag};
-use serde_json::{json, Value};
+use crate::paginate::Page;
+use orca_api::v1::{Cluster, ClusterSetting, EcsJsonReply, EcsJsonRequest, Failure, Tag};
+use serde_json::{json, Map, Value};
 
 /// ECS's `Cluster` object (camelCase, ECS's key order).
 pub fn cluster(c: &Cluster) -> Value {
@@ -62,6 +64,56 @@ pub fn task_definition_reply(reply: &orca_api::v1::TaskDefinitionReply) -> anyho
         out.insert("tags".into(), tags(&reply.tags));
     }
     Ok(Value::Object(out))
+}
+
+/// The request of a JSON-carrying call: ECS's input object.
+pub fn ecs_json_request(input: Map<String, Value>) -> EcsJsonRequest {
+    EcsJsonRequest {
+        input_json: Value::Object(input).to_string(),
+    }
+}
+
+/// The output document of a JSON-carrying call, re-emitted unchanged.
+pub fn ecs_json(reply: &EcsJsonReply) -> anyhow::Result<Value> {
+    serde_json::from_str(&reply.output_json)
+        .map_err(|e| anyhow::anyhow!("the controller returned invalid JSON: {e}"))
+}
+
+/// An input object from `(key, value)` pairs, leaving out absent values.
+pub fn input_object<'a>(
+    entries: impl IntoIterator<Item = (&'a str, Option<Value>)>,
+) -> Map<String, Value> {
+    entries
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// A page token as an input value: `None` for the first page.
+pub fn page_token(token: String) -> Option<Value> {
+    (!token.is_empty()).then_some(Value::String(token))
+}
+
+/// A page size as an input value: `None` (the service's default) for 0.
+pub fn page_size(max_results: u32) -> Option<Value> {
+    (max_results > 0).then_some(Value::from(max_results))
+}
+
+/// One page of a JSON list output: the strings under `key` and `nextToken`.
+pub fn json_page(output: &Value, key: &str) -> anyhow::Result<Page> {
+    let items = output
+        .get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow::anyhow!("the controller's reply has no '{key}' list"))?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let next_token = output
+        .get("nextToken")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(Page { items, next_token })
 }
 
 /// Reads a string field of a flag's structure; numbers and booleans are written out.

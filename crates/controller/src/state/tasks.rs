@@ -121,7 +121,7 @@ impl ClusterState {
                 return Ok(Outcome::PlacementConflict);
             };
             let used = taken.entry(&p.instance_id).or_default();
-            *used = used.add(need);
+            *used = used.plus(need);
             if instance.cluster != cmd.cluster || !used.fits_in(instance.remaining) {
                 return Ok(Outcome::PlacementConflict);
             }
@@ -291,7 +291,7 @@ impl ClusterState {
                     if instance.task_ids.remove(&task_id) {
                         instance.remaining = instance
                             .remaining
-                            .add(reserved)
+                            .plus(reserved)
                             .min_each(instance.registered);
                         instance.version += 1;
                     }

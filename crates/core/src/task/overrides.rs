@@ -74,7 +74,7 @@ impl Resources {
         }
     }
 
-    pub fn add(self, other: Resources) -> Resources {
+    pub fn plus(self, other: Resources) -> Resources {
         Resources {
             cpu: self.cpu.saturating_add(other.cpu),
             memory: self.memory.saturating_add(other.memory),

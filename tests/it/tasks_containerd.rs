@@ -1,0 +1,469 @@
+//! The task lifecycle on real parts: a controller and an agent in this
+//! process, real containerd and runc, a network namespace, veth and address
+//! per task on a bridge of the test's own (198.18.S.0/24), images pulled
+//! from a local `docker-registry` on 127.0.0.1 holding a busybox image built
+//! by the test. Under CI=true a missing prerequisite fails the test.
+//!
+//! After every scenario the test checks that nothing of its tasks remains:
+//! no namespace, veth, mount, container or container snapshot.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca_agent::{AgentConfig, NetworkKind, RunningAgent};
+use orca_core::Exception;
+use orca_runtime::containerd::{
+    ContainerdConfig, ContainerdRuntime, RegistriesConfig, RegistryHostConfig,
+};
+use orca_tests::agents::{
+    ecs, test_agent_config, wait_for_instances, wait_for_task, wait_running, wait_stopped,
+};
+use orca_tests::containerd::{containerd_socket, unique_namespace};
+use orca_tests::controller::InProcessController;
+use orca_tests::netns::{lease_subnet, SubnetLease};
+use orca_tests::registry::{build_busybox_oci_archive, tools_available, TestRegistry};
+use serde_json::{json, Value};
+
+use crate::support::{register, Client, HEAVY};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Node {
+    controller: InProcessController,
+    agent: Option<RunningAgent>,
+    runtime: Arc<ContainerdRuntime>,
+    client: Client,
+    image: String,
+    namespace: String,
+    bridge: String,
+    netns_prefix: String,
+    data_dir: tempfile::TempDir,
+    _registry: TestRegistry,
+    _lease: SubnetLease,
+}
+
+impl Node {
+    /// Everything for one scenario, or None (after saying why) where the
+    /// prerequisites are missing outside CI.
+    async fn start(name: &str) -> anyhow::Result<Option<Node>> {
+        let Some(socket) = containerd_socket()? else {
+            return Ok(None);
+        };
+        if !tools_available()? || !orca_tests::netns::require_root()? {
+            return Ok(None);
+        }
+        let registry = TestRegistry::start()?;
+        let work = tempfile::tempdir()?;
+        let archive = build_busybox_oci_archive(work.path())?;
+        let image = registry.push(&archive, "orca/busybox:1")?;
+        let namespace = unique_namespace(name);
+        let netns_prefix = format!("orca-{namespace}");
+        // A bridge name (at most 15 bytes) of this test's own.
+        let bridge = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            namespace.hash(&mut h);
+            format!("oe{:08x}", h.finish() as u32)
+        };
+        let lease = lease_subnet(&bridge, &netns_prefix)?;
+        let registries = RegistriesConfig {
+            hosts: [(
+                registry.host(),
+                RegistryHostConfig {
+                    insecure: true,
+                    ..RegistryHostConfig::default()
+                },
+            )]
+            .into(),
+        };
+        let data_dir = tempfile::tempdir()?;
+        let runtime = Arc::new(
+            ContainerdRuntime::connect(ContainerdConfig {
+                socket: socket.clone(),
+                namespace: namespace.clone(),
+                registries: registries.clone(),
+                state_dir: data_dir.path().join("runtime"),
+            })
+            .await?,
+        );
+        let controller = InProcessController::start().await?;
+        let mut config: AgentConfig = test_agent_config(&controller.endpoint(), data_dir.path());
+        config.network = NetworkKind::Netns;
+        config.containerd_socket = socket;
+        config.containerd_namespace = namespace.clone();
+        config.bridge = bridge.clone();
+        config.task_subnet = Some(lease.cidr());
+        config.registries = registries;
+        let agent = orca_agent::start(config, runtime.clone(), "containerd".to_string());
+        let mut client = controller.client().await?;
+        wait_for_instances(&mut client, "default", 1, WAIT).await?;
+        Ok(Some(Node {
+            controller,
+            agent: Some(agent),
+            runtime,
+            client,
+            image,
+            namespace,
+            bridge,
+            netns_prefix,
+            data_dir,
+            _registry: registry,
+            _lease: lease,
+        }))
+    }
+
+    fn container(&self, name: &str, script: &str) -> Value {
+        json!({"name": name, "image": self.image, "memory": 64, "command": ["sh", "-c", script]})
+    }
+
+    async fn register(&mut self, family: &str, containers: Vec<Value>) {
+        let td = json!({"family": family, "containerDefinitions": containers});
+        register(&mut self.client, &td.to_string())
+            .await
+            .expect("register");
+    }
+
+    async fn run(&mut self, input: Value) -> String {
+        let out = ecs(&mut self.client, "RunTask", input)
+            .await
+            .expect("run-task");
+        out["tasks"][0]["taskArn"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no task: {out:#}"))
+            .to_string()
+    }
+
+    fn log(&self, task: &Value, container: &str) -> String {
+        let id = task["taskArn"]
+            .as_str()
+            .and_then(|a| a.rsplit('/').next())
+            .unwrap_or_default();
+        let path: PathBuf = self
+            .data_dir
+            .path()
+            .join("tasks")
+            .join(id)
+            .join(format!("{container}.log"));
+        std::fs::read_to_string(&path).unwrap_or_default()
+    }
+
+    /// Nothing of this node's tasks is left on the machine.
+    async fn assert_clean(&self) {
+        let leftover_ns: Vec<String> = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let leftover_ns: Vec<_> = leftover_ns
+            .into_iter()
+            .filter(|n| n.starts_with(&self.netns_prefix))
+            .collect();
+        assert!(leftover_ns.is_empty(), "namespaces left: {leftover_ns:?}");
+        let ports: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(ports.is_empty(), "veths left on {}: {ports:?}", self.bridge);
+        let listed = self.runtime_list().await;
+        assert!(listed.is_empty(), "containers left: {listed:?}");
+        let snapshots = self.runtime.snapshot_keys().await.unwrap_or_default();
+        let task_snapshots: Vec<_> = snapshots
+            .iter()
+            .filter(|k| k.len() > 32 && k.as_bytes()[32] == b'-')
+            .collect();
+        assert!(
+            task_snapshots.is_empty(),
+            "container snapshots left: {task_snapshots:?}"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let stray: Vec<&str> = mounts
+            .lines()
+            .filter(|l| l.contains(&self.namespace))
+            .collect();
+        assert!(stray.is_empty(), "mounts left: {stray:?}");
+    }
+
+    async fn runtime_list(&self) -> Vec<String> {
+        use orca_runtime::ContainerRuntime;
+        self.runtime
+            .list()
+            .await
+            .map(|l| l.into_iter().map(|c| c.id).collect())
+            .unwrap_or_default()
+    }
+
+    async fn finish(mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown.cancel();
+            let _ = agent.handle.await;
+        }
+        let _ = self.runtime.purge_namespace().await;
+        let _ = orca_net::netns::remove_bridge(&self.bridge).await;
+        drop(self.controller);
+    }
+}
+
+fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name} in {task:#}"))
+}
+
+fn ip_of(task: &Value) -> String {
+    task["containers"][0]["networkInterfaces"][0]["privateIpv4Address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address: {task:#}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_exit_codes_and_logs_on_containerd() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("exit").await.expect("setup") else {
+        return;
+    };
+    let c = n.container("app", "echo hello from orca; exit 3");
+    n.register("e2e-exit", vec![c]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-exit"})).await;
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    let app = container_named(&t, "app");
+    assert_eq!(app["exitCode"], 3, "{t:#}");
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+    assert_eq!(t["stoppedReason"], "Essential container in task exited");
+    assert!(app["imageDigest"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("sha256:")));
+    assert!(
+        n.log(&t, "app").contains("hello from orca"),
+        "log: {:?}",
+        n.log(&t, "app")
+    );
+    let ip = ip_of(&t);
+    assert!(ip.starts_with("198.18."), "{ip}");
+    n.assert_clean().await;
+
+    // A bad image: CannotPullContainerError, TaskFailedToStart.
+    let host = n.image.split('/').next().unwrap_or_default().to_string();
+    let bad = json!({"name": "app", "image": format!("{host}/orca/nothing:here"), "memory": 32});
+    n.register("e2e-bad", vec![bad]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-bad"})).await;
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t:#}");
+    let reason = container_named(&t, "app")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.starts_with("CannotPullContainerError:"), "{reason}");
+
+    // Unknown definitions and oversized tasks are refused up front.
+    let e = ecs(
+        &mut n.client,
+        "RunTask",
+        json!({"taskDefinition": "e2e-none"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.exception, Exception::ClientException);
+    let huge = json!({"name": "app", "image": n.image, "memory": 100000});
+    n.register("e2e-huge", vec![huge]).await;
+    let out = ecs(
+        &mut n.client,
+        "RunTask",
+        json!({"taskDefinition": "e2e-huge"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["failures"][0]["reason"], "RESOURCE:MEMORY", "{out:#}");
+    n.assert_clean().await;
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_tasks_reach_each_other_by_address() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("net").await.expect("setup") else {
+        return;
+    };
+    let server = n.container(
+        "web",
+        "mkdir -p /tmp/www && echo hello-orca > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+    );
+    n.register("e2e-server", vec![server]).await;
+    let server_arn = n.run(json!({"taskDefinition": "e2e-server"})).await;
+    let server = wait_running(&mut n.client, "default", &server_arn, WAIT)
+        .await
+        .unwrap();
+    let server_ip = ip_of(&server);
+    // The server's namespace exists and holds its address.
+    let netns = server["attachments"][0]["details"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["name"] == "networkInterfaceId"))
+        .and_then(|x| x["value"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        std::path::Path::new("/run/netns").join(&netns).exists(),
+        "{netns}"
+    );
+
+    let client_def = n.container(
+        "client",
+        // (Debian's busybox-static wget segfaults; nc speaks HTTP well enough.)
+        "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $TARGET 8080 > /tmp/got; grep -q hello-orca /tmp/got && exit 0; sleep 0.3; done; cat /tmp/got; exit 9",
+    );
+    n.register("e2e-client", vec![client_def]).await;
+    let overrides = json!({"containerOverrides": [{"name": "client", "environment": [{"name": "TARGET", "value": server_ip}]}]});
+    let client_arn = n
+        .run(json!({"taskDefinition": "e2e-client", "overrides": overrides}))
+        .await;
+    let t = wait_stopped(&mut n.client, "default", &client_arn, WAIT)
+        .await
+        .unwrap();
+    assert_ne!(ip_of(&t), server_ip, "distinct addresses");
+    assert_eq!(
+        container_named(&t, "client")["exitCode"],
+        0,
+        "the client could not fetch from {server_ip}: client log {:?}, server log {:?}",
+        n.log(&t, "client"),
+        n.log(&server, "web")
+    );
+
+    // Stop the server: httpd as PID 1 ignores SIGTERM, so it is killed
+    // after the (test agent's 5 s default) stop timeout.
+    ecs(
+        &mut n.client,
+        "StopTask",
+        json!({"task": server_arn, "reason": "done"}),
+    )
+    .await
+    .unwrap();
+    let t = wait_stopped(&mut n.client, "default", &server_arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["stoppedReason"], "done");
+    n.assert_clean().await;
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_memory_limits_and_stop_timeouts() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("limits").await.expect("setup") else {
+        return;
+    };
+    let mut hog = n.container(
+        "hog",
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
+    );
+    hog["memory"] = json!(16);
+    n.register("e2e-oom", vec![hog]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-oom"})).await;
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    let reason = container_named(&t, "hog")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.starts_with("OutOfMemoryError:"), "{t:#}");
+
+    let mut stubborn = n.container("stubborn", "trap '' TERM; while true; do sleep 1; done");
+    stubborn["stopTimeout"] = json!(2);
+    n.register("e2e-stubborn", vec![stubborn]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-stubborn"})).await;
+    wait_running(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    ecs(&mut n.client, "StopTask", json!({"task": arn}))
+        .await
+        .unwrap();
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "killed before the stopTimeout"
+    );
+    assert_eq!(container_named(&t, "stubborn")["exitCode"], 137, "{t:#}");
+    n.assert_clean().await;
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_essential_containers_and_depends_on() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("deps").await.expect("setup") else {
+        return;
+    };
+    let app = n.container("app", "sleep 2; exit 0");
+    let mut sidecar = n.container("sidecar", "exit 1");
+    sidecar["essential"] = json!(false);
+    let mut helper = n.container(
+        "helper",
+        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+    );
+    helper["essential"] = json!(false);
+    n.register("e2e-pair", vec![app, sidecar, helper]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-pair"})).await;
+    let t = wait_for_task(&mut n.client, "default", &arn, WAIT, |t| {
+        container_named(t, "sidecar")["lastStatus"] == "STOPPED" || t["lastStatus"] == "STOPPED"
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        t["lastStatus"], "RUNNING",
+        "a non-essential exit keeps the task running: {t:#}"
+    );
+    assert_eq!(container_named(&t, "sidecar")["exitCode"], 1);
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+    assert_eq!(container_named(&t, "app")["exitCode"], 0);
+    assert_eq!(
+        container_named(&t, "helper")["exitCode"],
+        0,
+        "the helper got SIGTERM: {t:#}"
+    );
+
+    // SUCCESS: init runs to exit 0 before the app starts.
+    let mut init = n.container("init", "sleep 2; echo init-done $(date +%s); exit 0");
+    init["essential"] = json!(false);
+    let mut app = n.container("app", "echo app-start $(date +%s); exit 0");
+    app["dependsOn"] = json!([{"containerName": "init", "condition": "SUCCESS"}]);
+    n.register("e2e-ordered", vec![app, init]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-ordered"})).await;
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(container_named(&t, "init")["exitCode"], 0, "{t:#}");
+    assert_eq!(container_named(&t, "app")["exitCode"], 0, "{t:#}");
+    let second = |log: String, word: &str| -> u64 {
+        log.split_whitespace()
+            .skip_while(|w| *w != word)
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no '{word}' in log {log:?}"))
+    };
+    let init_done = second(n.log(&t, "init"), "init-done");
+    let app_start = second(n.log(&t, "app"), "app-start");
+    assert!(
+        app_start >= init_done,
+        "app started at {app_start}, init finished at {init_done}"
+    );
+    n.assert_clean().await;
+    n.finish().await;
+}
