@@ -1,36 +1,52 @@
 #!/usr/bin/env bash
-# orca's main job on one machine: installs what is needed, builds, starts a
-# single-node controller, registers the sample task definition and describes
-# it, then stops the controller it started.
+# orca's main job on one machine, from nothing: installs what is needed,
+# starts containerd, builds, starts `orca dev` (a single-node controller and
+# an agent in one process), loads a small busybox image, registers a task
+# definition, runs a task to completion and prints its exit code. It stops
+# the `orca dev` it started; containerd keeps running (it is the machine's
+# container runtime; stop it with `kill "$(cat /run/orca-containerd.pid)"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
+bash deploy/start-containerd.sh
 cargo build --release --bins
 
 data_dir=$(mktemp -d /tmp/orca-quickstart.XXXXXX)
 port=${ORCA_PORT:-7470}
 endpoint="127.0.0.1:$port"
-log="$data_dir/controller.log"
-./target/release/orca-controller --data-dir "$data_dir" --listen "$endpoint" >"$log" 2>&1 &
-controller_pid=$!
+log="$data_dir/orca-dev.log"
+./target/release/orca dev --data-dir "$data_dir" --listen "$endpoint" >"$log" 2>&1 &
+dev_pid=$!
 cleanup() {
-  kill "$controller_pid" 2>/dev/null || true
-  wait "$controller_pid" 2>/dev/null || true
+  kill "$dev_pid" 2>/dev/null || true
+  wait "$dev_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 
 orca() { ./target/release/orca --endpoint "$endpoint" "$@"; }
-for _ in $(seq 1 100); do
-  orca list-clusters >/dev/null 2>&1 && break
-  kill -0 "$controller_pid" 2>/dev/null || { cat "$log"; echo "controller exited" >&2; exit 1; }
+echo "== waiting for orca dev (log: $log)"
+for _ in $(seq 1 300); do
+  grep -q "agent registered" "$log" 2>/dev/null && break
+  kill -0 "$dev_pid" 2>/dev/null || { cat "$log"; echo "orca dev exited" >&2; exit 1; }
   sleep 0.1
 done
+grep -q "agent registered" "$log" || { cat "$log"; echo "orca dev did not come up" >&2; exit 1; }
 
-echo "== clusters"
-orca describe-clusters --output table
+echo "== container instances"
+orca list-container-instances --output table
+echo "== image load"
+archive=$(./target/release/orca-busybox-image "$data_dir")
+orca image load "$archive"
 echo "== register-task-definition"
-orca register-task-definition --cli-input-json file://deploy/examples/sample-task-definition.json
-echo "== describe-task-definition hello"
-orca describe-task-definition --task-definition hello --include TAGS --output table
-echo "quickstart done: controller data in $data_dir"
+orca register-task-definition --cli-input-json file://deploy/examples/sample-task-definition.json --output table
+echo "== run-task --wait"
+set +e
+orca run-task --task-definition hello --wait --output table
+code=$?
+set -e
+task_id=$(orca list-tasks --desired-status STOPPED --output json | sed -n 's|.*task/default/\([0-9a-f]*\)".*|\1|p' | head -n 1)
+echo "== the task's output"
+cat "$data_dir/agent/tasks/$task_id/hello.log" 2>/dev/null || true
+echo "quickstart done: the task exited with code $code (data in $data_dir)"
+exit "$code"
