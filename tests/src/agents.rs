@@ -15,6 +15,9 @@ use orca_runtime::{ContainerRuntime, ImageConfig};
 use serde_json::Value;
 use tonic::transport::Channel;
 
+/// An ECS API client.
+pub type Client = EcsClient<Channel>;
+
 /// The image the fake runtime knows (a "busybox" whose config runs `sh`).
 pub const FAKE_IMAGE: &str = "registry.test/busybox:1";
 
