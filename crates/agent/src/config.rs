@@ -170,3 +170,39 @@ impl AgentConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples/agent.toml");
+        let c = AgentConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        c.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.endpoints.len(), 3);
+        assert_eq!(c.report_batch_window, Duration::from_millis(20));
+        let ecr = &c.registries.hosts["123456789012.dkr.ecr.us-east-1.amazonaws.com"];
+        assert_eq!(ecr.mirrors, vec!["registry.internal:5000".to_string()]);
+        assert_eq!(c.attributes.get("rack").map(String::as_str), Some("r12"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "brige = \"orca0\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = AgentConfig::from_file(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("brige"), "{e}");
+        let c = AgentConfig {
+            bridge: "a-bridge-name-too-long".into(),
+            ..AgentConfig::default()
+        };
+        assert!(c.validate().is_err_and(|e| e.to_string().contains("bridge")));
+        let c = AgentConfig {
+            task_subnet: Some("198.19.0.1/24".into()),
+            ..AgentConfig::default()
+        };
+        assert!(c.validate().is_err_and(|e| e.to_string().contains("task_subnet")));
+    }
+}
