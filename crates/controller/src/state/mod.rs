@@ -201,4 +201,6 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
 }
 
 #[cfg(test)]
+mod task_tests;
+#[cfg(test)]
 mod tests;
