@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
+# The runtime and end-to-end tests need a containerd to talk to.
+bash deploy/start-containerd.sh
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast

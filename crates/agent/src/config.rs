@@ -192,17 +192,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("a.toml");
         std::fs::write(&path, "brige = \"orca0\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let e = AgentConfig::from_file(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = AgentConfig::from_file(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("brige"), "{e}");
         let c = AgentConfig {
             bridge: "a-bridge-name-too-long".into(),
             ..AgentConfig::default()
         };
-        assert!(c.validate().is_err_and(|e| e.to_string().contains("bridge")));
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.to_string().contains("bridge")));
         let c = AgentConfig {
             task_subnet: Some("198.19.0.1/24".into()),
             ..AgentConfig::default()
         };
-        assert!(c.validate().is_err_and(|e| e.to_string().contains("task_subnet")));
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.to_string().contains("task_subnet")));
     }
 }

@@ -1,1 +1,406 @@
-//! (being written)
+//! [`FakeRuntime`]: an in-memory [`ContainerRuntime`] whose containers act
+//! out their own command line, for agent and controller tests without root
+//! or containerd (Nomad's mock driver, in spirit).
+//!
+//! A container's final args (entryPoint/command over the image's, by Docker's
+//! rules) are split into words at whitespace and `;`, and read left to right:
+//! - `sleep <secs>`: wait (tokio time, so paused test clocks apply);
+//! - `exit <code>`: exit with that code;
+//! - `ignore-sigterm`: from now on SIGTERM is ignored (only Kill ends it);
+//! - `oom`: exit 137 with `oom_killed`;
+//! - `fail-start`: `start` fails with [`RuntimeError::Start`];
+//! - anything else (`sh`, `-c`, ...) is skipped.
+//!
+//! When the words run out without an exit the process runs until signalled:
+//! Term exits 143, Kill exits 137. So `sh -c 'sleep 1; exit 3'` behaves as in
+//! a real container.
+//!
+//! Images: [`FakeRuntime::add_image`] puts an image "in the registry"; the
+//! first `ensure_image` of it counts as a pull, later ones are local. A
+//! reference that contains `missing` or was never added fails with
+//! [`RuntimeError::Pull`] ("manifest unknown").
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::containerd::spec::process_args;
+use crate::{
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageConfig, ImageInfo,
+    RegistryAuth, RuntimeError, StopSignal,
+};
+
+/// The in-memory runtime. Cheap to clone; clones share state.
+#[derive(Clone, Default)]
+pub struct FakeRuntime {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Images "in the registry", by reference.
+    remote: HashMap<String, ImageInfo>,
+    /// References pulled already (present locally).
+    local: HashMap<String, ImageInfo>,
+    /// Pull attempts by reference (failed ones included).
+    pulls: HashMap<String, u64>,
+    /// How long a pull takes (tokio time).
+    pull_delay: Duration,
+    /// One lock per reference, so concurrent pulls share one.
+    pull_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    containers: BTreeMap<String, Container>,
+    /// Every start, in order, with its (tokio) time.
+    starts: Vec<(String, Instant)>,
+    next_pid: u32,
+}
+
+struct Container {
+    spec: ContainerSpec,
+    words: Vec<String>,
+    running: bool,
+    pid: Option<u32>,
+    /// Signals to the running script.
+    signals: Option<mpsc::UnboundedSender<StopSignal>>,
+    /// Every signal `kill` delivered, for assertions.
+    signal_log: Vec<StopSignal>,
+    exit_tx: watch::Sender<Option<ContainerExit>>,
+}
+
+impl FakeRuntime {
+    /// A runtime that knows no images.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `reference` pullable with this config; its digest is derived
+    /// from the reference.
+    pub fn add_image(&self, reference: &str, config: ImageConfig) {
+        let digest = format!("sha256:{:064x}", fnv(reference));
+        self.lock().remote.insert(
+            reference.to_string(),
+            ImageInfo {
+                reference: reference.to_string(),
+                digest,
+                config,
+            },
+        );
+    }
+
+    /// Makes every pull take this long (tokio time).
+    pub fn set_pull_delay(&self, delay: Duration) {
+        self.lock().pull_delay = delay;
+    }
+
+    /// Pull attempts for `reference` (a local image costs none).
+    pub fn pull_count(&self, reference: &str) -> u64 {
+        self.lock().pulls.get(reference).copied().unwrap_or(0)
+    }
+
+    /// Ids of the containers that exist now (created and not removed).
+    pub fn container_ids(&self) -> Vec<String> {
+        self.lock().containers.keys().cloned().collect()
+    }
+
+    /// Ids of the containers whose process runs now.
+    pub fn running_ids(&self) -> Vec<String> {
+        let st = self.lock();
+        st.containers
+            .iter()
+            .filter(|(_, c)| c.running)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Every successful start so far, in order, with its tokio time.
+    pub fn starts(&self) -> Vec<(String, Instant)> {
+        self.lock().starts.clone()
+    }
+
+    /// The spec a container was created with.
+    pub fn spec(&self, id: &str) -> Option<ContainerSpec> {
+        self.lock().containers.get(id).map(|c| c.spec.clone())
+    }
+
+    /// The signals delivered to a container, in order.
+    pub fn signals(&self, id: &str) -> Vec<StopSignal> {
+        self.lock()
+            .containers
+            .get(id)
+            .map(|c| c.signal_log.clone())
+            .unwrap_or_default()
+    }
+
+    fn finish(state: &Arc<Mutex<State>>, id: &str, code: i32, oom: bool) {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = st.containers.get_mut(id) {
+            c.running = false;
+            c.signals = None;
+            c.exit_tx.send_replace(Some(ContainerExit {
+                exit_code: code,
+                oom_killed: oom,
+                exited_at: SystemTime::now(),
+            }));
+        }
+    }
+}
+
+/// A stable fake digest.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn words(args: &[String]) -> Vec<String> {
+    args.iter()
+        .flat_map(|a| a.split(|c: char| c.is_whitespace() || c == ';'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Acts out a container's words; returns (exit code, oom killed).
+async fn run_script(
+    words: Vec<String>,
+    mut signals: mpsc::UnboundedReceiver<StopSignal>,
+) -> (i32, bool) {
+    let mut ignore_term = false;
+    let mut i = 0;
+    // Waits until `deadline` (None: forever) or a signal that ends the
+    // process; returns its exit code if one did.
+    async fn until(
+        deadline: Option<Instant>,
+        ignore_term: bool,
+        signals: &mut mpsc::UnboundedReceiver<StopSignal>,
+    ) -> Option<i32> {
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => return None,
+                sig = signals.recv() => match sig {
+                    Some(StopSignal::Kill) => return Some(137),
+                    Some(StopSignal::Term) if !ignore_term => return Some(143),
+                    Some(StopSignal::Term) => continue,
+                    // The runtime dropped the container: stop acting.
+                    None => return Some(137),
+                },
+            }
+        }
+    }
+    while i < words.len() {
+        match words[i].as_str() {
+            "sleep" => {
+                let secs: f64 = words.get(i + 1).and_then(|w| w.parse().ok()).unwrap_or(0.0);
+                i += 1;
+                let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+                if let Some(code) = until(Some(deadline), ignore_term, &mut signals).await {
+                    return (code, false);
+                }
+            }
+            "exit" => {
+                let code = words.get(i + 1).and_then(|w| w.parse().ok()).unwrap_or(0);
+                return (code, false);
+            }
+            "ignore-sigterm" => ignore_term = true,
+            "oom" => return (137, true),
+            _ => {}
+        }
+        i += 1;
+    }
+    let code = until(None, ignore_term, &mut signals).await.unwrap_or(137);
+    (code, false)
+}
+
+#[async_trait::async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn ensure_image(
+        &self,
+        reference: &str,
+        _auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError> {
+        let lock = {
+            let mut st = self.lock();
+            if let Some(info) = st.local.get(reference) {
+                return Ok(info.clone());
+            }
+            st.pull_locks
+                .entry(reference.to_string())
+                .or_default()
+                .clone()
+        };
+        let _one_pull = lock.lock().await;
+        let delay = {
+            let mut st = self.lock();
+            if let Some(info) = st.local.get(reference) {
+                return Ok(info.clone());
+            }
+            *st.pulls.entry(reference.to_string()).or_default() += 1;
+            st.pull_delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut st = self.lock();
+        match st.remote.get(reference).cloned() {
+            Some(info) if !reference.contains("missing") => {
+                st.local.insert(reference.to_string(), info.clone());
+                Ok(info)
+            }
+            _ => Err(RuntimeError::Pull {
+                reference: reference.to_string(),
+                message: "manifest unknown".to_string(),
+            }),
+        }
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        let args = process_args(spec)?;
+        let mut st = self.lock();
+        if !st.local.contains_key(&spec.image.reference) {
+            return Err(RuntimeError::Create {
+                id: spec.id.clone(),
+                message: format!("image {} is not present", spec.image.reference),
+            });
+        }
+        if st.containers.contains_key(&spec.id) {
+            return Err(RuntimeError::Create {
+                id: spec.id.clone(),
+                message: format!("container {} already exists", spec.id),
+            });
+        }
+        let (exit_tx, _) = watch::channel(None);
+        st.containers.insert(
+            spec.id.clone(),
+            Container {
+                spec: spec.clone(),
+                words: words(&args),
+                running: false,
+                pid: None,
+                signals: None,
+                signal_log: Vec::new(),
+                exit_tx,
+            },
+        );
+        Ok(())
+    }
+
+    async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
+        let mut st = self.lock();
+        st.next_pid += 1;
+        let pid = 1000 + st.next_pid;
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+        if c.running || c.pid.is_some() {
+            return Err(RuntimeError::Start {
+                id: id.to_string(),
+                message: "container was already started".to_string(),
+            });
+        }
+        if c.words.iter().any(|w| w == "fail-start") {
+            return Err(RuntimeError::Start {
+                id: id.to_string(),
+                message: "scripted start failure (fail-start)".to_string(),
+            });
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        c.running = true;
+        c.pid = Some(pid);
+        c.signals = Some(tx);
+        let words = c.words.clone();
+        st.starts.push((id.to_string(), Instant::now()));
+        drop(st);
+        let state = self.state.clone();
+        let id_owned = id.to_string();
+        tokio::spawn(async move {
+            let (code, oom) = run_script(words, rx).await;
+            FakeRuntime::finish(&state, &id_owned, code, oom);
+        });
+        Ok(pid)
+    }
+
+    async fn wait(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
+        let mut rx = {
+            let st = self.lock();
+            st.containers
+                .get(id)
+                .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?
+                .exit_tx
+                .subscribe()
+        };
+        let exit = rx
+            .wait_for(|e| e.is_some())
+            .await
+            .map_err(|_| RuntimeError::NotFound { id: id.to_string() })?;
+        exit.clone()
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })
+    }
+
+    async fn kill(&self, id: &str, signal: StopSignal) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+        c.signal_log.push(signal);
+        if let Some(tx) = &c.signals {
+            // A send error means the script just ended: already exited.
+            let _ = tx.send(signal);
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let removed = self.lock().containers.remove(id);
+        if let Some(c) = removed {
+            if c.running {
+                if let Some(tx) = &c.signals {
+                    let _ = tx.send(StopSignal::Kill);
+                }
+            }
+            c.exit_tx.send_if_modified(|e| {
+                if e.is_none() {
+                    *e = Some(ContainerExit {
+                        exit_code: 137,
+                        oom_killed: false,
+                        exited_at: SystemTime::now(),
+                    });
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError> {
+        Ok(self
+            .lock()
+            .containers
+            .iter()
+            .map(|(id, c)| ContainerListing {
+                id: id.clone(),
+                labels: c.spec.labels.clone(),
+                running: c.running,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+#[path = "fake_tests.rs"]
+mod tests;

@@ -91,7 +91,8 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// The task's network namespace; `None` shares the host's.
     pub netns_path: Option<PathBuf>,
-    /// stdout and stderr are appended here (a `file://` log URI for containerd).
+    /// stdout and stderr are appended here (through FIFOs the containerd
+    /// runtime drains: see `containerd::logio`).
     pub log_path: PathBuf,
 }
 

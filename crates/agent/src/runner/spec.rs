@@ -68,7 +68,7 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
             .iter()
             .flatten()
             .map(|u| Ulimit {
-                name: serde_json::to_value(&u.name)
+                name: serde_json::to_value(u.name)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),

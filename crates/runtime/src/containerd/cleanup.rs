@@ -1,0 +1,156 @@
+//! Inspecting and emptying this runtime's containerd namespace: for an agent
+//! leaving the machine for good, and for tests that must leave containerd as
+//! they found it.
+
+use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, RemoveSnapshotRequest};
+use containerd_client::services::v1::{
+    DeleteContentRequest, DeleteImageRequest, DeleteNamespaceRequest,
+    DeleteRequest as DeleteLeaseRequest, ListContentRequest, ListImagesRequest,
+    ListRequest as ListLeasesRequest,
+};
+use futures::StreamExt;
+
+use super::client::{is_not_found, status_error, Ctrd, SNAPSHOTTER};
+use crate::{ContainerRuntime, RuntimeError};
+
+/// Names (keys) of every snapshot in the namespace.
+pub async fn snapshot_keys(ctrd: &Ctrd) -> Result<Vec<String>, RuntimeError> {
+    let mut stream = ctrd
+        .snapshots()
+        .list(ctrd.req(ListSnapshotsRequest {
+            snapshotter: SNAPSHOTTER.to_string(),
+            filters: vec![],
+        }))
+        .await
+        .map_err(|s| status_error("list snapshots", s))?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(page) = stream.next().await {
+        let page = page.map_err(|s| status_error("list snapshots", s))?;
+        out.extend(page.info.into_iter().map(|i| (i.name, i.parent)));
+    }
+    // Children first, so a removal loop never meets a parent still in use.
+    let mut ordered = Vec::with_capacity(out.len());
+    while !out.is_empty() {
+        let parents: std::collections::HashSet<String> =
+            out.iter().map(|(_, p)| p.clone()).collect();
+        let (leaves, rest): (Vec<_>, Vec<_>) = out
+            .into_iter()
+            .partition(|(name, _)| !parents.contains(name));
+        if leaves.is_empty() {
+            ordered.extend(rest.into_iter().map(|(n, _)| n));
+            break;
+        }
+        ordered.extend(leaves.into_iter().map(|(n, _)| n));
+        out = rest;
+    }
+    Ok(ordered)
+}
+
+/// Removes every container, image, snapshot, lease and blob in the
+/// namespace, then the namespace itself.
+pub async fn purge(ctrd: &Ctrd, runtime: &impl ContainerRuntime) -> Result<(), RuntimeError> {
+    for c in runtime.list().await? {
+        runtime.remove(&c.id).await?;
+    }
+    let images = ctrd
+        .images()
+        .list(ctrd.req(ListImagesRequest { filters: vec![] }))
+        .await
+        .map_err(|s| status_error("list images", s))?
+        .into_inner()
+        .images;
+    for image in images {
+        ignore_not_found(
+            ctrd.images()
+                .delete(ctrd.req(DeleteImageRequest {
+                    name: image.name.clone(),
+                    sync: false,
+                    target: None,
+                }))
+                .await,
+            "delete image",
+        )?;
+    }
+    let leases = ctrd
+        .leases()
+        .list(ctrd.req(ListLeasesRequest { filters: vec![] }))
+        .await
+        .map_err(|s| status_error("list leases", s))?
+        .into_inner()
+        .leases;
+    for lease in leases {
+        ignore_not_found(
+            ctrd.leases()
+                .delete(ctrd.req(DeleteLeaseRequest {
+                    id: lease.id,
+                    sync: false,
+                }))
+                .await,
+            "delete lease",
+        )?;
+    }
+    // Children before parents; a few passes in case one was still in use.
+    for pass in 0..5 {
+        let keys = snapshot_keys(ctrd).await?;
+        if keys.is_empty() {
+            break;
+        }
+        let mut last_error = None;
+        for key in keys {
+            match ctrd
+                .snapshots()
+                .remove(ctrd.req(RemoveSnapshotRequest {
+                    snapshotter: SNAPSHOTTER.to_string(),
+                    key: key.clone(),
+                }))
+                .await
+            {
+                Ok(_) => {}
+                Err(s) if is_not_found(&s) => {}
+                Err(s) => last_error = Some(status_error(&format!("remove snapshot {key}"), s)),
+            }
+        }
+        if let Some(e) = last_error {
+            if pass == 4 {
+                return Err(e);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let mut blobs = ctrd
+        .content()
+        .list(ctrd.req(ListContentRequest { filters: vec![] }))
+        .await
+        .map_err(|s| status_error("list content", s))?
+        .into_inner();
+    let mut digests = Vec::new();
+    while let Some(page) = blobs.next().await {
+        let page = page.map_err(|s| status_error("list content", s))?;
+        digests.extend(page.info.into_iter().map(|i| i.digest));
+    }
+    for digest in digests {
+        ignore_not_found(
+            ctrd.content()
+                .delete(ctrd.req(DeleteContentRequest { digest }))
+                .await,
+            "delete content",
+        )?;
+    }
+    ignore_not_found(
+        ctrd.namespaces()
+            .delete(ctrd.req(DeleteNamespaceRequest {
+                name: ctrd.namespace().to_string(),
+            }))
+            .await,
+        "delete namespace",
+    )
+}
+
+fn ignore_not_found<T>(r: Result<T, tonic::Status>, what: &str) -> Result<(), RuntimeError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(s) if is_not_found(&s) => Ok(()),
+        Err(s) => Err(status_error(what, s)),
+    }
+}

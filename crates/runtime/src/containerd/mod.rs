@@ -1,0 +1,211 @@
+//! [`ContainerdRuntime`]: the [`ContainerRuntime`] over containerd 1.6's gRPC
+//! API, in one containerd namespace per agent.
+//!
+//! Reading order: [`client`] (connection, namespace header, errors),
+//! [`registry_config`] (mirrors, plain HTTP, credentials), [`image`] (pull,
+//! unpack, archives, single-flight), [`spec`], [`spec_defaults`] and
+//! [`user`]/[`rootfs`] (the OCI spec), [`container`] (create, start),
+//! [`logio`] (container output into log files), [`task`] (wait, kill, remove,
+//! list), [`oom`] (OOM attribution), [`cleanup`] (emptying a namespace).
+//!
+//! Every record this runtime creates lives in its namespace: image records,
+//! containers (id = the agent's container id), their rootfs snapshots (key =
+//! container id) and short-lived leases. Committed layer snapshots (named by
+//! chain id) are shared within the namespace.
+
+pub mod cleanup;
+pub mod client;
+pub mod container;
+pub mod content;
+pub mod image;
+pub mod logio;
+pub mod oom;
+pub mod registry_config;
+pub mod rootfs;
+pub mod spec;
+pub mod spec_defaults;
+pub mod task;
+pub mod user;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+pub use registry_config::{RegistriesConfig, RegistryHostConfig};
+
+use crate::{
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageInfo, RegistryAuth,
+    RuntimeError, StopSignal,
+};
+
+/// How to reach containerd and where this agent's records live.
+#[derive(Debug, Clone)]
+pub struct ContainerdConfig {
+    /// containerd's gRPC socket (`/run/containerd/containerd.sock`).
+    pub socket: PathBuf,
+    /// The containerd namespace for everything this agent creates: agents
+    /// sharing one containerd must use different ones.
+    pub namespace: String,
+    /// Per-registry mirrors, plain-HTTP permission and credentials.
+    pub registries: RegistriesConfig,
+    /// The agent's state directory; created at connect. The runtime keeps
+    /// its output FIFOs under `io/` there and, at connect, resumes draining
+    /// those of running containers: two live runtimes must not share one
+    /// (a one-shot tool like `orca image load` uses a scratch directory).
+    pub state_dir: PathBuf,
+}
+
+/// A suffix that makes scratch names (leases, write refs, extraction keys)
+/// unique within this process and across agents sharing containerd.
+pub(crate) fn unique_suffix() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:09}-{n}", std::process::id())
+}
+
+/// The containerd-backed runtime.
+pub struct ContainerdRuntime {
+    /// The connection, scoped to the namespace.
+    ctrd: client::Ctrd,
+    /// Images: single-flight pulls and local lookups.
+    images: image::ImageStore,
+    /// Containers containerd reported as OOM-killed.
+    oom: Arc<oom::OomWatch>,
+    /// Exits seen, so `wait` answers after the task is deleted.
+    exits: task::ExitCache,
+    /// FIFOs and copiers carrying container output into log files.
+    logs: logio::LogPipes,
+    /// The OOM event subscription; aborted on drop.
+    oom_task: tokio::task::JoinHandle<()>,
+    /// Where `logs` keeps its FIFOs.
+    state_dir: PathBuf,
+}
+
+impl Drop for ContainerdRuntime {
+    fn drop(&mut self) {
+        self.oom_task.abort();
+    }
+}
+
+impl ContainerdRuntime {
+    /// Connects to containerd and starts watching this namespace's OOM events.
+    pub async fn connect(config: ContainerdConfig) -> Result<Self, RuntimeError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+            RuntimeError::Containerd(format!(
+                "create state directory {}: {e}",
+                config.state_dir.display()
+            ))
+        })?;
+        // reqwest (under oci-client) needs a process-wide TLS provider; an
+        // error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ctrd = client::Ctrd::connect(&config.socket, &config.namespace).await?;
+        let oom = Arc::new(oom::OomWatch::default());
+        let oom_task = oom::watch(ctrd.clone(), oom.clone());
+        let logs = logio::LogPipes::new(&config.state_dir);
+        container::reattach_logs(&ctrd, &logs).await?;
+        Ok(Self {
+            logs,
+            images: image::ImageStore::new(ctrd.clone(), config.registries),
+            ctrd,
+            oom,
+            exits: task::ExitCache::default(),
+            oom_task,
+            state_dir: config.state_dir,
+        })
+    }
+
+    /// The containerd namespace this runtime works in.
+    pub fn namespace(&self) -> &str {
+        self.ctrd.namespace()
+    }
+
+    /// The state directory given at connect.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// How many registry pulls were started for `reference` (a present image
+    /// and a joined concurrent pull count none).
+    pub fn pull_count(&self, reference: &str) -> u64 {
+        self.images.pull_count(reference)
+    }
+
+    /// Names of every snapshot in this namespace (layers by chain id,
+    /// container rootfs by container id): lets callers check cleanup.
+    pub async fn snapshot_keys(&self) -> Result<Vec<String>, RuntimeError> {
+        cleanup::snapshot_keys(&self.ctrd).await
+    }
+
+    /// Removes every container, image, snapshot, lease and blob in this
+    /// namespace, then the namespace: for an agent leaving the machine, and
+    /// for tests.
+    pub async fn purge_namespace(&self) -> Result<(), RuntimeError> {
+        cleanup::purge(&self.ctrd, self).await
+    }
+
+    /// Loads an OCI image-layout archive (`skopeo copy ... oci-archive:X.tar:REF`)
+    /// without a registry; see [`image::archive`] for how images are named.
+    pub async fn load_archive(&self, path: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
+        self.images
+            .load_archive(path)
+            .instrument(tracing::info_span!("load_archive", path = %path.display()))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ContainerRuntime for ContainerdRuntime {
+    async fn ensure_image(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError> {
+        self.images
+            .ensure(reference, auth)
+            .instrument(tracing::info_span!("ensure_image", reference))
+            .await
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        container::create(&self.ctrd, &self.images, spec)
+            .instrument(tracing::info_span!("create", container = %spec.id))
+            .await
+    }
+
+    async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
+        self.exits.forget(id);
+        self.oom.forget(id);
+        container::start(&self.ctrd, &self.logs, id)
+            .instrument(tracing::info_span!("start", container = id))
+            .await
+    }
+
+    async fn wait(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
+        task::wait(&self.ctrd, &self.logs, &self.oom, &self.exits, id)
+            .instrument(tracing::info_span!("wait", container = id))
+            .await
+    }
+
+    async fn kill(&self, id: &str, signal: StopSignal) -> Result<(), RuntimeError> {
+        task::kill(&self.ctrd, id, signal)
+            .instrument(tracing::info_span!("kill", container = id, ?signal))
+            .await
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        task::remove(&self.ctrd, &self.logs, &self.oom, &self.exits, id)
+            .instrument(tracing::info_span!("remove", container = id))
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError> {
+        task::list(&self.ctrd).await
+    }
+}

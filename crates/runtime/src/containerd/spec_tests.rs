@@ -1,0 +1,256 @@
+//! Unit tests of the OCI spec rules (Docker's args/env/caps semantics, the
+//! rlimit clamp, resources and namespaces).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
+
+use super::*;
+use crate::{ImageConfig, ImageInfo, Ulimit};
+
+fn spec() -> ContainerSpec {
+    ContainerSpec {
+        id: "c1".into(),
+        image: ImageInfo {
+            reference: "busybox:1".into(),
+            digest: "sha256:00".into(),
+            config: ImageConfig {
+                entrypoint: vec!["/entry".into()],
+                cmd: vec!["run".into(), "--fast".into()],
+                env: vec!["PATH=/img/bin".into(), "A=image".into(), "B=image".into()],
+                working_dir: Some("/srv".into()),
+                user: None,
+            },
+        },
+        labels: BTreeMap::new(),
+        entry_point: None,
+        command: None,
+        environment: vec![],
+        working_directory: None,
+        user: None,
+        cpu_shares: 0,
+        memory_limit_mib: None,
+        memory_reservation_mib: None,
+        ulimits: vec![],
+        readonly_root_filesystem: false,
+        privileged: false,
+        cap_add: vec![],
+        cap_drop: vec![],
+        hostname: None,
+        netns_path: None,
+        log_path: PathBuf::from("/tmp/log"),
+    }
+}
+
+fn no_ceiling(_: PosixRlimitType) -> Option<u64> {
+    None
+}
+
+fn build_with(s: &ContainerSpec, ceiling: &dyn Fn(PosixRlimitType) -> Option<u64>) -> Spec {
+    build(
+        s,
+        &SpecContext {
+            namespace: "agent-1",
+            user: ResolvedUser::default(),
+            hard_limit: ceiling,
+        },
+    )
+    .expect("spec builds")
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn args_follow_docker_rules() {
+    let mut s = spec();
+    assert_eq!(
+        process_args(&s).unwrap(),
+        strs(&["/entry", "run", "--fast"])
+    );
+    s.command = Some(strs(&["other"]));
+    assert_eq!(process_args(&s).unwrap(), strs(&["/entry", "other"]));
+    s.command = None;
+    s.entry_point = Some(strs(&["sh", "-c"]));
+    assert_eq!(
+        process_args(&s).unwrap(),
+        strs(&["sh", "-c"]),
+        "entryPoint drops image Cmd"
+    );
+    s.command = Some(strs(&["echo hi"]));
+    assert_eq!(process_args(&s).unwrap(), strs(&["sh", "-c", "echo hi"]));
+}
+
+#[test]
+fn empty_args_are_a_create_error() {
+    let mut s = spec();
+    s.image.config.entrypoint.clear();
+    s.image.config.cmd.clear();
+    match process_args(&s) {
+        Err(RuntimeError::Create { id, message }) => {
+            assert_eq!(id, "c1");
+            assert!(message.contains("no command"), "{message}");
+        }
+        other => panic!("expected a create error, got {other:?}"),
+    }
+}
+
+#[test]
+fn env_overrides_by_key_and_adds_defaults() {
+    let mut s = spec();
+    s.environment = vec![("B".into(), "task".into()), ("C".into(), "x=y".into())];
+    s.hostname = Some("web-1".into());
+    assert_eq!(
+        process_env(&s),
+        strs(&[
+            "PATH=/img/bin",
+            "A=image",
+            "B=task",
+            "C=x=y",
+            "HOSTNAME=web-1"
+        ])
+    );
+    s.image.config.env.clear();
+    s.hostname = None;
+    assert_eq!(
+        process_env(&s),
+        vec![
+            "B=task".into(),
+            "C=x=y".into(),
+            format!("PATH={DEFAULT_PATH}")
+        ]
+    );
+}
+
+#[test]
+fn caps_default_add_drop_and_privileged() {
+    let mut s = spec();
+    let caps = capabilities(&s).unwrap();
+    assert_eq!(caps.len(), DEFAULT_CAPS.len());
+    assert!(caps.contains(&Capability::NetBindService));
+    assert!(!caps.contains(&Capability::NetAdmin));
+    s.cap_add = strs(&["NET_ADMIN", "CAP_SYS_TIME"]);
+    s.cap_drop = strs(&["net_raw"]);
+    let caps = capabilities(&s).unwrap();
+    assert!(caps.contains(&Capability::NetAdmin) && caps.contains(&Capability::SysTime));
+    assert!(!caps.contains(&Capability::NetRaw));
+    s.cap_add = strs(&["NOT_A_CAP"]);
+    assert!(matches!(capabilities(&s), Err(RuntimeError::Create { .. })));
+    s.cap_add.clear();
+    s.privileged = true;
+    assert!(capabilities(&s).unwrap().contains(&Capability::SysAdmin));
+}
+
+#[test]
+fn ulimits_are_clamped_to_the_agents_own_hard_limit() {
+    let mut s = spec();
+    s.ulimits = vec![
+        Ulimit {
+            name: "nofile".into(),
+            soft: 65536,
+            hard: 65536,
+        },
+        Ulimit {
+            name: "core".into(),
+            soft: 0,
+            hard: 0,
+        },
+    ];
+    let ceiling = |t: PosixRlimitType| (t == PosixRlimitType::RlimitNofile).then_some(20000);
+    let built = build_with(&s, &ceiling);
+    let rl = built.process().as_ref().unwrap().rlimits().clone().unwrap();
+    let nofile = rl
+        .iter()
+        .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+        .unwrap();
+    assert_eq!((nofile.soft(), nofile.hard()), (20000, 20000));
+    assert!(rl.iter().any(|r| r.typ() == PosixRlimitType::RlimitCore));
+    s.ulimits = vec![Ulimit {
+        name: "bogus".into(),
+        soft: 1,
+        hard: 1,
+    }];
+    assert!(build(
+        &s,
+        &SpecContext {
+            namespace: "n",
+            user: ResolvedUser::default(),
+            hard_limit: &no_ceiling
+        }
+    )
+    .is_err());
+}
+
+#[test]
+fn resources_namespaces_and_security() {
+    let mut s = spec();
+    s.cpu_shares = 0;
+    s.memory_limit_mib = Some(16);
+    s.memory_reservation_mib = Some(8);
+    s.netns_path = Some(PathBuf::from("/var/run/netns/task-1"));
+    s.readonly_root_filesystem = true;
+    s.hostname = Some("h".into());
+    let built = build_with(&s, &no_ceiling);
+    let linux = built.linux().as_ref().unwrap();
+    let res = linux.resources().as_ref().unwrap();
+    assert_eq!(
+        res.cpu().as_ref().unwrap().shares(),
+        Some(2),
+        "0 cpu units is the kernel minimum"
+    );
+    let mem = res.memory().as_ref().unwrap();
+    assert_eq!(mem.limit(), Some(16 << 20));
+    assert_eq!(mem.reservation(), Some(8 << 20));
+    let ns = linux.namespaces().as_ref().unwrap();
+    let net = ns
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .unwrap();
+    assert_eq!(
+        net.path().as_deref(),
+        Some(std::path::Path::new("/var/run/netns/task-1"))
+    );
+    assert_eq!(
+        linux.cgroups_path().as_deref(),
+        Some(std::path::Path::new("/orca/agent-1/c1"))
+    );
+    assert!(linux
+        .masked_paths()
+        .as_ref()
+        .unwrap()
+        .contains(&"/proc/kcore".to_string()));
+    assert!(built.root().as_ref().unwrap().readonly().unwrap_or(false));
+    assert_eq!(built.hostname().as_deref(), Some("h"));
+    let process = built.process().as_ref().unwrap();
+    assert_eq!(process.no_new_privileges(), Some(true));
+    assert_eq!(process.cwd(), std::path::Path::new("/srv"));
+
+    // Host network: no network namespace at all.
+    s.netns_path = None;
+    s.privileged = true;
+    let built = build_with(&s, &no_ceiling);
+    let linux = built.linux().as_ref().unwrap();
+    assert!(!linux
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Network));
+    assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+    assert_eq!(
+        built.process().as_ref().unwrap().no_new_privileges(),
+        Some(false)
+    );
+}
+
+#[test]
+fn spec_any_has_containerds_type_url() {
+    let built = build_with(&spec(), &no_ceiling);
+    let any = to_any(&built).unwrap();
+    assert_eq!(any.type_url, SPEC_TYPE_URL);
+    let json: serde_json::Value = serde_json::from_slice(&any.value).unwrap();
+    assert_eq!(json["process"]["args"][0], "/entry");
+    assert_eq!(json["root"]["path"], "rootfs");
+}

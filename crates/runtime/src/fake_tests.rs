@@ -1,0 +1,183 @@
+//! Tests of the fake runtime's scripted behaviour (paused tokio time).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn spec(id: &str, image: &ImageInfo, command: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        id: id.into(),
+        image: image.clone(),
+        labels: BTreeMap::from([("task".to_string(), "t1".to_string())]),
+        entry_point: None,
+        command: Some(command.iter().map(|s| s.to_string()).collect()),
+        environment: vec![],
+        working_directory: None,
+        user: None,
+        cpu_shares: 0,
+        memory_limit_mib: None,
+        memory_reservation_mib: None,
+        ulimits: vec![],
+        readonly_root_filesystem: false,
+        privileged: false,
+        cap_add: vec![],
+        cap_drop: vec![],
+        hostname: None,
+        netns_path: None,
+        log_path: PathBuf::from("/dev/null"),
+    }
+}
+
+async fn runtime_with_image() -> (FakeRuntime, ImageInfo) {
+    let rt = FakeRuntime::new();
+    rt.add_image(
+        "busybox:1",
+        ImageConfig {
+            cmd: vec!["sh".into()],
+            ..Default::default()
+        },
+    );
+    let image = rt
+        .ensure_image("busybox:1", None)
+        .await
+        .expect("image pulls");
+    (rt, image)
+}
+
+async fn run(rt: &FakeRuntime, image: &ImageInfo, id: &str, command: &[&str]) {
+    rt.create(&spec(id, image, command)).await.expect("create");
+    rt.start(id).await.expect("start");
+}
+
+#[tokio::test(start_paused = true)]
+async fn scripts_sleep_then_exit() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "a", &["sh", "-c", "sleep 5; exit 3"]).await;
+    let t0 = Instant::now();
+    let exit = rt.wait("a").await.expect("wait");
+    assert_eq!(exit.exit_code, 3);
+    assert!(!exit.oom_killed);
+    assert_eq!(t0.elapsed(), Duration::from_secs(5));
+    // wait after the exit answers again
+    assert_eq!(rt.wait("a").await.expect("wait again").exit_code, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn signals_end_processes_unless_ignored() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "forever", &["sleep", "1"]).await;
+    run(&rt, &image, "stubborn", &["ignore-sigterm"]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rt.running_ids(),
+        vec!["forever".to_string(), "stubborn".to_string()]
+    );
+    rt.kill("forever", StopSignal::Term).await.expect("kill");
+    assert_eq!(rt.wait("forever").await.expect("wait").exit_code, 143);
+    rt.kill("stubborn", StopSignal::Term).await.expect("term");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        rt.running_ids().contains(&"stubborn".to_string()),
+        "SIGTERM is ignored"
+    );
+    rt.kill("stubborn", StopSignal::Kill).await.expect("kill");
+    assert_eq!(rt.wait("stubborn").await.expect("wait").exit_code, 137);
+    assert_eq!(
+        rt.signals("stubborn"),
+        vec![StopSignal::Term, StopSignal::Kill]
+    );
+    // killing an exited container is fine
+    rt.kill("stubborn", StopSignal::Kill)
+        .await
+        .expect("kill again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn oom_and_fail_start() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "o", &["sleep", "1", "oom"]).await;
+    let exit = rt.wait("o").await.expect("wait");
+    assert_eq!((exit.exit_code, exit.oom_killed), (137, true));
+    rt.create(&spec("f", &image, &["fail-start"]))
+        .await
+        .expect("create");
+    assert!(matches!(
+        rt.start("f").await,
+        Err(RuntimeError::Start { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn images_pull_once_and_missing_ones_fail() {
+    let rt = FakeRuntime::new();
+    rt.add_image(
+        "web:1",
+        ImageConfig {
+            cmd: vec!["sh".into()],
+            ..Default::default()
+        },
+    );
+    rt.set_pull_delay(Duration::from_secs(1));
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move { rt.ensure_image("web:1", None).await })
+        })
+        .collect();
+    for p in pulls {
+        p.await.expect("join").expect("pull");
+    }
+    assert_eq!(rt.pull_count("web:1"), 1);
+    for bad in ["web:missing", "never-added:1"] {
+        match rt.ensure_image(bad, None).await {
+            Err(RuntimeError::Pull { message, .. }) => {
+                assert!(message.contains("manifest unknown"))
+            }
+            other => panic!("expected a pull error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn remove_cleans_up_and_start_order_is_recorded() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "db", &["sleep", "100"]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    run(&rt, &image, "web", &["sh"]).await;
+    let order: Vec<String> = rt.starts().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(order, vec!["db", "web"]);
+    let listed = rt.list().await.expect("list");
+    assert!(listed.iter().all(|c| c.running && c.labels["task"] == "t1"));
+    rt.remove("db").await.expect("remove");
+    rt.remove("web").await.expect("remove");
+    rt.remove("web").await.expect("remove is idempotent");
+    assert!(rt.container_ids().is_empty());
+    assert!(matches!(
+        rt.wait("db").await,
+        Err(RuntimeError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn create_needs_a_present_image_and_a_command() {
+    let rt = FakeRuntime::new();
+    let image = ImageInfo {
+        reference: "nope:1".into(),
+        digest: String::new(),
+        config: ImageConfig::default(),
+    };
+    assert!(matches!(
+        rt.create(&spec("x", &image, &["sh"])).await,
+        Err(RuntimeError::Create { .. })
+    ));
+    let (rt, mut image) = runtime_with_image().await;
+    image.config.cmd.clear();
+    let mut s = spec("y", &image, &[]);
+    s.command = None;
+    assert!(matches!(
+        rt.create(&s).await,
+        Err(RuntimeError::Create { .. })
+    ));
+}
