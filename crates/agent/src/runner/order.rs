@@ -104,7 +104,7 @@ mod tests {
         ));
         // Every dependency must hold.
         let deps = [dep("a", Start), dep("b", Success)];
-        let state = |n: &str| if n == "a" { Running } else { Running };
+        let state = |n: &str| if n == "a" { Running } else { NotStarted };
         assert_eq!(readiness(&deps, state), Readiness::Wait);
         assert_eq!(readiness(&[], |_| NotStarted), Readiness::Ready);
     }
