@@ -27,6 +27,8 @@ pub struct Config {
     /// How long a DELETE_IN_PROGRESS task definition stays describable
     /// before the leader purges it.
     pub purge_deleted_after: Duration,
+    /// How long a STOPPED task stays describable before the leader forgets it.
+    pub purge_stopped_tasks_after: Duration,
     /// An agent silent for this long loses its session and, once no new
     /// session arrives within the same time, is marked disconnected.
     pub agent_heartbeat_timeout: Duration,
@@ -47,6 +49,7 @@ impl Config {
             raft: RaftTuning::default(),
             purge_deleted_after: Duration::from_secs(600),
             agent_heartbeat_timeout: Duration::from_secs(15),
+            purge_stopped_tasks_after: Duration::from_secs(3600),
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
         }
     }

@@ -34,6 +34,8 @@ pub struct LeaderWork {
     pub node: Arc<Node>,
     pub clock: Arc<dyn Clock>,
     pub purge_deleted_after: Duration,
+    /// How long STOPPED tasks stay describable.
+    pub purge_stopped_tasks_after: Duration,
     /// Agent sessions, for the liveness loop.
     pub sessions: SessionContext,
 }
@@ -108,20 +110,37 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
 }
 
 /// Purges task definitions that have been DELETE_IN_PROGRESS for longer than
-/// the grace. (ECS deletes them once nothing references them; no task or
-/// service can reference one yet.)
+/// the grace and that no unstopped task uses, and STOPPED tasks past their
+/// retention.
 async fn purge_loop(work: LeaderWork, term: u64, token: CancellationToken) {
     let grace = i64::try_from(work.purge_deleted_after.as_millis()).unwrap_or(i64::MAX);
+    let task_grace = i64::try_from(work.purge_stopped_tasks_after.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(PURGE_TICK) => {}
         }
-        let cutoff = Timestamp(work.clock.now().0.saturating_sub(grace));
-        let mut due = {
+        let now = work.clock.now().0;
+        let cutoff = Timestamp(now.saturating_sub(grace));
+        let task_cutoff = Timestamp(now.saturating_sub(task_grace));
+        let (mut due, mut tasks) = {
             let state = work.node.state.read().unwrap_or_else(|p| p.into_inner());
-            state.purgeable_task_definitions(cutoff)
+            (
+                state.purgeable_task_definitions(cutoff),
+                state.purgeable_tasks(task_cutoff),
+            )
         };
+        if !tasks.is_empty() {
+            tasks.truncate(PURGE_BATCH);
+            let command = Command::PurgeTasks {
+                task_ids: tasks,
+                decided_in_term: term,
+            };
+            match work.node.propose(command).await {
+                Ok(outcome) => tracing::info!(term, ?outcome, "purged stopped tasks"),
+                Err(e) => tracing::warn!(term, error = %e, "task purge refused"),
+            }
+        }
         if due.is_empty() {
             continue;
         }

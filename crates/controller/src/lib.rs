@@ -130,6 +130,7 @@ async fn serve(
         node: node.clone(),
         clock: clock.clone(),
         purge_deleted_after: config.purge_deleted_after,
+        purge_stopped_tasks_after: config.purge_stopped_tasks_after,
         sessions: sessions.clone(),
     };
     tasks.spawn(leader::run(work, background.clone()));

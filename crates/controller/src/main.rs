@@ -31,6 +31,9 @@ struct Args {
     /// Seconds a DELETE_IN_PROGRESS task definition stays before it is purged.
     #[arg(long, default_value_t = 600)]
     purge_deleted_after_secs: u64,
+    /// Seconds a STOPPED task stays describable before it is forgotten.
+    #[arg(long, default_value_t = 3600)]
+    purge_stopped_tasks_after_secs: u64,
     /// Seconds without a message from an agent before its session ends and
     /// its instance is marked disconnected.
     #[arg(long, default_value_t = 15)]
@@ -70,6 +73,8 @@ async fn main() -> anyhow::Result<()> {
     config.agent_heartbeat_timeout =
         std::time::Duration::from_secs(args.agent_heartbeat_timeout_secs.max(1));
     config.task_cidr = args.task_cidr;
+    config.purge_stopped_tasks_after =
+        std::time::Duration::from_secs(args.purge_stopped_tasks_after_secs);
     config.arn = ArnContext {
         region: args.region,
         account: args.account,

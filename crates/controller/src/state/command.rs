@@ -92,6 +92,11 @@ pub enum Command {
         instance_id: String,
         reports: Vec<TaskStateReport>,
     },
+    /// Leader-only: forgets STOPPED tasks past their retention.
+    PurgeTasks {
+        task_ids: Vec<String>,
+        decided_in_term: u64,
+    },
 }
 
 /// A task definition with the tags it was registered with.

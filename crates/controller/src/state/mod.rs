@@ -179,6 +179,10 @@ impl ClusterState {
                 instance_id,
                 reports,
             } => self.report_task_states(&instance_id, reports),
+            Command::PurgeTasks {
+                task_ids,
+                decided_in_term,
+            } => fence(term, decided_in_term).map(|()| self.purge_tasks(&task_ids)),
         };
         match result {
             Ok(outcome) => CommandResult::Applied(outcome),

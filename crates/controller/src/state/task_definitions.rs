@@ -119,15 +119,24 @@ impl ClusterState {
     }
 
     /// DELETE_IN_PROGRESS revisions whose deletion was requested at or
-    /// before `cutoff`, oldest family first.
+    /// before `cutoff` and that no unstopped task still runs (ECS deletes a
+    /// revision once nothing references it), oldest family first.
     pub fn purgeable_task_definitions(&self, cutoff: Timestamp) -> Vec<(String, u32)> {
+        let in_use: std::collections::BTreeSet<(&str, u32)> = self
+            .tasks
+            .values()
+            .filter(|t| t.task.last_status != orca_core::task::TaskStatus::Stopped)
+            .map(|t| (t.family.as_str(), t.revision))
+            .collect();
+        let in_use = &in_use;
         self.families
             .iter()
             .flat_map(|(name, f)| {
                 f.revisions.iter().filter_map(move |(rev, s)| {
                     let td = &s.task_definition;
                     let due = td.status == TaskDefinitionStatus::DeleteInProgress
-                        && td.delete_requested_at.is_some_and(|at| at.0 <= cutoff.0);
+                        && td.delete_requested_at.is_some_and(|at| at.0 <= cutoff.0)
+                        && !in_use.contains(&(name.as_str(), *rev));
                     due.then(|| (name.clone(), *rev))
                 })
             })

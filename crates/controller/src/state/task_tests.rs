@@ -335,3 +335,64 @@ fn tasks_and_tokens_survive_a_snapshot() {
     back.arn = s.arn.clone();
     assert_eq!(back, s);
 }
+
+#[test]
+fn stopped_tasks_are_purged_and_running_ones_keep_their_definition() {
+    let mut s = state_with_definition();
+    register_instance(&mut s, "a", None);
+    applied(s.apply(1, run(&[("t1", "a"), ("t2", "a")], None, "f")));
+    // The revision is deleted while t1 and t2 run: it is not purgeable yet.
+    applied(s.apply(
+        1,
+        Command::DeregisterTaskDefinition {
+            family: "web".into(),
+            revision: 1,
+            at: Timestamp(20),
+        },
+    ));
+    applied(s.apply(
+        1,
+        Command::DeleteTaskDefinitions {
+            revisions: vec![("web".into(), 1)],
+            at: Timestamp(21),
+        },
+    ));
+    assert!(s.purgeable_task_definitions(Timestamp(1_000)).is_empty());
+    assert_eq!(
+        s.assignments_for("a").len(),
+        2,
+        "running tasks keep their definition"
+    );
+    let mut stopped = report("t1", TaskStatus::Stopped, Some(0));
+    stopped.stopped_at = Some(Timestamp(30));
+    applied(s.apply(
+        1,
+        Command::ReportTaskStates {
+            instance_id: "a".into(),
+            reports: vec![stopped],
+        },
+    ));
+    assert_eq!(s.purgeable_tasks(Timestamp(29)), Vec::<String>::new());
+    assert_eq!(s.purgeable_tasks(Timestamp(30)), vec!["t1".to_string()]);
+    // Fenced like all leader work; only STOPPED tasks go.
+    let purge = |term| Command::PurgeTasks {
+        task_ids: vec!["t1".into(), "t2".into()],
+        decided_in_term: term,
+    };
+    refused(s.apply(3, purge(2)));
+    assert_eq!(applied(s.apply(3, purge(3))), Outcome::Purged(1));
+    assert!(!s.tasks.contains_key("t1") && s.tasks.contains_key("t2"));
+    let mut stopped = report("t2", TaskStatus::Stopped, Some(0));
+    stopped.stopped_at = Some(Timestamp(40));
+    applied(s.apply(
+        3,
+        Command::ReportTaskStates {
+            instance_id: "a".into(),
+            reports: vec![stopped],
+        },
+    ));
+    assert_eq!(
+        s.purgeable_task_definitions(Timestamp(1_000)),
+        vec![("web".to_string(), 1)]
+    );
+}

@@ -399,6 +399,36 @@ fn fill(slot: &mut Option<Timestamp>, value: Option<Timestamp>) {
     }
 }
 
+impl ClusterState {
+    /// STOPPED tasks that stopped at or before `cutoff` (ECS keeps stopped
+    /// tasks describable for a while, then forgets them).
+    pub fn purgeable_tasks(&self, cutoff: Timestamp) -> Vec<String> {
+        self.tasks
+            .values()
+            .filter(|t| {
+                t.task.last_status == TaskStatus::Stopped
+                    && t.task.stopped_at.unwrap_or(t.task.created_at).0 <= cutoff.0
+            })
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
+    pub(super) fn purge_tasks(&mut self, task_ids: &[String]) -> Outcome {
+        let mut purged = 0;
+        for id in task_ids {
+            let stopped = self
+                .tasks
+                .get(id)
+                .is_some_and(|t| t.task.last_status == TaskStatus::Stopped);
+            if stopped {
+                self.tasks.remove(id);
+                purged += 1;
+            }
+        }
+        Outcome::Purged(purged)
+    }
+}
+
 pub fn task_not_found(id: &str) -> ApiError {
     ApiError::field(
         Exception::InvalidParameterException,
