@@ -92,3 +92,14 @@ impl TaskManager {
             .count()
     }
 }
+
+impl Drop for TaskManager {
+    /// The agent is stopping: its runners stop with it (as they would with
+    /// the process); the containers keep running in containerd's shims and a
+    /// restarted agent adopts them.
+    fn drop(&mut self) {
+        for held in self.tasks.values() {
+            held.handle.abort();
+        }
+    }
+}

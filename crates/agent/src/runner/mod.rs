@@ -268,11 +268,12 @@ impl TaskRunner {
         for i in 0..self.containers.len() {
             let id = self.containers[i].id.clone();
             if let Some(found) = existing.iter().find(|l| l.id == id) {
+                // Made by this task before an agent restart: adopt it. One
+                // that ran and exited meanwhile reports its exit through the
+                // same wait as a running one.
                 self.containers[i].created = true;
-                if found.running {
-                    tracing::info!(container = %id, "adopting a running container");
-                    self.mark_running(i);
-                }
+                tracing::info!(container = %id, running = found.running, "adopting an existing container");
+                self.mark_running(i);
                 continue;
             }
             let c = &self.containers[i];
