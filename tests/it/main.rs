@@ -1,5 +1,6 @@
 //! orca's single integration-test binary (matklad's "one binary" layout).
 
+mod agent_failover;
 mod cli;
 mod cli_tasks;
 mod clusters;
