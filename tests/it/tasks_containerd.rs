@@ -30,8 +30,13 @@ use crate::support::{register, Client, HEAVY};
 const WAIT: Duration = Duration::from_secs(60);
 
 struct Node {
-    controller: InProcessController,
+    /// Held: the controller runs as long as the node.
+    _controller: InProcessController,
     agent: Option<RunningAgent>,
+    /// What the agent was started with, to start it again.
+    agent_config: AgentConfig,
+    /// `finish` ran: Drop has nothing left to clean.
+    finished: bool,
     runtime: Arc<ContainerdRuntime>,
     client: Client,
     image: String,
@@ -78,12 +83,14 @@ impl Node {
             .into(),
         };
         let data_dir = tempfile::tempdir()?;
+        let log_driver = orca_tests::bin_path("orca-log-driver")?;
         let runtime = Arc::new(
             ContainerdRuntime::connect(ContainerdConfig {
                 socket: socket.clone(),
                 namespace: namespace.clone(),
                 registries: registries.clone(),
                 state_dir: data_dir.path().join("runtime"),
+                log_driver: Some(log_driver.clone()),
             })
             .await?,
         );
@@ -95,12 +102,15 @@ impl Node {
         config.bridge = bridge.clone();
         config.task_subnet = Some(lease.cidr());
         config.registries = registries;
-        let agent = orca_agent::start(config, runtime.clone(), "containerd".to_string());
+        config.log_driver = Some(log_driver);
+        let agent = orca_agent::start(config.clone(), runtime.clone(), "containerd".to_string());
         let mut client = controller.client().await?;
         wait_for_instances(&mut client, "default", 1, WAIT).await?;
         Ok(Some(Node {
-            controller,
+            _controller: controller,
             agent: Some(agent),
+            agent_config: config,
+            finished: false,
             runtime,
             client,
             image,
@@ -198,14 +208,81 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Stops the agent as a crash would: its runners go, containers stay.
+    async fn stop_agent(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown.cancel();
+            let _ = agent.handle.await;
+        }
+    }
+
+    fn start_agent(&mut self) {
+        let runtime: Arc<dyn orca_runtime::ContainerRuntime> = self.runtime.clone();
+        self.agent = Some(orca_agent::start(
+            self.agent_config.clone(),
+            runtime,
+            "containerd".to_string(),
+        ));
+    }
+
     async fn finish(mut self) {
         if let Some(agent) = self.agent.take() {
             agent.shutdown.cancel();
             let _ = agent.handle.await;
         }
         let _ = self.runtime.purge_namespace().await;
+        for ns in orca_net::netns::list_namespaces(&self.netns_prefix).unwrap_or_default() {
+            let _ = orca_net::netns::delete_namespace(&ns);
+        }
         let _ = orca_net::netns::remove_bridge(&self.bridge).await;
-        drop(self.controller);
+        self.finished = true;
+    }
+}
+
+impl Drop for Node {
+    /// A scenario that failed half-way still leaves nothing behind: its
+    /// containers, images and namespace in containerd, its network
+    /// namespaces and its bridge are removed from a thread with a runtime of
+    /// its own (the test's runtime is unwinding).
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(agent) = self.agent.take() {
+            agent.shutdown.cancel();
+            agent.handle.abort();
+        }
+        let (socket, namespace) = (
+            self.agent_config.containerd_socket.clone(),
+            self.namespace.clone(),
+        );
+        let (prefix, bridge) = (self.netns_prefix.clone(), self.bridge.clone());
+        let state_dir = self.data_dir.path().join("cleanup");
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let config = ContainerdConfig {
+                    socket,
+                    namespace,
+                    registries: RegistriesConfig::default(),
+                    state_dir,
+                    log_driver: None,
+                };
+                if let Ok(runtime) = ContainerdRuntime::connect(config).await {
+                    let _ = runtime.purge_namespace().await;
+                }
+                for ns in orca_net::netns::list_namespaces(&prefix).unwrap_or_default() {
+                    let _ = orca_net::netns::delete_namespace(&ns);
+                }
+                let _ = orca_net::netns::remove_bridge(&bridge).await;
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 
@@ -464,6 +541,59 @@ async fn e2e_essential_containers_and_depends_on() {
         app_start >= init_done,
         "app started at {app_start}, init finished at {init_done}"
     );
+    n.assert_clean().await;
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_restarted_agent_adopts_its_running_tasks() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("restart").await.expect("setup") else {
+        return;
+    };
+    let app = n.container("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done");
+    n.register("e2e-restart", vec![app]).await;
+    let arn = n.run(json!({"taskDefinition": "e2e-restart"})).await;
+    let before = wait_running(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(before["lastStatus"], "RUNNING");
+    n.stop_agent().await;
+    // The container outlives its agent.
+    let running = n.runtime_list().await;
+    assert_eq!(running.len(), 1, "{running:?}");
+    n.start_agent();
+    let instances = wait_for_instances(&mut n.client, "default", 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        instances.len(),
+        1,
+        "the restarted agent is the same instance: {instances:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let d = ecs(
+        &mut n.client,
+        "DescribeTasks",
+        json!({"tasks": [arn.clone()]}),
+    )
+    .await
+    .unwrap();
+    let after = &d["tasks"][0];
+    assert_eq!(after["lastStatus"], "RUNNING", "{after:#}");
+    assert_eq!(
+        container_named(after, "app")["runtimeId"],
+        container_named(&before, "app")["runtimeId"]
+    );
+    assert_eq!(ip_of(after), ip_of(&before));
+    // The adopted task still stops as asked, and leaves nothing behind.
+    ecs(&mut n.client, "StopTask", json!({"task": arn}))
+        .await
+        .unwrap();
+    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(container_named(&t, "app")["exitCode"], 0, "{t:#}");
     n.assert_clean().await;
     n.finish().await;
 }

@@ -74,6 +74,13 @@ pub struct AgentConfig {
     /// (ECS_CONTAINER_STOP_TIMEOUT, 30 s in ECS).
     #[serde(with = "secs")]
     pub default_stop_timeout: Duration,
+    /// The `orca-log-driver` binary containerd's shim runs per container to
+    /// write its stdout and stderr to the log file, so containers never
+    /// depend on the agent being up. Unset: `orca-log-driver` next to the
+    /// running executable ([`AgentConfig::log_driver_path`]). An empty path
+    /// turns it off: the agent drains the output itself, and a chatty
+    /// container blocks while the agent is down.
+    pub log_driver: Option<PathBuf>,
 }
 
 mod secs {
@@ -115,6 +122,7 @@ impl Default for AgentConfig {
             heartbeat_interval: Duration::from_secs(5),
             report_batch_window: Duration::from_millis(20),
             default_stop_timeout: Duration::from_secs(30),
+            log_driver: None,
         }
     }
 }
@@ -130,6 +138,28 @@ impl AgentConfig {
             path: path.display().to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// The logging driver to run containers with: `log_driver` if set (an
+    /// empty path: none), else `orca-log-driver` next to the running
+    /// executable if there is one. `None` means the agent drains container
+    /// output itself; that is logged as a warning.
+    pub fn log_driver_path(&self) -> Option<PathBuf> {
+        let found = match &self.log_driver {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => return Some(p.clone()),
+            None => std::env::current_exe()
+                .ok()
+                .map(|exe| exe.with_file_name("orca-log-driver"))
+                .filter(|p| p.is_file()),
+        };
+        if found.is_none() {
+            tracing::warn!(
+                "no log driver (orca-log-driver): container output goes through the agent, \
+                 and a chatty container blocks while the agent is down"
+            );
+        }
+        found
     }
 
     /// The checks that need no I/O.

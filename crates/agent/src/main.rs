@@ -47,6 +47,10 @@ struct Args {
     /// MiB to register instead of the machine's memory less the reserve.
     #[arg(long)]
     memory_mib: Option<u64>,
+    /// The containerd logging driver binary [default: orca-log-driver next
+    /// to this executable]; an empty value makes the agent drain output.
+    #[arg(long)]
+    log_driver: Option<PathBuf>,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -84,6 +88,9 @@ fn config(args: Args) -> anyhow::Result<AgentConfig> {
     c.attributes.extend(args.attributes);
     c.cpu_units = args.cpu_units.or(c.cpu_units);
     c.memory_mib = args.memory_mib.or(c.memory_mib);
+    if args.log_driver.is_some() {
+        c.log_driver = args.log_driver;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -101,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         namespace: config.containerd_namespace.clone(),
         registries: config.registries.clone(),
         state_dir: config.data_dir.join("runtime"),
+        log_driver: config.log_driver_path(),
     })
     .await
     .with_context(|| {

@@ -91,8 +91,9 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// The task's network namespace; `None` shares the host's.
     pub netns_path: Option<PathBuf>,
-    /// stdout and stderr are appended here (through FIFOs the containerd
-    /// runtime drains: see `containerd::logio`).
+    /// stdout and stderr are appended here: by `orca-log-driver`, run by
+    /// containerd's shim (`containerd::logdriver`), or without one through
+    /// FIFOs the containerd runtime drains (`containerd::logio`).
     pub log_path: PathBuf,
 }
 

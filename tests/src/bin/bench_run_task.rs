@@ -51,6 +51,7 @@ async fn runtime(socket: &Path, namespace: &str, dir: &Path) -> anyhow::Result<C
         namespace: namespace.to_string(),
         registries: RegistriesConfig::default(),
         state_dir: dir.join(namespace),
+        log_driver: orca_tests::bin_path("orca-log-driver").ok(),
     })
     .await?)
 }

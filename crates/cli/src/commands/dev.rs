@@ -108,6 +108,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         &agent_config.containerd_socket,
         &agent_config.containerd_namespace,
         &agent_config.data_dir.join("runtime"),
+        // `orca` and `orca-log-driver` are installed side by side.
+        agent_config.log_driver_path(),
     )
     .await
     {

@@ -45,7 +45,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     super::dev::init_tracing("warn");
     // The runtime wants a state directory; loading an image keeps nothing there.
     let state_dir = std::env::temp_dir().join(format!("orca-image-load-{}", std::process::id()));
-    let runtime = connect(&args.containerd_socket, &args.namespace, &state_dir).await;
+    let runtime = connect(&args.containerd_socket, &args.namespace, &state_dir, None).await;
     let loaded = match runtime {
         Ok(runtime) => runtime
             .load_archive(&args.archive)
@@ -62,17 +62,20 @@ pub async fn run(args: &Args) -> anyhow::Result<Value> {
     Ok(json!({ "images": images }))
 }
 
-/// Connects to containerd in `namespace`, within [`CONNECT_TIMEOUT`].
+/// Connects to containerd in `namespace`, within [`CONNECT_TIMEOUT`];
+/// containers started through it use `log_driver` (see `orca dev`).
 pub async fn connect(
     socket: &Path,
     namespace: &str,
     state_dir: &Path,
+    log_driver: Option<PathBuf>,
 ) -> anyhow::Result<ContainerdRuntime> {
     let config = ContainerdConfig {
         socket: socket.to_path_buf(),
         namespace: namespace.to_string(),
         registries: RegistriesConfig::default(),
         state_dir: state_dir.to_path_buf(),
+        log_driver,
     };
     let what = || format!("connecting to containerd at {}", socket.display());
     tokio::time::timeout(CONNECT_TIMEOUT, ContainerdRuntime::connect(config))

@@ -1,6 +1,7 @@
 //! Creating and starting containers: the rootfs snapshot and container record
 //! (with its OCI spec), then the task, whose stdout and stderr reach the
-//! container's log file through [`super::logio`].
+//! container's log file through the logging driver ([`super::logdriver`])
+//! or, without one, through FIFOs this process drains ([`super::logio`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use oci_spec::runtime::PosixRlimitType;
 use super::client::{is_already_exists, status_message, Ctrd, SNAPSHOTTER};
 use super::image::{with_lease, ImageStore};
 use super::logio::LogPipes;
-use super::{rootfs, spec, user};
+use super::{logdriver, rootfs, spec, user};
 use crate::{ContainerSpec, RuntimeError};
 
 /// The runc shim every container runs under.
@@ -176,8 +177,15 @@ async fn create_record(
     Ok(())
 }
 
-/// Starts the container's process and returns its pid.
-pub async fn start(ctrd: &Ctrd, logs: &LogPipes, id: &str) -> Result<u32, RuntimeError> {
+/// Starts the container's process and returns its pid. With `log_driver`
+/// the shim runs it for the container's output; without, this process
+/// drains FIFOs.
+pub async fn start(
+    ctrd: &Ctrd,
+    logs: &LogPipes,
+    log_driver: Option<&Path>,
+    id: &str,
+) -> Result<u32, RuntimeError> {
     let start_err = |message: String| RuntimeError::Start {
         id: id.to_string(),
         message,
@@ -217,13 +225,27 @@ pub async fn start(ctrd: &Ctrd, logs: &LogPipes, id: &str) -> Result<u32, Runtim
         .map_err(|s| start_err(format!("rootfs mounts: {}", status_message(&s))))?
         .into_inner()
         .mounts;
-    let pipes = logs
-        .prepare(id)
-        .map_err(|e| start_err(format!("log pipes: {e}")))?;
-    let (stdout, stderr) = (
-        pipes.stdout.display().to_string(),
-        pipes.stderr.display().to_string(),
-    );
+    // Stale FIFOs and copiers of an earlier run go either way.
+    logs.cleanup(id);
+    let (pipes, stdout, stderr) = match log_driver {
+        Some(driver) => {
+            // The shim runs the driver from its bundle directory.
+            let log_path = std::path::absolute(&log_path)
+                .map_err(|e| start_err(format!("log path {}: {e}", log_path.display())))?;
+            let uri = logdriver::uri(driver, &log_path);
+            (None, uri.clone(), uri)
+        }
+        None => {
+            let pipes = logs
+                .prepare(id)
+                .map_err(|e| start_err(format!("log pipes: {e}")))?;
+            let (stdout, stderr) = (
+                pipes.stdout.display().to_string(),
+                pipes.stderr.display().to_string(),
+            );
+            (Some(pipes), stdout, stderr)
+        }
+    };
     if let Err(s) = ctrd
         .tasks()
         .create(ctrd.req(CreateTaskRequest {
@@ -238,7 +260,9 @@ pub async fn start(ctrd: &Ctrd, logs: &LogPipes, id: &str) -> Result<u32, Runtim
         logs.cleanup(id);
         return Err(start_err(status_message(&s)));
     }
-    logs.attach(id, pipes, &log_path);
+    if let Some(pipes) = pipes {
+        logs.attach(id, pipes, &log_path);
+    }
     match ctrd
         .tasks()
         .start(ctrd.req(StartRequest {

@@ -1,5 +1,8 @@
 //! Container stdout/stderr into the container's log file, through FIFOs this
-//! process drains.
+//! process drains: the fallback when no logging driver is configured (see
+//! [`super::logdriver`], the default). Its limit: while this process is
+//! down (an agent restart, a crash) nobody drains, and a container blocks
+//! in `write` once the pipe buffers (~128 KiB across FIFO and shim) fill.
 //!
 //! Why not containerd's `file://` log URI (the shim appending to the file
 //! itself)? On containerd 1.6.20 it loses output: a container running

@@ -5,8 +5,10 @@
 //! [`registry_config`] (mirrors, plain HTTP, credentials), [`image`] (pull,
 //! unpack, archives, single-flight), [`spec`], [`spec_defaults`] and
 //! [`user`]/[`rootfs`] (the OCI spec), [`container`] (create, start),
-//! [`logio`] (container output into log files), [`task`] (wait, kill, remove,
-//! list), [`oom`] (OOM attribution), [`cleanup`] (emptying a namespace).
+//! [`logdriver`] (container output into log files through `orca-log-driver`,
+//! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
+//! process drains), [`task`] (wait, kill, remove, list), [`oom`] (OOM
+//! attribution), [`cleanup`] (emptying a namespace).
 //!
 //! Every record this runtime creates lives in its namespace: image records,
 //! containers (id = the agent's container id), their rootfs snapshots (key =
@@ -18,6 +20,7 @@ pub mod client;
 pub mod container;
 pub mod content;
 pub mod image;
+pub mod logdriver;
 pub mod logio;
 pub mod oom;
 pub mod registry_config;
@@ -55,6 +58,13 @@ pub struct ContainerdConfig {
     /// those of running containers: two live runtimes must not share one
     /// (a one-shot tool like `orca image load` uses a scratch directory).
     pub state_dir: PathBuf,
+    /// `orca-log-driver`: when set, containerd's shim runs it per container
+    /// to append the output to the log file ([`logdriver`]), so containers
+    /// never depend on this process. `None` falls back to FIFOs this
+    /// process drains ([`logio`]): a container then blocks once ~128 KiB of
+    /// output are waiting while the agent is down. Checked at connect (it
+    /// must exist; a relative path is resolved then).
+    pub log_driver: Option<PathBuf>,
 }
 
 /// A suffix that makes scratch names (leases, write refs, extraction keys)
@@ -67,6 +77,18 @@ pub(crate) fn unique_suffix() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{}-{nanos:09}-{n}", std::process::id())
+}
+
+/// The driver binary as an absolute path, if it is an executable file.
+fn check_log_driver(path: &Path) -> Result<PathBuf, RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |m: String| RuntimeError::Containerd(format!("log driver {}: {m}", path.display()));
+    let abs = std::fs::canonicalize(path).map_err(|e| err(e.to_string()))?;
+    let meta = std::fs::metadata(&abs).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(err("not an executable file".into()));
+    }
+    Ok(abs)
 }
 
 /// The containerd-backed runtime.
@@ -85,6 +107,10 @@ pub struct ContainerdRuntime {
     oom_task: tokio::task::JoinHandle<()>,
     /// Where `logs` keeps its FIFOs.
     state_dir: PathBuf,
+    /// The logging driver binary (absolute), if containers use one.
+    log_driver: Option<PathBuf>,
+    /// Serializes the after-exit work of `wait` and `remove` per container.
+    reaps: task::ReapLocks,
 }
 
 impl Drop for ContainerdRuntime {
@@ -105,6 +131,11 @@ impl ContainerdRuntime {
         // reqwest (under oci-client) needs a process-wide TLS provider; an
         // error only means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let log_driver = config
+            .log_driver
+            .as_deref()
+            .map(check_log_driver)
+            .transpose()?;
         let ctrd = client::Ctrd::connect(&config.socket, &config.namespace).await?;
         let oom = Arc::new(oom::OomWatch::default());
         let oom_task = oom::watch(ctrd.clone(), oom.clone());
@@ -118,7 +149,15 @@ impl ContainerdRuntime {
             exits: task::ExitCache::default(),
             oom_task,
             state_dir: config.state_dir,
+            log_driver,
+            reaps: task::ReapLocks::default(),
         })
+    }
+
+    /// The logging driver containers are started with (see [`logdriver`]);
+    /// `None` when output goes through this process's FIFOs.
+    pub fn log_driver(&self) -> Option<&Path> {
+        self.log_driver.as_deref()
     }
 
     /// The containerd namespace this runtime works in.
@@ -182,13 +221,19 @@ impl ContainerRuntime for ContainerdRuntime {
     async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
         self.exits.forget(id);
         self.oom.forget(id);
-        container::start(&self.ctrd, &self.logs, id)
+        container::start(&self.ctrd, &self.logs, self.log_driver.as_deref(), id)
             .instrument(tracing::info_span!("start", container = id))
             .await
     }
 
     async fn wait(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
-        task::wait(&self.ctrd, &self.logs, &self.oom, &self.exits, id)
+        let state = task::State {
+            logs: &self.logs,
+            oom: &self.oom,
+            exits: &self.exits,
+            reaps: &self.reaps,
+        };
+        task::wait(&self.ctrd, &state, id)
             .instrument(tracing::info_span!("wait", container = id))
             .await
     }
@@ -200,7 +245,13 @@ impl ContainerRuntime for ContainerdRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        task::remove(&self.ctrd, &self.logs, &self.oom, &self.exits, id)
+        let state = task::State {
+            logs: &self.logs,
+            oom: &self.oom,
+            exits: &self.exits,
+            reaps: &self.reaps,
+        };
+        task::remove(&self.ctrd, &state, id)
             .instrument(tracing::info_span!("remove", container = id))
             .await
     }

@@ -1,8 +1,13 @@
 //! A running container's task: waiting for its exit (with OOM attribution),
 //! signalling it, deleting everything about a container, and listing.
+//!
+//! `wait` also makes the log complete before it answers: with FIFOs it lets
+//! this process's copiers finish ([`super::logio`]); with the logging driver
+//! it deletes the exited task, which returns once the driver has read the
+//! last output and exited ([`super::logdriver`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::snapshots::RemoveSnapshotRequest;
@@ -15,6 +20,7 @@ use tonic::Code;
 
 use super::client::{is_not_found, status_error, status_message, Ctrd, SNAPSHOTTER};
 use super::container::LOG_PATH_LABEL;
+use super::logdriver;
 use super::logio::LogPipes;
 use super::oom::{cgroup_oom_kills, OomWatch};
 use crate::{ContainerExit, ContainerListing, RuntimeError, StopSignal};
@@ -47,6 +53,42 @@ impl ExitCache {
     }
 }
 
+/// One lock per container, held by `wait` from the exit until the exit is
+/// cached (the task may be deleted meanwhile) and by `remove`: a second
+/// waiter answers only once the first made the log complete.
+#[derive(Default)]
+pub struct ReapLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ReapLocks {
+    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    fn forget(&self, id: &str) {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// The runtime's per-container bookkeeping `wait` and `remove` use.
+pub struct State<'a> {
+    pub logs: &'a LogPipes,
+    pub oom: &'a OomWatch,
+    pub exits: &'a ExitCache,
+    pub reaps: &'a ReapLocks,
+}
+
 fn to_system_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
     ts.and_then(|t| {
         let secs = u64::try_from(t.seconds).ok()?;
@@ -57,13 +99,8 @@ fn to_system_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
 }
 
 /// Resolves when the container's process exits.
-pub async fn wait(
-    ctrd: &Ctrd,
-    logs: &LogPipes,
-    oom: &OomWatch,
-    cache: &ExitCache,
-    id: &str,
-) -> Result<ContainerExit, RuntimeError> {
+pub async fn wait(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<ContainerExit, RuntimeError> {
+    let (logs, oom, cache) = (st.logs, st.oom, st.exits);
     if let Some(exit) = cache.get(id) {
         return Ok(exit);
     }
@@ -77,13 +114,19 @@ pub async fn wait(
     {
         Ok(r) => r.into_inner(),
         Err(s) if is_not_found(&s) => {
-            // Deleted meanwhile by a concurrent remove that cached the exit.
+            // Deleted meanwhile by a concurrent wait that cached the exit
+            // (or is about to: it holds the lock until then).
+            let _reaping = st.reaps.lock(id).await;
             return cache
                 .get(id)
                 .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() });
         }
         Err(s) => return Err(status_error(&format!("wait for {id}"), s)),
     };
+    let _reaping = st.reaps.lock(id).await;
+    if let Some(exit) = cache.get(id) {
+        return Ok(exit);
+    }
     // The exit is reported once the output is in the log file.
     logs.drain_done(id, LOG_DRAIN_LIMIT).await;
     let exit_code = i32::try_from(resp.exit_status).unwrap_or(i32::MAX);
@@ -97,6 +140,8 @@ pub async fn wait(
         oom_killed,
         exited_at: to_system_time(resp.exited_at),
     };
+    // After the cgroup was read (deleting the task removes it).
+    logdriver::reap(ctrd, id).await;
     tracing::debug!(container = id, exit_code, oom_killed, "container exited");
     cache.put(id, exit.clone());
     Ok(exit)
@@ -127,13 +172,9 @@ pub async fn kill(ctrd: &Ctrd, id: &str, signal: StopSignal) -> Result<(), Runti
 }
 
 /// Deletes task, container record and snapshot; each may already be gone.
-pub async fn remove(
-    ctrd: &Ctrd,
-    logs: &LogPipes,
-    oom: &OomWatch,
-    cache: &ExitCache,
-    id: &str,
-) -> Result<(), RuntimeError> {
+pub async fn remove(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<(), RuntimeError> {
+    let (logs, oom, cache) = (st.logs, st.oom, st.exits);
+    let _reaping = st.reaps.lock(id).await;
     let task = ctrd
         .tasks()
         .get(ctrd.req(GetRequest {
@@ -203,6 +244,7 @@ pub async fn remove(
     logs.cleanup(id);
     oom.forget(id);
     cache.forget(id);
+    st.reaps.forget(id);
     Ok(())
 }
 
