@@ -120,7 +120,9 @@ async fn main() -> anyhow::Result<()> {
     base.load_archive(&archive).await?;
     baseline(&base, work.path(), 3).await?; // warm-up
     let bare = baseline(&base, work.path(), n).await?;
-    base.purge_namespace().await.ok();
+    if let Err(e) = base.purge_namespace().await {
+        eprintln!("cleanup of containerd namespace {base_ns} failed: {e}");
+    }
 
     // orca: a controller and an agent, as processes.
     let agent_ns = unique_namespace("bench-agent");
@@ -157,7 +159,13 @@ async fn main() -> anyhow::Result<()> {
     unsafe { libc_kill(agent_pid as i32, 15) };
     let _ = agent.wait();
     drop(controller);
-    agent_rt.purge_namespace().await.ok();
+    if let Err(e) = agent_rt.purge_namespace().await {
+        eprintln!("cleanup of containerd namespace {agent_ns}: {e}; trying again");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Err(e) = agent_rt.purge_namespace().await {
+            eprintln!("cleanup of containerd namespace {agent_ns} failed: {e}");
+        }
+    }
     for ns in orca_net::netns::list_namespaces(&format!("orca-{agent_ns}")).unwrap_or_default() {
         orca_net::netns::delete_namespace(&ns).ok();
     }

@@ -47,6 +47,9 @@ pub async fn snapshot_keys(ctrd: &Ctrd) -> Result<Vec<String>, RuntimeError> {
     Ok(ordered)
 }
 
+/// Attempts at removing the snapshots left, 100 ms apart.
+const PURGE_PASSES: usize = 30;
+
 /// Removes every container, image, snapshot, lease and blob in the
 /// namespace, then the namespace itself.
 pub async fn purge(ctrd: &Ctrd, runtime: &impl ContainerRuntime) -> Result<(), RuntimeError> {
@@ -90,8 +93,10 @@ pub async fn purge(ctrd: &Ctrd, runtime: &impl ContainerRuntime) -> Result<(), R
             "delete lease",
         )?;
     }
-    // Children before parents; a few passes in case one was still in use.
-    for pass in 0..5 {
+    // Children before parents; several passes in case one was still in use
+    // (containerd's garbage collector may hold one briefly after an image
+    // delete).
+    for pass in 0..PURGE_PASSES {
         let keys = snapshot_keys(ctrd).await?;
         if keys.is_empty() {
             break;
@@ -112,7 +117,7 @@ pub async fn purge(ctrd: &Ctrd, runtime: &impl ContainerRuntime) -> Result<(), R
             }
         }
         if let Some(e) = last_error {
-            if pass == 4 {
+            if pass + 1 == PURGE_PASSES {
                 return Err(e);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
