@@ -9,8 +9,11 @@
 //! orca-net's `NetworkConfigurator`, so the layers above run with fakes.
 
 pub mod config;
+pub mod finished;
 pub mod host;
 pub mod manager;
+#[cfg(test)]
+mod manager_tests;
 pub mod reporter;
 pub mod runner;
 pub mod session;
@@ -150,6 +153,7 @@ pub async fn run(
         logs_dir: config.data_dir.join("tasks"),
         default_stop_timeout: config.default_stop_timeout,
         task_subnet: reply.task_subnet.clone(),
+        finished: finished::FinishedTasks::new(config.data_dir.join("finished")),
     });
     let session = session::SessionConfig {
         endpoints: config.endpoints.clone(),

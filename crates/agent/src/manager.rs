@@ -1,7 +1,9 @@
 //! The tasks this node holds: one [`TaskRunner`] per assigned task. The
 //! leader sends the full assignment list (a level); the manager starts a
 //! runner for each new task, passes changes (desired STOPPED) to existing
-//! ones, and asks a runner whose task is no longer assigned to stop.
+//! ones, and asks a runner whose task is no longer assigned to stop. A task
+//! that already ended here (see [`crate::finished`]) is not run again: its
+//! saved final report is sent instead.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +39,7 @@ impl TaskManager {
         // Runners that finished and are no longer assigned are done with.
         let assigned: std::collections::BTreeSet<String> =
             assignments.iter().map(|a| a.task_id.clone()).collect();
+        self.ctx.finished.retain(&assigned);
         self.tasks
             .retain(|id, held| assigned.contains(id) || !held.handle.is_finished());
         for (id, held) in &self.tasks {
@@ -68,6 +71,21 @@ impl TaskManager {
                 }
                 None => {
                     let id = a.task_id.clone();
+                    if let Some(report) = self.ctx.finished.get(&id) {
+                        // It ended here before a restart: report, never rerun.
+                        tracing::info!(task = %id, "task already ended here: sending its final report");
+                        self.ctx.reporter.update(report);
+                        let (tx, _) = watch::channel(a);
+                        let handle = tokio::spawn(async {});
+                        self.tasks.insert(
+                            id,
+                            Held {
+                                assignment: tx,
+                                handle,
+                            },
+                        );
+                        continue;
+                    }
                     tracing::info!(task = %id, desired = a.desired_status.name(), "task assigned");
                     let (tx, rx) = watch::channel(a);
                     let runner = TaskRunner::new(self.ctx.clone(), rx);

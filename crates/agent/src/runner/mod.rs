@@ -50,6 +50,8 @@ pub struct RunnerContext {
     pub default_stop_timeout: Duration,
     /// The node's task subnet, shown as the attachment's subnetId.
     pub task_subnet: String,
+    /// Final reports of tasks that ended here, kept across restarts.
+    pub finished: crate::finished::FinishedTasks,
 }
 
 /// One container of the task, as this runner sees it.
@@ -159,6 +161,11 @@ impl TaskRunner {
     }
 
     fn report(&self) {
+        self.ctx.reporter.update(self.state_report());
+    }
+
+    /// The task's full agent-owned state.
+    fn state_report(&self) -> TaskStateReport {
         let network = self.network.as_ref().map(|n| TaskNetworkReport {
             private_ipv4_address: n.ip.to_string(),
             mac_address: n.mac_address.clone(),
@@ -169,7 +176,7 @@ impl TaskRunner {
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         });
-        self.ctx.reporter.update(TaskStateReport {
+        TaskStateReport {
             task_arn: self.task_arn.clone(),
             last_status: self.status,
             containers: self
@@ -193,7 +200,7 @@ impl TaskRunner {
             stopped_at: self.stopped_at,
             stop_code: self.stop_code,
             stopped_reason: self.stopped_reason.clone(),
-        });
+        }
     }
 
     fn set_status(&mut self, status: TaskStatus) {
@@ -448,7 +455,18 @@ impl TaskRunner {
             tracing::warn!(error = %e, "could not tear down the task's network");
         }
         self.stopped_at = Some(now());
-        self.set_status(TaskStatus::Stopped);
+        self.status = TaskStatus::Stopped;
+        // Remembered before it is reported, so a crash before the
+        // controller's acknowledgement cannot make this task run again.
+        if let Err(e) = self
+            .ctx
+            .finished
+            .record(&self.task_id, &self.state_report())
+        {
+            tracing::error!(error = %e, "could not record the task's end");
+        }
+        tracing::info!(status = "STOPPED", "task status");
+        self.report();
     }
 
     /// SIGTERM to every running container, SIGKILL to each one still

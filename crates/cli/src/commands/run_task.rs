@@ -244,6 +244,15 @@ pub async fn run_and_wait(args: &Args, ctx: &Ctx, format: OutputFormat) -> anyho
     Ok(code)
 }
 
+/// How long a task may be reported MISSING before `--wait` gives up on it.
+const MISSING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn seen_described(described: &Value, arn: &str) -> bool {
+    items(described, "tasks")
+        .iter()
+        .any(|t| text(t, "taskArn") == arn)
+}
+
 /// Describes `tasks` every [`POLL`] until all are STOPPED (or MISSING),
 /// reporting changes on stderr; returns the last DescribeTasks output.
 async fn follow(ctx: &Ctx, cluster: &str, tasks: &[Value]) -> anyhow::Result<Value> {
@@ -254,6 +263,9 @@ async fn follow(ctx: &Ctx, cluster: &str, tasks: &[Value]) -> anyhow::Result<Val
     let mut seen: HashMap<String, Value> =
         arns.iter().cloned().zip(tasks.iter().cloned()).collect();
     let mut missing = BTreeSet::new();
+    // A controller that is a follower may not have applied the RunTask yet:
+    // a task counts as MISSING only once it stays missing for a while.
+    let mut missing_since: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
         tokio::time::sleep(POLL).await;
         let input = shape::input_object([
@@ -272,7 +284,13 @@ async fn follow(ctx: &Ctx, cluster: &str, tasks: &[Value]) -> anyhow::Result<Val
         }
         for f in items(&described, "failures") {
             let arn = text(&f, "arn").to_string();
-            if arns.contains(&arn) && missing.insert(arn) {
+            if !arns.contains(&arn) || seen_described(&described, &arn) {
+                continue;
+            }
+            let since = *missing_since
+                .entry(arn.clone())
+                .or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= MISSING_GRACE && missing.insert(arn) {
                 note(&failure_line(&f));
             }
         }

@@ -57,6 +57,12 @@ impl EcsService {
         let reference = task_definition_ref(&input.task_definition, "taskDefinition")?;
         let count = input.count.unwrap_or(1) as usize;
         let fingerprint = to_json(&input)?;
+        // Placement reads the state: on a follower, first catch up with
+        // everything committed (the caller's own RegisterTaskDefinition,
+        // forwarded through this controller, may not be applied here yet).
+        if self.node.current_leader() != Some(self.node.id) {
+            self.node.linearizable_barrier().await?;
+        }
         for _ in 0..PLACEMENT_ATTEMPTS {
             let created_at = self.clock.now();
             let command = self.read(|s| -> Result<RunTaskCommand, ApiError> {
