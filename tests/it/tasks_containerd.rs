@@ -300,7 +300,9 @@ fn ip_of(task: &Value) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On a current-thread runtime on purpose: controller, agent, runtime and
+// netns code must never block the executor (the others use two workers).
+#[tokio::test]
 async fn e2e_exit_codes_and_logs_on_containerd() {
     let _heavy = HEAVY.lock().await;
     let Some(mut n) = Node::start("exit").await.expect("setup") else {
