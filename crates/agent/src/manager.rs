@@ -24,6 +24,9 @@ struct Held {
 pub struct TaskManager {
     ctx: Arc<RunnerContext>,
     tasks: BTreeMap<String, Held>,
+    /// No assignments have arrived yet in this process: the first ones may
+    /// name tasks whose containers a previous agent process left running.
+    first: bool,
 }
 
 impl TaskManager {
@@ -31,6 +34,7 @@ impl TaskManager {
         TaskManager {
             ctx,
             tasks: BTreeMap::new(),
+            first: true,
         }
     }
 
@@ -88,7 +92,7 @@ impl TaskManager {
                     }
                     tracing::info!(task = %id, desired = a.desired_status.name(), "task assigned");
                     let (tx, rx) = watch::channel(a);
-                    let runner = TaskRunner::new(self.ctx.clone(), rx);
+                    let runner = TaskRunner::new(self.ctx.clone(), rx, self.first);
                     let handle = tokio::spawn(runner.run());
                     self.tasks.insert(
                         id,
@@ -100,6 +104,7 @@ impl TaskManager {
                 }
             }
         }
+        self.first = false;
     }
 
     /// Tasks whose runner has not finished.

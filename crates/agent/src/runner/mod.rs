@@ -87,6 +87,9 @@ pub struct TaskRunner {
     stopped_reason: Option<String>,
     exits_tx: mpsc::UnboundedSender<ExitEvent>,
     exits_rx: mpsc::UnboundedReceiver<ExitEvent>,
+    /// The task may have containers from before an agent restart (it was in
+    /// the first assignments this agent process received): look for them.
+    adopt: bool,
 }
 
 fn now() -> Timestamp {
@@ -94,7 +97,11 @@ fn now() -> Timestamp {
 }
 
 impl TaskRunner {
-    pub fn new(ctx: Arc<RunnerContext>, assignment: watch::Receiver<TaskAssignment>) -> Self {
+    pub fn new(
+        ctx: Arc<RunnerContext>,
+        assignment: watch::Receiver<TaskAssignment>,
+        adopt: bool,
+    ) -> Self {
         let a = assignment.borrow().clone();
         let containers = a
             .task_definition
@@ -132,6 +139,7 @@ impl TaskRunner {
             stopped_reason: None,
             exits_tx,
             exits_rx,
+            adopt,
         }
     }
 
@@ -213,6 +221,10 @@ impl TaskRunner {
 
     async fn start_and_supervise(&mut self) {
         self.report();
+        // Images are pulled while the namespace is made: both must be ready
+        // before a container is created, and neither needs the other.
+        self.pull_started_at = Some(now());
+        let pulls = self.spawn_pulls();
         match self.ctx.network.setup(&self.task_id).await {
             Ok(net) => {
                 tracing::info!(ip = %net.ip, "task network ready");
@@ -228,23 +240,41 @@ impl TaskRunner {
                 return;
             }
         }
-        self.pull_started_at = Some(now());
         self.set_status(TaskStatus::Pending);
-        if !self.pull_images().await || !self.create_containers().await {
+        let results = match pulls.await {
+            Ok(results) => results,
+            Err(e) => {
+                self.set_stop(
+                    StopCode::TaskFailedToStart,
+                    format!("CannotPullContainerError: the pull was interrupted: {e}"),
+                );
+                return;
+            }
+        };
+        if !self.record_pulls(results) || !self.create_containers().await {
             return;
         }
         self.supervise().await;
     }
 
-    /// Pulls every image (concurrently; the runtime pulls each image once).
-    async fn pull_images(&mut self) -> bool {
+    /// Starts pulling every image (the runtime pulls each image once, however
+    /// many containers or tasks ask for it).
+    fn spawn_pulls(&self) -> tokio::task::JoinHandle<Vec<Result<ImageInfo, RuntimeError>>> {
         let runtime = self.ctx.runtime.clone();
-        let pulls = self.containers.iter().map(|c| {
-            let runtime = runtime.clone();
-            let image = c.def.image.clone();
-            async move { runtime.ensure_image(&image, None).await }
-        });
-        let results = futures::future::join_all(pulls).await;
+        let images: Vec<String> = self
+            .containers
+            .iter()
+            .map(|c| c.def.image.clone())
+            .collect();
+        tokio::spawn(async move {
+            let pulls = images.iter().map(|image| runtime.ensure_image(image, None));
+            futures::future::join_all(pulls).await
+        })
+    }
+
+    /// Records the pulls' outcome; false when one failed (the task then
+    /// fails to start with CannotPullContainerError).
+    fn record_pulls(&mut self, results: Vec<Result<ImageInfo, RuntimeError>>) -> bool {
         self.pull_stopped_at = Some(now());
         let mut failure = None;
         for (c, result) in self.containers.iter_mut().zip(results) {
@@ -270,7 +300,13 @@ impl TaskRunner {
     /// Creates the containers, adopting any that already exist (an agent
     /// restarted while its task ran).
     async fn create_containers(&mut self) -> bool {
-        let existing = self.ctx.runtime.list().await.unwrap_or_default();
+        // Only a task this process did not start can have containers already;
+        // listing is skipped for the others (it grows with the node's tasks).
+        let existing = if self.adopt {
+            self.ctx.runtime.list().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let netns = self.network.as_ref().map(|n| n.netns_path.clone());
         for i in 0..self.containers.len() {
             let id = self.containers[i].id.clone();
