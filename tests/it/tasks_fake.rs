@@ -582,3 +582,51 @@ async fn an_agent_that_goes_away_is_shown_disconnected() {
     assert_eq!(out["failures"][0]["reason"], "AGENT", "{out:#}");
     drop(s.controller);
 }
+
+#[tokio::test]
+async fn an_agent_registers_again_when_the_controllers_forget_it() {
+    let addr = orca_tests::controller::free_addr().expect("addr");
+    let first = InProcessController::start_with(|c| c.listen = addr)
+        .await
+        .expect("controller");
+    let node = FakeNode::start(&addr.to_string(), |_| {})
+        .await
+        .expect("agent");
+    let mut client = first.client().await.expect("client");
+    let before = wait_for_instances(&mut client, "default", 1, WAIT)
+        .await
+        .unwrap();
+    let old_arn = before[0]["containerInstanceArn"].clone();
+    // The control plane is rebuilt from nothing at the same address.
+    first.running.stop().await.expect("stop");
+    let second = InProcessController::start_with(|c| c.listen = addr)
+        .await
+        .expect("controller again");
+    let mut client = second.client().await.expect("client");
+    let after = wait_for_instances(&mut client, "default", 1, WAIT)
+        .await
+        .unwrap();
+    assert_ne!(
+        after[0]["containerInstanceArn"], old_arn,
+        "a new registration"
+    );
+    let subnet = |i: &Value| {
+        i["attributes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "orca.task-subnet"))
+            .map(|x| x["value"].clone())
+    };
+    assert_eq!(
+        subnet(&after[0]),
+        subnet(&before[0]),
+        "the node keeps its task subnet"
+    );
+    // And it runs work for the new control plane.
+    register_td(&mut client, "again", vec![container("app", "exit 7")]).await;
+    let arn = task_arn(&run(&mut client, json!({"taskDefinition": "again"})).await);
+    let t = wait_stopped(&mut client, "default", &arn, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(container_named(&t, "app")["exitCode"], 7, "{t:#}");
+    node.stop().await;
+}

@@ -74,10 +74,19 @@ fn load_identity(data_dir: &Path, cluster: &str) -> Option<String> {
     (id.cluster == cluster).then_some(id.container_instance_arn)
 }
 
-fn save_identity(data_dir: &Path, identity: &Identity) -> Result<(), AgentError> {
+/// Saves who this agent is (also after registering again).
+pub(crate) fn save_identity(
+    data_dir: &Path,
+    cluster: &str,
+    container_instance_arn: &str,
+) -> Result<(), AgentError> {
+    let identity = Identity {
+        cluster: cluster.to_string(),
+        container_instance_arn: container_instance_arn.to_string(),
+    };
     let path = identity_path(data_dir);
     let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec_pretty(identity).map_err(|e| data_dir_error(&path, e))?;
+    let json = serde_json::to_vec_pretty(&identity).map_err(|e| data_dir_error(&path, e))?;
     std::fs::write(&tmp, json).map_err(|e| data_dir_error(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| data_dir_error(&path, e))
 }
@@ -139,10 +148,8 @@ pub async fn run(
     };
     save_identity(
         &config.data_dir,
-        &Identity {
-            cluster: config.cluster.clone(),
-            container_instance_arn: reply.container_instance_arn.clone(),
-        },
+        &config.cluster,
+        &reply.container_instance_arn,
     )?;
     tracing::info!(instance = %reply.container_instance_arn, subnet = %reply.task_subnet, cpu = registration.cpu, memory = registration.memory, "registered");
     let network = open_network(&config, &reply.task_subnet).await?;
@@ -155,9 +162,14 @@ pub async fn run(
         task_subnet: reply.task_subnet.clone(),
         finished: finished::FinishedTasks::new(config.data_dir.join("finished")),
     });
+    let mut again = registration.clone();
+    again.container_instance_arn = Some(reply.container_instance_arn.clone());
+    again.task_subnet = Some(reply.task_subnet.clone());
     let session = session::SessionConfig {
         endpoints: config.endpoints.clone(),
         instance_arn: reply.container_instance_arn,
+        registration: again,
+        data_dir: config.data_dir.clone(),
         heartbeat_interval: config.heartbeat_interval,
         report_batch_window: config.report_batch_window,
     };

@@ -84,13 +84,18 @@ pub async fn register(
 pub struct SessionConfig {
     pub endpoints: Vec<String>,
     pub instance_arn: String,
+    /// Sent again (asking for the same task subnet) when the controllers no
+    /// longer know this instance.
+    pub registration: Registration,
+    /// Where the agent's identity is saved after registering again.
+    pub data_dir: std::path::PathBuf,
     pub heartbeat_interval: Duration,
     pub report_batch_window: Duration,
 }
 
 /// Holds a session with the leader until `shutdown`, reopening it when lost.
 pub async fn run(
-    config: SessionConfig,
+    mut config: SessionConfig,
     reporter: Arc<Reporter>,
     mut manager: TaskManager,
     shutdown: CancellationToken,
@@ -112,6 +117,27 @@ pub async fn run(
             Ended::Lost(why) => {
                 tracing::info!(%endpoint, %why, "no session");
             }
+            Ended::Unknown => {
+                tracing::warn!(instance = %config.instance_arn, "the controllers do not know this instance: registering again");
+                match register(&config.endpoints, &config.registration, &shutdown).await {
+                    Ok(Some(reply)) => {
+                        tracing::info!(instance = %reply.container_instance_arn, "registered again");
+                        if let Err(e) = crate::save_identity(
+                            &config.data_dir,
+                            &config.registration.cluster,
+                            &reply.container_instance_arn,
+                        ) {
+                            tracing::error!(error = %e, "could not save the new identity");
+                        }
+                        config.registration.container_instance_arn =
+                            Some(reply.container_instance_arn.clone());
+                        config.instance_arn = reply.container_instance_arn;
+                        continue;
+                    }
+                    Ok(None) => return,
+                    Err(e) => tracing::error!(error = %e, "registering again was refused"),
+                }
+            }
         }
         reporter.requeue();
         tokio::select! {
@@ -123,6 +149,8 @@ pub async fn run(
 
 enum Ended {
     Shutdown,
+    /// The controllers do not know this instance.
+    Unknown,
     Redirect(String),
     Lost(String),
 }
@@ -203,6 +231,7 @@ async fn one_session(
                 match serde_json::from_str::<ControllerMessage>(&message.json) {
                     Ok(ControllerMessage::Assignments { tasks }) => manager.assign(tasks),
                     Ok(ControllerMessage::Ack { seq }) => reporter.ack(seq),
+                    Ok(ControllerMessage::UnknownInstance { .. }) => return Ended::Unknown,
                     Ok(ControllerMessage::Refused { reason }) => {
                         tracing::error!(%reason, "the controller refused the session");
                         return Ended::Lost(reason);

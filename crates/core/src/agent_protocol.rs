@@ -69,8 +69,11 @@ pub enum ControllerMessage {
     Assignments { tasks: Vec<TaskAssignment> },
     /// The reports of batch `seq` are committed.
     Ack { seq: u64 },
-    /// The session was refused (unknown instance, wrong cluster).
+    /// The session was refused (a malformed first message).
     Refused { reason: String },
+    /// The controllers do not know this instance (their state was rebuilt
+    /// without it): the agent registers again.
+    UnknownInstance { container_instance_arn: String },
 }
 
 /// One task the agent should hold, and whether it should run.

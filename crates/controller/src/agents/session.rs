@@ -73,8 +73,11 @@ pub async fn run(ctx: SessionContext, term: u64, mut inbound: Streaming<AgentJso
             .map(|i| i.id.clone())
     };
     let Some(instance_id) = instance_id else {
-        let reason = format!("container instance {arn} is not registered");
-        send(&out, &ControllerMessage::Refused { reason }).await;
+        tracing::warn!(instance = %arn, "session from an unknown container instance: asking it to register");
+        let message = ControllerMessage::UnknownInstance {
+            container_instance_arn: arn,
+        };
+        send(&out, &message).await;
         return;
     };
     let span = tracing::info_span!("agent_session", instance = %instance_id, term);
