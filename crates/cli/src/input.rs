@@ -44,6 +44,25 @@ pub fn json_object(
     }
 }
 
+/// The `input_json` to send: `--cli-input-json` verbatim when no flag
+/// overrides it, else its object with the flags' keys replaced or appended.
+pub fn merge_cli_input(
+    cli_input_json: Option<&str>,
+    flags: serde_json::Map<String, Value>,
+) -> Result<String, CliError> {
+    let Some(raw) = cli_input_json else {
+        return Ok(Value::Object(flags).to_string());
+    };
+    let (text, mut doc) = json_object("--cli-input-json", raw)?;
+    if flags.is_empty() {
+        return Ok(text);
+    }
+    for (key, value) in flags {
+        doc.insert(key, value);
+    }
+    Ok(Value::Object(doc).to_string())
+}
+
 /// A structure flag: a JSON object or one shorthand structure.
 pub fn structure(flag: &str, raw: &str) -> Result<Value, CliError> {
     let text = read_param(flag, raw)?;

@@ -123,21 +123,9 @@ fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
     Ok(m)
 }
 
-/// The `input_json` to send: `--cli-input-json` verbatim when no flag overrides
-/// it, else its object with the flags' keys replaced or appended.
+/// The `input_json` to send: `--cli-input-json` with the flags' keys laid over it.
 pub fn build_input(a: &Args) -> Result<String, CliError> {
-    let flags = flag_keys(a)?;
-    let Some(raw) = &a.cli_input_json else {
-        return Ok(Value::Object(flags).to_string());
-    };
-    let (text, mut doc) = input::json_object("--cli-input-json", raw)?;
-    if flags.is_empty() {
-        return Ok(text);
-    }
-    for (key, value) in flags {
-        doc.insert(key, value);
-    }
-    Ok(Value::Object(doc).to_string())
+    input::merge_cli_input(a.cli_input_json.as_deref(), flag_keys(a)?)
 }
 
 pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
