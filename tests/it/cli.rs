@@ -4,38 +4,9 @@
 use std::path::Path;
 
 use orca_tests::controller::InProcessController;
-use serde_json::{json, Value};
+use serde_json::json;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-}
-
-async fn orca(endpoint: &str, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(orca_tests::bin_path("orca").unwrap())
-        .args(args)
-        .env("ORCA_ENDPOINT", endpoint)
-        // No operator config file may leak into the test.
-        .env("ORCA_CONFIG", "/nonexistent/orca-test-config.toml")
-        .env_remove("ORCA_OUTPUT")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::support::orca;
 
 fn fixture_uri(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -56,3 +56,38 @@ pub async fn describe(client: &mut Client, reference: &str) -> Result<serde_json
 pub fn revision(td: &serde_json::Value) -> u64 {
     td["revision"].as_u64().expect("revision is a number")
 }
+
+/// What a run of the `orca` binary printed and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout as JSON, after checking the command succeeded.
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "stderr: {}", self.stderr);
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs the `orca` binary against `endpoint`, isolated from any operator
+/// config or environment.
+pub async fn orca(endpoint: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(orca_tests::bin_path("orca").unwrap())
+        .args(args)
+        .env("ORCA_ENDPOINT", endpoint)
+        // No operator config file may leak into the test.
+        .env("ORCA_CONFIG", "/nonexistent/orca-test-config.toml")
+        .env_remove("ORCA_OUTPUT")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -17,7 +17,8 @@ use orca_runtime::containerd::{
     ContainerdConfig, ContainerdRuntime, RegistriesConfig, RegistryHostConfig,
 };
 use orca_tests::agents::{
-    ecs, test_agent_config, wait_for_instances, wait_for_task, wait_running, wait_stopped,
+    container_named, ecs, test_agent_config, wait_for_instances, wait_for_task, wait_running,
+    wait_stopped,
 };
 use orca_tests::containerd::{containerd_socket, unique_namespace};
 use orca_tests::controller::InProcessController;
@@ -284,13 +285,6 @@ impl Drop for Node {
         });
         let _ = cleanup.join();
     }
-}
-
-fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
-    task["containers"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no container {name} in {task:#}"))
 }
 
 fn ip_of(task: &Value) -> String {

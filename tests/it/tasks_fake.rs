@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use orca_core::Exception;
 use orca_tests::agents::{
-    ecs, wait_for_instances, wait_running, wait_stopped, FakeNode, FAKE_IMAGE,
+    container_named, ecs, wait_for_instances, wait_running, wait_stopped, FakeNode, FAKE_IMAGE,
 };
 use orca_tests::controller::InProcessController;
 use serde_json::{json, Value};
@@ -60,13 +60,6 @@ fn task_arn(output: &Value) -> String {
         .as_str()
         .expect("a task")
         .to_string()
-}
-
-fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
-    task["containers"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no container {name} in {task:#}"))
 }
 
 #[tokio::test]

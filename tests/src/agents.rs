@@ -200,3 +200,12 @@ pub async fn wait_running(
     })
     .await
 }
+
+/// The container named `name` of a DescribeTasks task (panics naming the
+/// task when there is none: a test failure).
+pub fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name} in {task:#}"))
+}
