@@ -111,25 +111,12 @@ impl Env {
 
     fn spec(&self, id: &str, image: &ImageInfo, script: &str) -> ContainerSpec {
         ContainerSpec {
-            id: id.to_string(),
-            image: image.clone(),
             labels: BTreeMap::from([("orca.test".to_string(), "runtime".to_string())]),
             entry_point: Some(vec!["sh".into(), "-c".into()]),
             command: Some(vec![script.to_string()]),
-            environment: vec![],
-            working_directory: None,
-            user: None,
             cpu_shares: 128,
             memory_limit_mib: Some(64),
-            memory_reservation_mib: None,
-            ulimits: vec![],
-            readonly_root_filesystem: false,
-            privileged: false,
-            cap_add: vec![],
-            cap_drop: vec![],
-            hostname: None,
-            netns_path: None,
-            log_path: self.log_path(id),
+            ..ContainerSpec::new(id, image.clone(), self.log_path(id))
         }
     }
 

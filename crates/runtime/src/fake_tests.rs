@@ -8,25 +8,9 @@ use super::*;
 
 fn spec(id: &str, image: &ImageInfo, command: &[&str]) -> ContainerSpec {
     ContainerSpec {
-        id: id.into(),
-        image: image.clone(),
         labels: BTreeMap::from([("task".to_string(), "t1".to_string())]),
-        entry_point: None,
         command: Some(command.iter().map(|s| s.to_string()).collect()),
-        environment: vec![],
-        working_directory: None,
-        user: None,
-        cpu_shares: 0,
-        memory_limit_mib: None,
-        memory_reservation_mib: None,
-        ulimits: vec![],
-        readonly_root_filesystem: false,
-        privileged: false,
-        cap_add: vec![],
-        cap_drop: vec![],
-        hostname: None,
-        netns_path: None,
-        log_path: PathBuf::from("/dev/null"),
+        ..ContainerSpec::new(id, image.clone(), PathBuf::from("/dev/null"))
     }
 }
 

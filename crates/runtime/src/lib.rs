@@ -97,6 +97,34 @@ pub struct ContainerSpec {
     pub log_path: PathBuf,
 }
 
+impl ContainerSpec {
+    /// A container of `image` that runs the image's own command, with no
+    /// limits, labels or namespace of its own; set the rest field by field.
+    pub fn new(id: impl Into<String>, image: ImageInfo, log_path: PathBuf) -> Self {
+        ContainerSpec {
+            id: id.into(),
+            image,
+            labels: BTreeMap::new(),
+            entry_point: None,
+            command: None,
+            environment: Vec::new(),
+            working_directory: None,
+            user: None,
+            cpu_shares: 0,
+            memory_limit_mib: None,
+            memory_reservation_mib: None,
+            ulimits: Vec::new(),
+            readonly_root_filesystem: false,
+            privileged: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            hostname: None,
+            netns_path: None,
+            log_path,
+        }
+    }
+}
+
 /// How a container's process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerExit {

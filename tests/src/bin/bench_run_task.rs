@@ -64,25 +64,9 @@ async fn baseline(rt: &ContainerdRuntime, logs: &Path, n: usize) -> anyhow::Resu
     for i in 0..n {
         let id = format!("bare-{i}");
         let spec = ContainerSpec {
-            id: id.clone(),
-            image: image.clone(),
-            labels: Default::default(),
-            entry_point: None,
             command: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
-            environment: Vec::new(),
-            working_directory: None,
-            user: None,
-            cpu_shares: 0,
             memory_limit_mib: Some(16),
-            memory_reservation_mib: None,
-            ulimits: Vec::new(),
-            readonly_root_filesystem: false,
-            privileged: false,
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            hostname: None,
-            netns_path: None,
-            log_path: logs.join(format!("{id}.log")),
+            ..ContainerSpec::new(id.clone(), image.clone(), logs.join(format!("{id}.log")))
         };
         let started = Instant::now();
         rt.create(&spec).await?;

@@ -1,7 +1,6 @@
 //! Unit tests of the OCI spec rules (Docker's args/env/caps semantics, the
 //! rlimit clamp, resources and namespaces).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
@@ -10,37 +9,18 @@ use super::*;
 use crate::{ImageConfig, ImageInfo, Ulimit};
 
 fn spec() -> ContainerSpec {
-    ContainerSpec {
-        id: "c1".into(),
-        image: ImageInfo {
-            reference: "busybox:1".into(),
-            digest: "sha256:00".into(),
-            config: ImageConfig {
-                entrypoint: vec!["/entry".into()],
-                cmd: vec!["run".into(), "--fast".into()],
-                env: vec!["PATH=/img/bin".into(), "A=image".into(), "B=image".into()],
-                working_dir: Some("/srv".into()),
-                user: None,
-            },
+    let image = ImageInfo {
+        reference: "busybox:1".into(),
+        digest: "sha256:00".into(),
+        config: ImageConfig {
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["run".into(), "--fast".into()],
+            env: vec!["PATH=/img/bin".into(), "A=image".into(), "B=image".into()],
+            working_dir: Some("/srv".into()),
+            user: None,
         },
-        labels: BTreeMap::new(),
-        entry_point: None,
-        command: None,
-        environment: vec![],
-        working_directory: None,
-        user: None,
-        cpu_shares: 0,
-        memory_limit_mib: None,
-        memory_reservation_mib: None,
-        ulimits: vec![],
-        readonly_root_filesystem: false,
-        privileged: false,
-        cap_add: vec![],
-        cap_drop: vec![],
-        hostname: None,
-        netns_path: None,
-        log_path: PathBuf::from("/tmp/log"),
-    }
+    };
+    ContainerSpec::new("c1", image, PathBuf::from("/tmp/log"))
 }
 
 fn no_ceiling(_: PosixRlimitType) -> Option<u64> {
