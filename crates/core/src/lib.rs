@@ -1,8 +1,9 @@
 //! orca-core: the domain model shared by the controller, the agent and the CLI.
 //!
 //! It holds the one model of a task definition (serialized to and from ECS's
-//! JSON), its validation with ECS's rules, cluster names, ARNs and ECS's
-//! exception vocabulary. It does no I/O and knows nothing of protobuf.
+//! JSON), its validation with ECS's rules, task placement (constraints,
+//! strategies and the cluster query language), cluster names, ARNs and
+//! ECS's exception vocabulary. It does no I/O and knows nothing of protobuf.
 
 pub mod agent_protocol;
 pub mod arn;
@@ -11,6 +12,7 @@ pub mod cluster;
 pub mod container_instance;
 pub mod error;
 pub mod json_input;
+pub mod placement;
 pub mod task;
 pub mod task_definition;
 

@@ -6,14 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::model::{Failure, Task};
 use super::overrides::TaskOverride;
 use crate::error::{ApiError, Exception};
+use crate::placement::{self, PlacementConstraintInput, PlacementStrategyInput};
 use crate::task_definition::Tag;
 
 /// The most tasks one RunTask starts, as ECS.
 pub const MAX_RUN_TASK_COUNT: u32 = 10;
 
 /// ECS's RunTask input. Fields orca accepts but does not act on yet
-/// (placement, capacity providers, platform version) are kept so that
-/// ECS scripts run unchanged.
+/// (capacity providers, platform version) are kept so that ECS scripts run
+/// unchanged. Placement inputs are kept as they came, to be stored and
+/// echoed; `validate` checks them and `placement` types them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunTaskInput {
@@ -47,9 +49,9 @@ pub struct RunTaskInput {
     #[serde(default)]
     pub platform_version: Option<String>,
     #[serde(default)]
-    pub placement_constraints: Option<Vec<serde_json::Value>>,
+    pub placement_constraints: Option<Vec<PlacementConstraintInput>>,
     #[serde(default)]
-    pub placement_strategy: Option<Vec<serde_json::Value>>,
+    pub placement_strategy: Option<Vec<PlacementStrategyInput>>,
     #[serde(default)]
     pub capacity_provider_strategy: Option<Vec<serde_json::Value>>,
 }
@@ -133,6 +135,12 @@ impl RunTaskInput {
         }
         if let Some(tags) = &self.tags {
             crate::task_definition::validate_tags(tags, "tags")?;
+        }
+        if let Some(constraints) = &self.placement_constraints {
+            placement::parse_constraints(constraints, "placementConstraints")?;
+        }
+        if let Some(strategies) = &self.placement_strategy {
+            placement::parse_strategies(strategies, "placementStrategy")?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::error::{ApiError, Exception};
 /// The most tags a resource may carry.
 pub const MAX_TAGS: usize = 50;
 /// The most placement constraints a task definition may carry.
-pub const MAX_PLACEMENT_CONSTRAINTS: usize = 10;
+pub const MAX_PLACEMENT_CONSTRAINTS: usize = crate::placement::MAX_CONSTRAINTS;
 
 pub(crate) fn client(path: impl Into<String>, rule: impl fmt::Display) -> ApiError {
     ApiError::field(Exception::ClientException, path, rule)
@@ -267,16 +267,20 @@ fn validate_placement(spec: &TaskDefinitionSpec) -> Result<(), ApiError> {
                 ),
             ));
         }
-        if constraint
+        let Some(expression) = constraint
             .expression
             .as_deref()
-            .is_none_or(|e| e.trim().is_empty())
-        {
+            .filter(|e| !e.trim().is_empty())
+        else {
             return Err(client(
                 format!("{p}.expression"),
                 "memberOf requires an expression",
             ));
-        }
+        };
+        // Checked now so that a typo fails at registration rather than
+        // leaving every task of the definition unplaceable.
+        crate::placement::expr::parse(expression)
+            .map_err(|e| invalid(format!("{p}.expression"), e))?;
     }
     Ok(())
 }

@@ -243,6 +243,8 @@ fn rows() -> Vec<(String, Exception, &'static str)> {
         v(top(json!({"placementConstraints": [{"type": "distinctInstance"}]})), C, "placementConstraints[0].type"),
         v(top(json!({"placementConstraints": [{"type": "random"}]})), I, "placementConstraints[0].type"),
         v(top(json!({"placementConstraints": [{"type": "memberOf"}]})), C, "placementConstraints[0].expression"),
+        v(top(json!({"placementConstraints": [{"type": "memberOf", "expression": "attribute:x == y"}, {"type": "memberOf", "expression": "attribute:x =="}]})), I, "placementConstraints[1].expression"),
+        v(top(json!({"placementConstraints": [{"type": "memberOf", "expression": "bogus == 1"}]})), I, "placementConstraints[0].expression"),
         v(top(json!({"placementConstraints": vec![json!({"type": "memberOf", "expression": "attribute:x == y"}); 11]})), C, "placementConstraints"),
     ]
 }
