@@ -7,6 +7,7 @@ mod clusters;
 mod controller_cluster;
 mod durability;
 mod netns_harness;
+mod placement;
 mod runtime;
 mod support;
 mod task_definitions;

@@ -56,9 +56,39 @@ fn attribute(name: &str, value: &str) -> Attribute {
     }
 }
 
+/// The capabilities ECS's `requiresAttributes` names that this agent really
+/// provides, so a definition copied from ECS places here and one needing
+/// more (secrets, health checks, EFS, FireLens, IAM task roles, restart
+/// policies, until orca has them) fails placement with ATTRIBUTE instead of
+/// starting without them.
+const CAPABILITIES: &[&str] = &[
+    // The container features of Docker remote API 1.17 to 1.25 that ECS
+    // keys on (memory reservation among them), done through containerd.
+    "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.19",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.20",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.21",
+    // Each task's own network namespace and address: the awsvpc analogue.
+    "ecs.capability.task-eni",
+    // dependsOn, startTimeout and stopTimeout.
+    "ecs.capability.container-ordering",
+    // Container output goes to per-container files on the node whatever the
+    // driver asks; awslogs is the one ECS definitions name most.
+    "com.amazonaws.ecs.capability.logging-driver.awslogs",
+    "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "com.amazonaws.ecs.capability.logging-driver.none",
+];
+
 /// The built-in attributes (orca's and the ECS names placement constraints
-/// written for ECS use) followed by the configured ones.
+/// written for ECS use), the capabilities, then the configured ones.
 pub fn attributes(config: &AgentConfig) -> Vec<Attribute> {
+    let capabilities = CAPABILITIES.iter().map(|name| Attribute {
+        name: name.to_string(),
+        value: None,
+        target_type: None,
+        target_id: None,
+    });
     let mut out = vec![
         attribute("orca.os-type", std::env::consts::OS),
         attribute("orca.cpu-architecture", cpu_architecture()),
@@ -66,6 +96,7 @@ pub fn attributes(config: &AgentConfig) -> Vec<Attribute> {
         attribute("ecs.os-type", std::env::consts::OS),
         attribute("ecs.cpu-architecture", cpu_architecture()),
     ];
+    out.extend(capabilities);
     for (name, value) in &config.attributes {
         out.push(attribute(name, value));
     }

@@ -67,6 +67,22 @@ pub fn from_status(status: &Status) -> ApiError {
     }
 }
 
+/// Whether a call failed because the channel could not (re)connect: the
+/// request never left this process, so even a write is safe to send again.
+/// Statuses a server sent carry no source; transport failures carry the
+/// transport error, with a `tonic::ConnectError` in the chain when the
+/// connection could not be opened.
+pub fn never_sent(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

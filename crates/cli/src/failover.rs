@@ -73,14 +73,10 @@ pub fn classify(status: &Status) -> Failure {
     {
         return sent(ErrorKind::Service);
     }
-    let mut source = std::error::Error::source(status);
-    if source.is_some() {
-        while let Some(e) = source {
-            if e.is::<tonic::ConnectError>() {
-                return Failure::CONNECT;
-            }
-            source = e.source();
-        }
+    if orca_api::error::never_sent(status) {
+        return Failure::CONNECT;
+    }
+    if std::error::Error::source(status).is_some() {
         return sent(ErrorKind::Transport);
     }
     if status.code() == Code::Unavailable {

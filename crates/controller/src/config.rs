@@ -10,7 +10,8 @@ use crate::raft::RaftTuning;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// This controller's Raft node id; unique in the controller cluster.
+    /// This controller's Raft node id; unique in the controller cluster;
+    /// 0: not given (see `node_id::resolve`).
     pub node_id: u64,
     /// Where the Raft log, vote and snapshots live (a sled database).
     pub data_dir: PathBuf,

@@ -21,4 +21,8 @@ pub enum Error {
     },
     #[error("the gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("refusing to serve: {0}; start every controller with the same --region, --account and --task-cidr")]
+    IdentityMismatch(String),
+    #[error("cannot join the controller cluster: {0}")]
+    JoinRefused(String),
 }

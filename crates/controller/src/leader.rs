@@ -38,6 +38,9 @@ pub struct LeaderWork {
     pub purge_stopped_tasks_after: Duration,
     /// Agent sessions, for the liveness loop.
     pub sessions: SessionContext,
+    /// This controller's region/account and task CIDR flags, proposed as the
+    /// cluster's identity when none is fixed yet.
+    pub identity: (orca_core::arn::ArnContext, orca_core::cidr::Ipv4Cidr),
 }
 
 /// Watches this node's Raft role and runs the leader-only loops exactly
@@ -61,6 +64,11 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 tracing::info!(term, "stopping leader-only work");
                 token.cancel();
                 work.node.leader_work_term.store(0, Ordering::Relaxed);
+                *work
+                    .node
+                    .plan_queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
             }
             // A restarted node may believe for a moment that it still leads
             // the term it led before: start only once a quorum confirms it.
@@ -86,6 +94,21 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
             if let Some(term) = leading_term {
                 tracing::info!(term, "starting leader-only work");
                 let token = shutdown.child_token();
+                let queue = crate::plan_apply::start(
+                    crate::plan_apply::Applier {
+                        node: work.node.clone(),
+                        clock: work.clock.clone(),
+                        term,
+                        schedule_calls: work.node.schedule_calls.clone(),
+                    },
+                    token.clone(),
+                );
+                *work
+                    .node
+                    .plan_queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(queue);
+                tokio::spawn(fix_identity(work.clone(), term));
                 tokio::spawn(purge_loop(work.clone(), term, token.clone()));
                 tokio::spawn(crate::agents::liveness::run(
                     work.node.clone(),
@@ -109,6 +132,20 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
     work.node.leader_work_term.store(0, Ordering::Relaxed);
 }
 
+/// Fixes the cluster's identity from this controller's flags if nothing has
+/// fixed it yet: a new cluster's first leader, or data written before the
+/// identity was replicated. Every later FixIdentity changes nothing.
+async fn fix_identity(work: LeaderWork, term: u64) {
+    if work.node.view().identity.is_some() {
+        return;
+    }
+    let identity = crate::state::Identity::new(&work.identity.0, work.identity.1);
+    match work.node.propose(Command::FixIdentity { identity }).await {
+        Ok(outcome) => tracing::info!(term, ?outcome, "cluster identity fixed"),
+        Err(e) => tracing::warn!(term, error = %e, "could not fix the cluster identity"),
+    }
+}
+
 /// Purges task definitions that have been DELETE_IN_PROGRESS for longer than
 /// the grace and that no unstopped task uses, and STOPPED tasks past their
 /// retention.
@@ -124,7 +161,7 @@ async fn purge_loop(work: LeaderWork, term: u64, token: CancellationToken) {
         let cutoff = Timestamp(now.saturating_sub(grace));
         let task_cutoff = Timestamp(now.saturating_sub(task_grace));
         let (mut due, mut tasks) = {
-            let state = work.node.state.read().unwrap_or_else(|p| p.into_inner());
+            let state = work.node.view();
             (
                 state.purgeable_task_definitions(cutoff),
                 state.purgeable_tasks(task_cutoff),

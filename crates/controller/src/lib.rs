@@ -17,6 +17,8 @@ pub mod error;
 pub mod leader;
 mod membership;
 pub mod node;
+mod node_id;
+pub mod plan_apply;
 mod proposer;
 pub mod raft;
 pub mod scheduler;
@@ -113,14 +115,30 @@ pub async fn start(mut config: Config) -> Result<RunningController, Error> {
 }
 
 async fn serve(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    config.node_id = node_id::resolve(&config).await?;
     let node = Arc::new(Node::open(&config).await?);
+    let identity = state::Identity::new(&config.arn, config.task_cidr);
+    if let Some(difference) = identity_difference(&node.view(), &identity) {
+        node.shutdown().await;
+        return Err(Error::IdentityMismatch(difference));
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let background = shutdown.child_token();
     let mut tasks = JoinSet::new();
+    // A joining controller learns the cluster's identity from the log.
+    let refused = CancellationToken::new();
+    let refusal: Arc<std::sync::Mutex<Option<Error>>> = Arc::new(std::sync::Mutex::new(None));
+    tasks.spawn(guard_identity(
+        node.clone(),
+        identity,
+        refused.clone(),
+        refusal.clone(),
+        background.clone(),
+    ));
     let sessions = SessionContext {
         node: node.clone(),
         registry: Arc::new(SessionRegistry::new(background.clone())),
@@ -132,6 +150,7 @@ async fn serve(
         purge_deleted_after: config.purge_deleted_after,
         purge_stopped_tasks_after: config.purge_stopped_tasks_after,
         sessions: sessions.clone(),
+        identity: (config.arn.clone(), config.task_cidr),
     };
     tasks.spawn(leader::run(work, background.clone()));
     tasks.spawn(raft::election::run(
@@ -144,7 +163,13 @@ async fn serve(
             tracing::warn!(error = %e, "no leader yet; serving anyway");
         }
     } else {
-        tasks.spawn(join(node.clone(), config.clone(), background.clone()));
+        tasks.spawn(join(
+            node.clone(),
+            config.clone(),
+            refused.clone(),
+            refusal.clone(),
+            background.clone(),
+        ));
     }
     tracing::info!(node_id = config.node_id, addr = %config.listen, data_dir = %config.data_dir.display(), "controller serving");
     let server = tonic::transport::Server::builder()
@@ -160,13 +185,53 @@ async fn serve(
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.
     let result = tokio::select! {
-        result = server => result,
+        result = server => result.map_err(Error::from),
         _ = async { shutdown.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+        _ = refused.cancelled() => Err(refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| Error::Raft("refused to serve".to_string()))),
     };
     background.cancel();
     while tasks.join_next().await.is_some() {}
     node.shutdown().await;
-    result.map_err(Error::from)
+    result
+}
+
+fn identity_difference(view: &state::ClusterView, ours: &state::Identity) -> Option<String> {
+    view.identity
+        .as_ref()
+        .and_then(|fixed| ours.difference(fixed))
+}
+
+/// Stops this controller if the cluster's identity, once it is known here,
+/// differs from this controller's flags: serving on would mint other ARNs
+/// and subnets than the rest of the cluster.
+async fn guard_identity(
+    node: Arc<Node>,
+    ours: state::Identity,
+    refused: CancellationToken,
+    refusal: Arc<std::sync::Mutex<Option<Error>>>,
+    shutdown: CancellationToken,
+) {
+    let mut views = node.watch_views();
+    loop {
+        let view = views.borrow_and_update().clone();
+        if view.identity.is_some() {
+            if let Some(difference) = identity_difference(&view, &ours) {
+                tracing::error!(%difference, "this controller's flags differ from the cluster's identity: refusing to serve");
+                *refusal.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Error::IdentityMismatch(difference));
+                refused.cancel();
+            }
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = views.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames would
@@ -183,11 +248,23 @@ fn no_delay(
 }
 
 /// Asks the configured members to add this node until it is a voter (a
-/// restarted member already is one and asks nobody).
-async fn join(node: Arc<Node>, config: Config, shutdown: CancellationToken) {
+/// restarted member already is one and asks nobody). A refusal that asking
+/// again cannot change (the id is taken at another address, the flags differ
+/// from the cluster's identity) stops the controller with the reason.
+async fn join(
+    node: Arc<Node>,
+    config: Config,
+    refused: CancellationToken,
+    refusal: Arc<std::sync::Mutex<Option<Error>>>,
+    shutdown: CancellationToken,
+) {
+    let identity = state::Identity::new(&config.arn, config.task_cidr);
     let request = JoinClusterRequest {
         node_id: config.node_id,
         address: config.advertised_address(),
+        region: identity.region,
+        account: identity.account,
+        task_cidr: identity.task_cidr,
     };
     loop {
         if node.is_voter(config.node_id) {
@@ -205,6 +282,14 @@ async fn join(node: Arc<Node>, config: Config, shutdown: CancellationToken) {
                     return;
                 }
                 Err(status) => {
+                    let error = orca_api::error::from_status(&status);
+                    if error.exception == orca_core::Exception::ClientException {
+                        tracing::error!(via = %endpoint, error = %error.message, "join refused");
+                        *refusal.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(Error::JoinRefused(error.message));
+                        refused.cancel();
+                        return;
+                    }
                     tracing::info!(via = %endpoint, error = %status.message(), "join not done yet")
                 }
             }

@@ -19,8 +19,10 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:7470")]
     listen: SocketAddr,
     /// This controller's Raft node id, unique in the controller cluster.
-    #[arg(long, env = "ORCA_NODE_ID", default_value_t = 1)]
-    node_id: u64,
+    /// Without it: the id this data directory had, 1 when bootstrapping, or
+    /// a fresh id from the cluster named by --join.
+    #[arg(long, env = "ORCA_NODE_ID", value_parser = clap::value_parser!(u64).range(1..))]
+    node_id: Option<u64>,
     /// The address other controllers reach this one at (default: --listen).
     #[arg(long, env = "ORCA_ADVERTISE")]
     advertise: Option<String>,
@@ -66,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut config = orca_controller::Config::new(args.data_dir, args.listen);
-    config.node_id = args.node_id;
+    config.node_id = args.node_id.unwrap_or(0);
     config.advertise = args.advertise;
     config.join = args.join;
     config.purge_deleted_after = std::time::Duration::from_secs(args.purge_deleted_after_secs);

@@ -69,6 +69,9 @@ impl Node {
             leader_work_term: self.leader_work_term(),
             snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
             purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            plans: self
+                .schedule_calls
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -98,17 +101,31 @@ impl Node {
 
     /// Adds controller `id` at `address` as a learner, waits for it to catch
     /// up, then promotes it to voter. Idempotent for a member at that address.
-    pub async fn join_member(&self, id: NodeId, address: String) -> Result<MembersReply, ApiError> {
+    pub async fn join_member(&self, request: JoinClusterRequest) -> Result<MembersReply, ApiError> {
         if !self.is_leader() {
             let mut leader = self.leader_admin()?;
             let reply = leader
-                .join_cluster(JoinClusterRequest {
-                    node_id: id,
-                    address,
-                })
+                .join_cluster(request)
                 .await
                 .map_err(|s| orca_api::error::from_status(&s))?;
             return Ok(reply.into_inner());
+        }
+        let (id, address) = (request.node_id, request.address.clone());
+        let theirs = crate::state::Identity {
+            region: request.region,
+            account: request.account,
+            task_cidr: request.task_cidr,
+        };
+        // A join asked for by an operator names no flags; a controller's
+        // own join does, and must match.
+        let named = !theirs.region.is_empty();
+        if let (true, Some(fixed)) = (named, self.view().identity.clone()) {
+            if let Some(difference) = theirs.difference(&fixed) {
+                return Err(ApiError::new(
+                    Exception::ClientException,
+                    format!("controller {id} cannot join: {difference}"),
+                ));
+            }
         }
         // Read the membership under the lock, so that two joins of one id at
         // different addresses cannot both pass the check.

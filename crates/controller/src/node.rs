@@ -18,13 +18,14 @@ use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::plan_apply::{AskReply, PlanQueue, RunTaskAsk};
 use crate::proposer::Proposer;
 use crate::raft::election::{ElectionTimeouts, LeaderContact};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{GrpcNetwork, PeerChannels};
-use crate::raft::state_machine::{SharedState, StateMachineStore};
+use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{NodeId, Raft};
-use crate::state::{Command, CommandResult, Outcome};
+use crate::state::{ClusterView, Command, CommandResult, Outcome};
 
 /// How long a write waits for a leader to exist before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -46,8 +47,8 @@ pub enum ProposeReply {
 pub struct Node {
     pub id: NodeId,
     pub raft: Raft,
-    /// The applied state, for reads.
-    pub state: SharedState,
+    /// The applied state, published by the state machine after each apply.
+    views: tokio::sync::watch::Sender<ClusterView>,
     pub arn: ArnContext,
     /// Group flushes of the log, for tests and metrics.
     pub log_flushes: Arc<AtomicU64>,
@@ -59,6 +60,10 @@ pub struct Node {
     pub election_timeouts: ElectionTimeouts,
     /// Serializes membership changes made through this node.
     pub membership_changes: tokio::sync::Mutex<()>,
+    /// The plan applier while this node leads (set by the leader loops).
+    pub plan_queue: std::sync::Mutex<Option<PlanQueue>>,
+    /// How many plans this node's scheduler made (only a leader makes any).
+    pub schedule_calls: Arc<AtomicU64>,
     /// Batches this node's proposals into shared entries.
     proposer: Proposer,
     /// Channels to other controllers, by address, shared with Raft.
@@ -87,7 +92,7 @@ impl Node {
         let log_store = LogStore::open(&db).map_err(data_dir_error)?;
         let log_flushes = log_store.flush_counter();
         let state_machine = StateMachineStore::open(&db, config.arn.clone(), config.task_cidr)?;
-        let state = state_machine.shared_state();
+        let views = state_machine.views();
         let peers = PeerChannels::default();
         let raft = Raft::new(
             config.node_id,
@@ -109,16 +114,28 @@ impl Node {
         Ok(Node {
             id: config.node_id,
             raft: raft.clone(),
-            state,
+            views,
             arn: config.arn.clone(),
             log_flushes,
             leader_work_term: Arc::new(AtomicU64::new(0)),
             proposer: Proposer::start(raft.clone()),
             membership_changes: tokio::sync::Mutex::new(()),
+            plan_queue: std::sync::Mutex::new(None),
+            schedule_calls: Arc::new(AtomicU64::new(0)),
             leader_contact: LeaderContact::new(),
             election_timeouts: config.raft.election_timeouts(),
             peers,
         })
+    }
+
+    /// The latest applied state: an immutable view, cheap to take and hold.
+    pub fn view(&self) -> ClusterView {
+        self.views.borrow().clone()
+    }
+
+    /// A receiver that wakes whenever a new view is published.
+    pub fn watch_views(&self) -> tokio::sync::watch::Receiver<ClusterView> {
+        self.views.subscribe()
     }
 
     /// Waits until some leader is known.
@@ -167,8 +184,10 @@ impl Node {
             };
             if let Some(address) = leader.and_then(|l| self.address_of(l)) {
                 match self.forward(&address, &command).await? {
-                    ProposeReply::Done(result) => return outcome(result),
-                    ProposeReply::NotLeader => {}
+                    Some(ProposeReply::Done(result)) => return outcome(result),
+                    // Not the leader any more, or gone before the write
+                    // left: wait for the next leader.
+                    Some(ProposeReply::NotLeader) | None => {}
                 }
             }
             if tokio::time::Instant::now() > deadline {
@@ -187,23 +206,103 @@ impl Node {
         self.proposer.propose(command).await
     }
 
-    /// Sends a command to the leader at `address`. A transport failure leaves
-    /// the outcome unknown, so it is reported, never retried.
-    async fn forward(&self, address: &str, command: &Command) -> Result<ProposeReply, ApiError> {
+    /// Sends a command to the leader at `address`. None when the connection
+    /// could not be opened (nothing was sent, so the caller may send it to
+    /// the next leader); any other transport failure leaves the outcome
+    /// unknown, so it is reported, never retried.
+    async fn forward(
+        &self,
+        address: &str,
+        command: &Command,
+    ) -> Result<Option<ProposeReply>, ApiError> {
         let json = serde_json::to_vec(command)
             .map_err(|e| ApiError::server(format!("cannot encode the command: {e}")))?;
         let mut client = RaftClient::new(self.peer(address)?);
         let mut request = tonic::Request::new(RaftPayload { json });
         // Past this the outcome is unknown: the leader may commit it later.
         request.set_timeout(FORWARD_TIMEOUT);
-        let reply = client.propose(request).await.map_err(|status| {
-            ApiError::server(format!(
+        match client.propose(request).await {
+            Ok(reply) => serde_json::from_slice(&reply.into_inner().json)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::server(format!("bad reply from the leader at {address}: {e}"))
+                }),
+            Err(status) if orca_api::error::never_sent(&status) => {
+                tracing::info!(leader = %address, "the leader cannot be reached: waiting for the next one");
+                Ok(None)
+            }
+            Err(status) => Err(ApiError::server(format!(
                 "the leader at {address} did not answer ({}): the write may or may not have been applied",
                 status.message()
-            ))
-        })?;
-        serde_json::from_slice(&reply.into_inner().json)
-            .map_err(|e| ApiError::server(format!("bad reply from the leader at {address}: {e}")))
+            ))),
+        }
+    }
+
+    /// Runs a RunTask ask through the leader's plan applier: here if this
+    /// node leads, else forwarded. Like `propose`, waits for a leader and
+    /// moves on to the next one when nothing was decided.
+    pub async fn run_task(&self, ask: RunTaskAsk) -> Result<Outcome, ApiError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            if let AskReply::Done(result) = self.submit_here(ask.clone()).await {
+                return result;
+            }
+            let leader = self
+                .current_leader()
+                .filter(|l| *l != self.id)
+                .and_then(|l| self.address_of(l));
+            if let Some(address) = leader {
+                if let Some(AskReply::Done(result)) = self.forward_ask(&address, &ask).await? {
+                    return result;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::server(format!(
+                    "no controller leader placed the tasks for {}s: nothing was started",
+                    LEADER_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Hands an ask to this node's plan applier; NotLeader when none runs.
+    pub async fn submit_here(&self, ask: RunTaskAsk) -> AskReply {
+        let queue = self
+            .plan_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match queue {
+            Some(q) if q.term() == self.leader_work_term() => q.submit(ask).await,
+            _ => AskReply::NotLeader,
+        }
+    }
+
+    /// Sends an ask to the leader at `address`: None when it could not be
+    /// reached (nothing was sent).
+    async fn forward_ask(
+        &self,
+        address: &str,
+        ask: &RunTaskAsk,
+    ) -> Result<Option<AskReply>, ApiError> {
+        let json = serde_json::to_vec(ask)
+            .map_err(|e| ApiError::server(format!("cannot encode the ask: {e}")))?;
+        let mut client = RaftClient::new(self.peer(address)?);
+        let mut request = tonic::Request::new(RaftPayload { json });
+        request.set_timeout(FORWARD_TIMEOUT);
+        match client.leader_call(request).await {
+            Ok(reply) => serde_json::from_slice(&reply.into_inner().json)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::server(format!("bad reply from the leader at {address}: {e}"))
+                }),
+            Err(status) if orca_api::error::never_sent(&status) => Ok(None),
+            Err(status) => Err(ApiError::server(format!(
+                "the leader at {address} did not answer ({}): tasks may or may not have been started",
+                status.message()
+            ))),
+        }
     }
 
     /// Waits until this node has applied everything committed before the

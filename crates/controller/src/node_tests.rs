@@ -77,7 +77,7 @@ async fn concurrent_writers_share_flushes() {
         flushes < writes,
         "{writes} concurrent writes took {flushes} flushes: none were shared"
     );
-    let clusters = node.state.read().expect("state").clusters.len();
+    let clusters = node.view().clusters.len();
     assert_eq!(
         clusters,
         1 + 1 + writers * per_writer,

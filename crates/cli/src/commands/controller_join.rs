@@ -24,6 +24,9 @@ pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {
     let request = JoinClusterRequest {
         node_id: args.node_id,
         address: address(&args.address)?,
+        // An operator's join names no flags: the joining controller's own
+        // join request carries them.
+        ..Default::default()
     };
     let reply = ctx
         .admin(OPERATION, Call::Write, request, |mut c, r| async move {

@@ -131,6 +131,7 @@ mod tests {
             leader_work_term: 0,
             snapshot_index: 30,
             purged_index: 0,
+            plans: 0,
         }
     }
 

@@ -145,6 +145,7 @@ async fn join(ctx: &Ctx) -> Result<MembersReply, CliError> {
     let request = JoinClusterRequest {
         node_id: 4,
         address: "127.0.0.1:7474".into(),
+        ..Default::default()
     };
     ctx.admin("JoinCluster", Call::Write, request, |mut c, r| async move {
         c.join_cluster(r).await

@@ -32,15 +32,13 @@ pub async fn run(
             }
             _ = tokio::time::sleep(TICK) => {}
         }
-        let connected: Vec<String> = {
-            let state = node.state.read().unwrap_or_else(|p| p.into_inner());
-            state
-                .instances
-                .values()
-                .filter(|i| i.agent_connected)
-                .map(|i| i.id.clone())
-                .collect()
-        };
+        let connected: Vec<String> = node
+            .view()
+            .instances
+            .values()
+            .filter(|i| i.agent_connected)
+            .map(|i| i.id.clone())
+            .collect();
         let now = Instant::now();
         missing_since.retain(|id, _| connected.contains(id));
         for id in connected {

@@ -64,14 +64,13 @@ pub async fn run(ctx: SessionContext, term: u64, mut inbound: Streaming<AgentJso
         },
         _ => return,
     };
-    let instance_id = {
-        let state = ctx.node.state.read().unwrap_or_else(|p| p.into_inner());
-        state
-            .instances
-            .values()
-            .find(|i| i.arn == arn)
-            .map(|i| i.id.clone())
-    };
+    let instance_id = ctx
+        .node
+        .view()
+        .instances
+        .values()
+        .find(|i| i.arn == arn)
+        .map(|i| i.id.clone());
     let Some(instance_id) = instance_id else {
         tracing::warn!(instance = %arn, "session from an unknown container instance: asking it to register");
         let message = ControllerMessage::UnknownInstance {
@@ -96,20 +95,26 @@ async fn serve(
     let (session_id, cancel) = ctx.registry.open(&instance_id);
     tracing::info!("agent connected");
     set_connected(&ctx, term, &instance_id, true).await;
-    let mut metrics = ctx.node.raft.metrics();
-    let mut last_key = None;
+    // Woken by every applied change; what the agent holds is resent only
+    // when the instance's assignments version moved. Leadership loss ends
+    // the session through `cancel` (the registry closes every session).
+    let mut views = ctx.node.watch_views();
+    let mut sent_version = None;
     let mut deadline = Instant::now() + ctx.heartbeat_timeout;
     loop {
-        let key = {
-            let state = ctx.node.state.read().unwrap_or_else(|p| p.into_inner());
-            let key = state.assignment_key(&instance_id);
-            (Some(&key) != last_key.as_ref()).then(|| (key, state.assignments_for(&instance_id)))
+        let update = {
+            let view = views.borrow_and_update().clone();
+            let version = view
+                .instances
+                .get(&instance_id)
+                .map(|i| i.assignments_version);
+            (version != sent_version).then(|| (version, view.assignments_for(&instance_id)))
         };
-        if let Some((key, tasks)) = key {
+        if let Some((version, tasks)) = update {
             if !send(&out, &ControllerMessage::Assignments { tasks }).await {
                 break;
             }
-            last_key = Some(key);
+            sent_version = version;
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -117,7 +122,7 @@ async fn serve(
                 tracing::warn!(timeout = ?ctx.heartbeat_timeout, "no heartbeat from the agent: ending its session");
                 break;
             }
-            changed = metrics.changed() => {
+            changed = views.changed() => {
                 if changed.is_err() || ctx.node.leader_work_term() != term {
                     break;
                 }

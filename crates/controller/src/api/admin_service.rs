@@ -28,7 +28,7 @@ impl v1::controller_admin_server::ControllerAdmin for AdminService {
         let req = request.into_inner();
         tracing::info!(node_id = req.node_id, address = %req.address, "join requested");
         self.node
-            .join_member(req.node_id, req.address)
+            .join_member(req)
             .await
             .map(Response::new)
             .map_err(|e| to_status(&e))

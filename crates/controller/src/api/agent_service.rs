@@ -54,12 +54,7 @@ impl AgentService {
         match self.sessions.node.propose(command).await? {
             Outcome::ContainerInstance(record) => {
                 tracing::info!(instance = %record.id, hostname = %record.hostname, subnet = %record.task_subnet, "container instance registered");
-                let state = self
-                    .sessions
-                    .node
-                    .state
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner());
+                let state = self.sessions.node.view();
                 let reply = RegistrationReply {
                     container_instance_arn: record.arn.clone(),
                     cluster_arn: state.arn.cluster(&record.cluster),

@@ -87,8 +87,7 @@ impl EcsService {
 
     /// Runs `f` over the applied state. Reads are local to this controller.
     pub(super) fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
-        let state = self.node.state.read().unwrap_or_else(|p| p.into_inner());
-        f(&state)
+        f(&self.node.view())
     }
 
     async fn register(

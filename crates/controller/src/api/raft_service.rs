@@ -87,6 +87,14 @@ impl v1::raft_server::Raft for RaftService {
         encode(&reply)
     }
 
+    async fn leader_call(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let ask: crate::plan_apply::RunTaskAsk = decode(request)?;
+        encode(&self.node.submit_here(ask).await)
+    }
+
     async fn pre_vote(
         &self,
         request: Request<v1::PreVoteRequest>,

@@ -10,29 +10,21 @@ use orca_core::container_instance::{
 };
 use orca_core::json_input::parse_input;
 use orca_core::task::{
-    task_resources, validate_overrides, DescribeTasksInput, DescribeTasksOutput, ListTasksInput,
-    ListTasksOutput, RunTaskInput, RunTaskOutput, StopCode, StopTaskInput, StopTaskOutput,
+    validate_overrides, DescribeTasksInput, DescribeTasksOutput, ListTasksInput, ListTasksOutput,
+    RunTaskInput, RunTaskOutput, StopCode, StopTaskInput, StopTaskOutput,
 };
 use orca_core::task_definition::TaskDefinitionStatus;
 use orca_core::{ApiError, Exception};
 use serde::Serialize;
 
 use super::ecs_service::EcsService;
-use crate::scheduler::first_fit;
+use crate::plan_apply::RunTaskAsk;
 use crate::state::query::PageRequest;
 use crate::state::task_queries::TaskFilter;
-use crate::state::{Command, Outcome, Placement, RunTaskCommand};
-
-/// How many times RunTask places again when its placements went stale
-/// between reading the state and committing.
-const PLACEMENT_ATTEMPTS: usize = 5;
+use crate::state::{Command, Outcome};
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|e| ApiError::server(format!("encoding the reply: {e}")))
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn page(next_token: Option<String>, max_results: Option<u32>) -> PageRequest {
@@ -50,114 +42,72 @@ fn cluster_of(service: &EcsService, reference: Option<&str>) -> Result<String, A
 }
 
 impl EcsService {
+    /// RunTask: validated here, placed by the leader's plan applier (this
+    /// controller never places, even when it leads: the applier does).
     pub(super) async fn run_task_json(&self, json: &str) -> Result<String, ApiError> {
         let input: RunTaskInput = parse_input(json, "RunTask")?;
         input.validate()?;
         let cluster = cluster_name(input.cluster.as_deref().unwrap_or(""))?;
         let reference = task_definition_ref(&input.task_definition, "taskDefinition")?;
-        let count = input.count.unwrap_or(1) as usize;
         let fingerprint = to_json(&input)?;
-        // Placement reads the state: on a follower, first catch up with
+        // Validation reads the state: on a follower, first catch up with
         // everything committed (the caller's own RegisterTaskDefinition,
         // forwarded through this controller, may not be applied here yet).
         if self.node.current_leader() != Some(self.node.id) {
             self.node.linearizable_barrier().await?;
         }
-        for _ in 0..PLACEMENT_ATTEMPTS {
-            let created_at = self.clock.now();
-            let command = self.read(|s| -> Result<RunTaskCommand, ApiError> {
-                s.active_cluster(&cluster)?;
-                let stored = s.describe_task_definition(&reference)?;
-                let definition = &stored.task_definition;
-                if definition.status != TaskDefinitionStatus::Active {
-                    return Err(ApiError::field(
-                        Exception::ClientException,
-                        "taskDefinition",
-                        format!(
-                            "TaskDefinition is inactive: {}",
-                            definition.task_definition_arn
-                        ),
-                    ));
-                }
-                let mut overrides = input.overrides.clone().unwrap_or_default();
-                validate_overrides(&mut overrides, definition, "overrides")?;
-                let token_known = input
-                    .client_token
-                    .as_ref()
-                    .is_some_and(|t| s.client_tokens.contains_key(&(cluster.clone(), t.clone())));
-                let instances: Vec<_> = s
-                    .instances
-                    .values()
-                    .filter(|i| i.cluster == cluster)
-                    .collect();
-                if instances.is_empty() && !token_known {
-                    return Err(ApiError::new(
-                        Exception::InvalidParameterException,
-                        "No Container Instances were found in your cluster.",
-                    ));
-                }
-                let need = task_resources(definition, &overrides);
-                let plan = if token_known {
-                    // apply returns the token's tasks; place nothing new.
-                    crate::scheduler::PlacementPlan {
-                        instances: Vec::new(),
-                        failures: Vec::new(),
-                    }
-                } else {
-                    first_fit(instances, need, count)
-                };
-                let containers = definition.spec.container_definitions.len();
-                Ok(RunTaskCommand {
-                    cluster: cluster.clone(),
-                    family: definition.spec.family.clone(),
-                    revision: definition.revision,
-                    overrides,
-                    started_by: input.started_by.clone(),
-                    group: input.group.clone(),
-                    client_token: input.client_token.clone(),
-                    fingerprint: fingerprint.clone(),
-                    launch_type: input
-                        .launch_type
-                        .clone()
-                        .unwrap_or_else(|| "EC2".to_string()),
-                    network_configuration: input.network_configuration.clone(),
-                    tags: input.tags.clone().unwrap_or_default(),
-                    enable_execute_command: input.enable_execute_command.unwrap_or(false),
-                    created_at,
-                    placements: plan
-                        .instances
-                        .into_iter()
-                        .map(|instance_id| Placement {
-                            task_id: new_id(),
-                            instance_id,
-                            container_ids: (0..containers).map(|_| new_id()).collect(),
-                        })
-                        .collect(),
-                    failures: plan.failures,
-                })
-            })?;
-            match self
-                .node
-                .propose(Command::RunTask(Box::new(command)))
-                .await?
-            {
-                Outcome::Tasks { tasks, failures } => {
-                    for t in &tasks {
-                        tracing::info!(task = %t.task_arn, instance = ?t.container_instance_arn, "task placed");
-                    }
-                    return to_json(&RunTaskOutput { tasks, failures });
-                }
-                Outcome::PlacementConflict => continue,
-                other => {
-                    return Err(ApiError::server(format!(
-                        "unexpected outcome of RunTask: {other:?}"
-                    )))
-                }
+        let ask = self.read(|s| -> Result<RunTaskAsk, ApiError> {
+            s.active_cluster(&cluster)?;
+            let stored = s.describe_task_definition(&reference)?;
+            let definition = &stored.task_definition;
+            let token_known = input
+                .client_token
+                .as_ref()
+                .is_some_and(|t| s.client_tokens.contains_key(&(cluster.clone(), t.clone())));
+            if definition.status != TaskDefinitionStatus::Active && !token_known {
+                return Err(ApiError::field(
+                    Exception::ClientException,
+                    "taskDefinition",
+                    format!(
+                        "TaskDefinition is inactive: {}",
+                        definition.task_definition_arn
+                    ),
+                ));
             }
+            let mut overrides = input.overrides.clone().unwrap_or_default();
+            validate_overrides(&mut overrides, definition, "overrides")?;
+            Ok(RunTaskAsk {
+                cluster: cluster.clone(),
+                family: definition.spec.family.clone(),
+                revision: definition.revision,
+                count: input.count.unwrap_or(1) as usize,
+                overrides,
+                started_by: input.started_by.clone(),
+                group: input.group.clone(),
+                client_token: input.client_token.clone(),
+                fingerprint: fingerprint.clone(),
+                launch_type: input
+                    .launch_type
+                    .clone()
+                    .unwrap_or_else(|| "EC2".to_string()),
+                network_configuration: input.network_configuration.clone(),
+                tags: input.tags.clone().unwrap_or_default(),
+                enable_execute_command: input.enable_execute_command.unwrap_or(false),
+                placement_constraints: input.placement_constraints.clone().unwrap_or_default(),
+                placement_strategy: input.placement_strategy.clone().unwrap_or_default(),
+            })
+        })?;
+        match self.node.run_task(ask).await? {
+            Outcome::Tasks { tasks, failures } => {
+                for t in &tasks {
+                    tracing::info!(task = %t.task_arn, instance = ?t.container_instance_arn, "task placed");
+                }
+                to_json(&RunTaskOutput { tasks, failures })
+            }
+            other => Err(ApiError::server(format!(
+                "unexpected outcome of RunTask: {other:?}"
+            ))),
         }
-        Err(ApiError::server(
-            "the placements kept going stale under concurrent changes; try again",
-        ))
     }
 
     pub(super) async fn stop_task_json(&self, json: &str) -> Result<String, ApiError> {

@@ -1,28 +1,27 @@
 //! The Raft state machine: decodes committed entries and hands each command
 //! to [`ClusterState::apply`]; builds, stores and installs snapshots.
 //!
-//! The state lives in memory behind a lock shared with the read path. It is
-//! made durable by the log (flushed before acknowledgement) and by snapshots
-//! in sled: a restarted controller loads the latest snapshot and openraft
-//! re-applies the committed log after it.
+//! The state lives in memory, owned by the state machine; after every apply
+//! it publishes an immutable [`ClusterView`] on a watch channel, which is all
+//! the rest of the controller reads. It is made durable by the log (flushed
+//! before acknowledgement) and by snapshots in sled: a restarted controller
+//! loads the latest snapshot and openraft re-applies the committed log after it.
 
 use std::io::Cursor;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{BasicNode, Entry, EntryPayload, LogId, StorageIOError, StoredMembership};
 use orca_core::arn::ArnContext;
 use orca_core::cidr::Ipv4Cidr;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::{NodeId, StorageError, TypeConfig};
-use crate::state::{ClusterState, CommandResult};
+use crate::state::{ClusterState, ClusterView, CommandResult};
 
 const SNAPSHOT_META: &[u8] = b"meta";
 const SNAPSHOT_DATA: &[u8] = b"data";
-
-/// The state readers see, shared between the state machine and the API.
-pub type SharedState = Arc<RwLock<ClusterState>>;
 
 /// What a snapshot holds: the whole state and where in the log it stands.
 #[derive(Serialize, Deserialize)]
@@ -33,15 +32,17 @@ struct SnapshotBody {
 }
 
 pub struct StateMachineStore {
-    /// The cluster state; written only here, read by the API under the lock.
-    state: SharedState,
+    /// The cluster state; changed only here, by `ClusterState::apply`.
+    state: ClusterState,
+    /// Where each applied state is published as a view.
+    views: watch::Sender<ClusterView>,
     /// The last entry applied, reported to openraft on restart.
     last_applied: Option<LogId<NodeId>>,
     /// The last membership applied, carried into snapshots.
     last_membership: StoredMembership<NodeId, BasicNode>,
-    /// ARNs are minted from configuration, not from snapshots.
+    /// This controller's flags: ARNs and subnets until the cluster's
+    /// identity is fixed (data written before it was replicated).
     arn: ArnContext,
-    /// So is the task CIDR node subnets are carved from.
     task_cidr: Ipv4Cidr,
     /// Where snapshots are kept; written only from the snapshot builder and
     /// from installs, each write flushed.
@@ -75,11 +76,12 @@ impl StateMachineStore {
             tree: db.open_tree("snapshot").map_err(read_err)?,
             writing: Arc::new(tokio::sync::Mutex::new(())),
         };
+        let mut state = ClusterState::new(arn.clone());
+        state.task_cidr = task_cidr;
+        let (views, _) = watch::channel(ClusterView::new(0, state.clone()));
         let mut sm = StateMachineStore {
-            state: Arc::new(RwLock::new(ClusterState {
-                task_cidr,
-                ..ClusterState::new(arn.clone())
-            })),
+            state,
+            views,
             last_applied: None,
             last_membership: StoredMembership::default(),
             arn,
@@ -93,18 +95,26 @@ impl StateMachineStore {
         Ok(sm)
     }
 
-    pub fn shared_state(&self) -> SharedState {
-        self.state.clone()
+    /// The channel views are published on.
+    pub fn views(&self) -> watch::Sender<ClusterView> {
+        self.views.clone()
+    }
+
+    fn publish(&self) {
+        let index = self.last_applied.map(|l| l.index).unwrap_or(0);
+        self.views
+            .send_replace(ClusterView::new(index, self.state.clone()));
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), StorageError> {
         let body: SnapshotBody = serde_json::from_slice(data).map_err(read_err)?;
         let mut state = body.state;
-        state.arn = self.arn.clone();
-        state.task_cidr = self.task_cidr;
+        state.adopt_identity(&self.arn, self.task_cidr);
+        state.rebuild_indexes();
         self.last_applied = body.last_applied;
         self.last_membership = body.last_membership;
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        self.state = state;
+        self.publish();
         Ok(())
     }
 
@@ -169,12 +179,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let mut results = Vec::new();
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             let result = match entry.payload {
                 EntryPayload::Blank => CommandResult::NoCommand,
-                EntryPayload::Normal(command) => state.apply(entry.log_id.leader_id.term, command),
+                EntryPayload::Normal(command) => {
+                    self.state.apply(entry.log_id.leader_id.term, command)
+                }
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                     CommandResult::NoCommand
@@ -182,6 +193,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             results.push(result);
         }
+        // Published before openraft answers the proposers, so a writer that
+        // reads after its write returns sees it.
+        self.publish();
         Ok(results)
     }
 
@@ -190,7 +204,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let body = SnapshotBody {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
-            state: self.state.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            state: self.state.clone(),
         };
         // Serializing maps of strings and numbers does not fail; an empty
         // snapshot would be refused by restore, never silently accepted.

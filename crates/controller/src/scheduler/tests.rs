@@ -1,106 +1,524 @@
-use std::collections::BTreeSet;
+//! Data-driven scheduler tests: every case goes through [`check`], which
+//! builds a view from a compact fleet description, schedules the asks and
+//! compares the plan, printed compactly, with the expected text.
+//!
+//! Plan text: per ask, the instance ids in placement order, then `|` and
+//! each failure as `REASON@instance(ruled out)`; asks are separated by `;`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use orca_core::arn::ArnContext;
 use orca_core::cidr::Ipv4Cidr;
+use orca_core::placement::{
+    parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
+};
 use orca_core::task::Resources;
-use orca_core::task_definition::Timestamp;
+use orca_core::task_definition::{Attribute, Timestamp};
+use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest, Strategy as PropStrategy};
 
 use super::*;
+use crate::state::instances::InstanceStatus;
+use crate::state::{ClusterState, ClusterView, InstanceRecord};
 
-fn instance(id: &str, cpu: u64, memory: u64, connected: bool) -> InstanceRecord {
-    InstanceRecord {
-        id: id.to_string(),
-        cluster: "default".to_string(),
-        arn: format!("arn:ci/{id}"),
-        hostname: id.to_string(),
-        registered: Resources { cpu, memory },
-        remaining: Resources { cpu, memory },
+/// One instance of a fixture.
+#[derive(Clone)]
+struct Inst {
+    id: &'static str,
+    cpu: u64,
+    memory: u64,
+    attributes: Vec<(&'static str, &'static str)>,
+    connected: bool,
+    status: InstanceStatus,
+    /// Tasks already running here, by group.
+    groups: Vec<(&'static str, u32)>,
+    cluster: &'static str,
+}
+
+fn inst(id: &'static str, cpu: u64, memory: u64) -> Inst {
+    Inst {
+        id,
+        cpu,
+        memory,
         attributes: Vec::new(),
-        agent_version: "t".to_string(),
-        runtime_version: "t".to_string(),
-        task_subnet: Ipv4Cidr {
-            network: std::net::Ipv4Addr::new(198, 19, 0, 0),
-            prefix_len: 24,
-        },
-        agent_connected: connected,
-        registered_at: Timestamp(0),
-        version: 1,
-        task_ids: BTreeSet::new(),
+        connected: true,
+        status: InstanceStatus::Active,
+        groups: Vec::new(),
+        cluster: "default",
     }
 }
 
-fn need(cpu: u64, memory: u64) -> Resources {
-    Resources { cpu, memory }
+impl Inst {
+    fn attr(mut self, name: &'static str, value: &'static str) -> Self {
+        self.attributes.push((name, value));
+        self
+    }
+    fn zone(self, zone: &'static str) -> Self {
+        self.attr(AVAILABILITY_ZONE, zone)
+    }
+    fn running(mut self, group: &'static str, n: u32) -> Self {
+        self.groups.push((group, n));
+        self
+    }
+    fn disconnected(mut self) -> Self {
+        self.connected = false;
+        self
+    }
+    fn draining(mut self) -> Self {
+        self.status = InstanceStatus::Draining;
+        self
+    }
+    fn in_cluster(mut self, cluster: &'static str) -> Self {
+        self.cluster = cluster;
+        self
+    }
 }
 
-fn check(
-    instances: &[InstanceRecord],
-    n: Resources,
-    count: usize,
-    placed: &[&str],
-    failures: &[&str],
-) {
-    let plan = first_fit(instances, n, count);
-    assert_eq!(plan.instances, placed, "placements");
-    let reasons: Vec<String> = plan
-        .failures
+fn view(fleet: &[Inst]) -> ClusterView {
+    let mut state = ClusterState::new(ArnContext::default());
+    for (n, i) in fleet.iter().enumerate() {
+        let mut task_ids = BTreeSet::new();
+        let mut group_counts = BTreeMap::new();
+        for (group, count) in &i.groups {
+            for k in 0..*count {
+                task_ids.insert(format!("{}-{group}-{k}", i.id));
+            }
+            group_counts.insert(group.to_string(), *count);
+        }
+        let record = InstanceRecord {
+            id: i.id.to_string(),
+            cluster: i.cluster.to_string(),
+            arn: i.id.to_string(),
+            hostname: i.id.to_string(),
+            registered: Resources {
+                cpu: i.cpu,
+                memory: i.memory,
+            },
+            remaining: Resources {
+                cpu: i.cpu,
+                memory: i.memory,
+            },
+            attributes: i
+                .attributes
+                .iter()
+                .map(|(name, value)| Attribute {
+                    name: name.to_string(),
+                    value: Some(value.to_string()),
+                    target_type: None,
+                    target_id: None,
+                })
+                .collect(),
+            agent_version: "1.2.0".to_string(),
+            runtime_version: "t".to_string(),
+            task_subnet: Ipv4Cidr {
+                network: std::net::Ipv4Addr::new(198, 19, n as u8, 0),
+                prefix_len: 24,
+            },
+            agent_connected: i.connected,
+            registered_at: Timestamp(1_700_000_000_000 + n as i64),
+            version: 1,
+            task_ids,
+            status: i.status,
+            group_counts,
+            assignments_version: 0,
+        };
+        state.instances.insert(record.id.clone(), record);
+    }
+    ClusterView::new(7, state)
+}
+
+/// An ask for `count` tasks of group `g` needing cpu/memory.
+fn ask(count: usize, cpu: u64, memory: u64) -> PlacementAsk {
+    PlacementAsk {
+        cluster: "default".to_string(),
+        need: Resources { cpu, memory },
+        count,
+        group: "family:web".to_string(),
+        constraints: Vec::new(),
+        strategies: Vec::new(),
+        required_attributes: Vec::new(),
+    }
+}
+
+impl PlacementAsk {
+    fn constraint(mut self, kind: &str, expression: Option<&str>) -> Self {
+        let input = PlacementConstraintInput {
+            r#type: kind.to_string(),
+            expression: expression.map(str::to_string),
+        };
+        self.constraints
+            .extend(parse_constraints(&[input], "placementConstraints").expect("valid constraint"));
+        self
+    }
+    fn member_of(self, expression: &str) -> Self {
+        self.constraint("memberOf", Some(expression))
+    }
+    fn strategy(mut self, kind: &str, field: Option<&str>) -> Self {
+        let input = PlacementStrategyInput {
+            r#type: kind.to_string(),
+            field: field.map(str::to_string),
+        };
+        self.strategies
+            .extend(parse_strategies(&[input], "placementStrategy").expect("valid strategy"));
+        self
+    }
+    fn group(mut self, group: &str) -> Self {
+        self.group = group.to_string();
+        self
+    }
+    fn requires(mut self, name: &str) -> Self {
+        self.required_attributes.push(Attribute {
+            name: name.to_string(),
+            value: None,
+            target_type: None,
+            target_id: None,
+        });
+        self
+    }
+}
+
+fn render(plan: &Plan) -> String {
+    plan.asks
         .iter()
-        .map(|f| format!("{}={}", f.arn.as_deref().unwrap_or(""), f.reason))
-        .collect();
-    assert_eq!(reasons, failures, "failures");
+        .map(|a| {
+            let mut text = a.instances.join(" ");
+            if !a.failures.is_empty() {
+                let failures: Vec<String> = a
+                    .failures
+                    .iter()
+                    .map(|f| {
+                        let ruled_out = f
+                            .detail
+                            .as_deref()
+                            .and_then(|d| d.strip_prefix("ruled out "))
+                            .and_then(|d| d.split(' ').next())
+                            .unwrap_or("?");
+                        format!(
+                            "{}@{}({ruled_out})",
+                            f.reason,
+                            f.arn.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                text.push_str(" | ");
+                text.push_str(&failures.join(" "));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn check(fleet: &[Inst], asks: &[PlacementAsk], expected: &str) {
+    let plan = schedule(&view(fleet), asks, 42);
+    assert_eq!(plan.based_on_index, 7);
+    assert_eq!(render(&plan), expected);
 }
 
 #[test]
-fn fills_the_first_instance_then_the_next() {
+fn binpack_memory_fills_the_fullest_instance_first() {
     let fleet = [
-        instance("a", 1024, 1000, true),
-        instance("b", 1024, 1000, true),
+        inst("a", 4096, 4000),
+        inst("b", 4096, 1000),
+        inst("c", 4096, 2000),
     ];
-    check(&fleet, need(256, 400), 3, &["a", "a", "b"], &[]);
-    check(&fleet, need(256, 400), 4, &["a", "a", "b", "b"], &[]);
+    let a = ask(4, 10, 500).strategy("binpack", Some("memory"));
+    check(&fleet, &[a], "b b c c");
 }
 
 #[test]
-fn reports_why_each_instance_refused() {
+fn binpack_cpu_ranks_by_cpu_left() {
+    let fleet = [inst("a", 1024, 4000), inst("b", 512, 4000)];
+    check(
+        &fleet,
+        &[ask(3, 256, 10).strategy("binpack", Some("cpu"))],
+        "b b a",
+    );
+}
+
+#[test]
+fn spread_by_instance_evens_out_the_group_counting_existing_tasks() {
     let fleet = [
-        instance("a", 1024, 1000, true),
-        instance("b", 100, 4000, true),
-        instance("c", 4096, 4000, false),
+        inst("a", 4096, 4096).running("family:web", 2),
+        inst("b", 4096, 4096),
+        inst("c", 4096, 4096).running("family:other", 5),
+    ];
+    let a = ask(4, 10, 10).strategy("spread", Some("instanceId"));
+    check(&fleet, &[a], "b c b c");
+    let host = ask(1, 10, 10).strategy("spread", Some("host"));
+    check(&fleet, &[host], "b");
+}
+
+#[test]
+fn spread_by_zone_then_instance() {
+    let fleet = [
+        inst("a1", 4096, 4096).zone("a").running("family:web", 1),
+        inst("a2", 4096, 4096).zone("a"),
+        inst("b1", 4096, 4096).zone("b"),
+        inst("c1", 4096, 4096).zone("c"),
+        inst("c2", 4096, 4096).zone("c"),
+    ];
+    let a = ask(5, 10, 10)
+        .strategy("spread", Some("attribute:ecs.availability-zone"))
+        .strategy("spread", Some("instanceId"));
+    check(&fleet, &[a], "b1 c1 a2 c2 b1");
+}
+
+#[test]
+fn no_strategy_spreads_over_zones_then_instances() {
+    let fleet = [
+        inst("a1", 4096, 4096).zone("a"),
+        inst("a2", 4096, 4096).zone("a"),
+        inst("b1", 4096, 4096).zone("b"),
+    ];
+    check(&fleet, &[ask(3, 10, 10)], "a1 b1 a2");
+}
+
+#[test]
+fn spread_then_binpack_packs_inside_the_chosen_zone() {
+    let fleet = [
+        inst("a1", 4096, 3000).zone("a"),
+        inst("a2", 4096, 1000).zone("a"),
+        inst("b1", 4096, 4000).zone("b"),
+        inst("b2", 4096, 2000).zone("b"),
+    ];
+    let a = ask(4, 10, 100)
+        .strategy("spread", Some("attribute:ecs.availability-zone"))
+        .strategy("binpack", Some("memory"));
+    check(&fleet, &[a], "a2 b2 a2 b2");
+}
+
+#[test]
+fn random_is_deterministic_for_a_seed_and_varies_with_it() {
+    let fleet: Vec<Inst> = ["i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8", "i9"]
+        .iter()
+        .map(|id| inst(id, 4096, 4096))
+        .collect();
+    let asks = [ask(8, 10, 10).strategy("random", None)];
+    let v = view(&fleet);
+    let first = schedule(&v, &asks, 1);
+    assert_eq!(first, schedule(&v, &asks, 1), "same seed, same plan");
+    let others: BTreeSet<Vec<String>> = (2..6)
+        .map(|seed| schedule(&v, &asks, seed).asks[0].instances.clone())
+        .collect();
+    assert!(
+        others.iter().any(|o| *o != first.asks[0].instances),
+        "other seeds give other plans"
+    );
+}
+
+#[test]
+fn distinct_instance_places_one_per_instance_and_names_the_reason() {
+    let fleet = [
+        inst("a", 4096, 4096),
+        inst("b", 4096, 4096),
+        inst("c", 4096, 4096).running("family:web", 1),
+    ];
+    let a = ask(3, 10, 10).constraint("distinctInstance", None);
+    check(
+        &fleet,
+        &[a],
+        "a b | DistinctInstance placement constraint unsatisfied.@a(3)",
+    );
+}
+
+#[test]
+fn member_of_filters_on_attributes() {
+    let fleet = [
+        inst("a", 4096, 4096).attr("stack", "prod"),
+        inst("b", 4096, 4096).attr("stack", "dev"),
+        inst("c", 4096, 4096),
+    ];
+    let a = ask(2, 10, 10).member_of("attribute:stack == prod");
+    check(&fleet, &[a], "a a");
+    let none = ask(1, 10, 10).member_of("attribute:stack in [qa, staging]");
+    check(
+        &fleet,
+        &[none],
+        " | MemberOf placement constraint unsatisfied.@a(3)",
+    );
+}
+
+#[test]
+fn member_of_task_group_places_next_to_the_group() {
+    let fleet = [
+        inst("a", 4096, 4096),
+        inst("b", 4096, 4096).running("service:db", 1),
+    ];
+    let a = ask(2, 10, 10).member_of("task:group == service:db");
+    check(&fleet, &[a], "b b");
+    let anti = ask(2, 10, 10).member_of("!(task:group == service:db)");
+    check(&fleet, &[anti], "a a");
+}
+
+#[test]
+fn member_of_is_evaluated_again_after_each_placement_of_the_ask() {
+    let fleet = [
+        inst("a", 4096, 4096),
+        inst("b", 4096, 4096),
+        inst("c", 4096, 4096).running("family:other", 1),
+    ];
+    let a = ask(3, 10, 10)
+        .member_of("runningTasksCount == 0")
+        .strategy("binpack", Some("memory"));
+    check(
+        &fleet,
+        &[a],
+        "a b | MemberOf placement constraint unsatisfied.@a(3)",
+    );
+}
+
+#[test]
+fn draining_disconnected_and_missing_attributes_are_filtered_with_their_reasons() {
+    let fleet = [
+        inst("a", 4096, 4096).draining(),
+        inst("b", 4096, 4096).disconnected(),
+        inst("c", 4096, 4096),
+        inst("d", 4096, 4096).attr("com.amazonaws.ecs.capability.logging-driver.awslogs", ""),
+    ];
+    check(&fleet, &[ask(2, 10, 10)], "c d");
+    let needs = ask(2, 10, 10).requires("com.amazonaws.ecs.capability.logging-driver.awslogs");
+    check(&fleet, &[needs], "d d");
+    let nothing = ask(1, 10, 10).requires("ecs.capability.efs");
+    check(
+        &fleet,
+        &[nothing],
+        " | DRAINING@a(1) AGENT@b(1) ATTRIBUTE@c(2)",
+    );
+}
+
+#[test]
+fn resource_failures_name_the_closest_instance_once_per_reason() {
+    let fleet = [
+        inst("a", 4096, 300),
+        inst("b", 4096, 900),
+        inst("c", 4096, 500),
+        inst("d", 100, 4096),
     ];
     check(
         &fleet,
-        need(512, 2000),
-        1,
-        &[],
-        &[
-            "arn:ci/a=RESOURCE:MEMORY",
-            "arn:ci/b=RESOURCE:CPU",
-            "arn:ci/c=AGENT",
-        ],
+        &[ask(1, 256, 1000)],
+        " | RESOURCE:MEMORY@b(3) RESOURCE:CPU@d(1)",
     );
-    // Partly placed: the failures describe what is left after the placements.
-    check(
-        &[instance("a", 1024, 1000, true)],
-        need(0, 600),
-        2,
-        &["a"],
-        &["arn:ci/a=RESOURCE:MEMORY"],
+    let plan = schedule(&view(&fleet), &[ask(1, 256, 1000)], 0);
+    let detail = plan.asks[0].failures[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("900 MiB free, the task needs 1000"),
+        "{detail}"
     );
 }
 
 #[test]
-fn never_overcommits() {
-    // Every placement fits what is left: the sum never exceeds the registration.
-    for count in 0..12 {
-        let fleet = [
-            instance("a", 2048, 3000, true),
-            instance("b", 1024, 1500, true),
-        ];
-        let n = need(300, 700);
-        let plan = first_fit(&fleet, n, count);
-        for i in &fleet {
-            let used = plan.instances.iter().filter(|p| **p == i.id).count() as u64;
-            assert!(used * n.cpu <= i.registered.cpu && used * n.memory <= i.registered.memory);
+fn a_partial_placement_reports_why_the_rest_failed() {
+    let fleet = [inst("a", 1024, 1024), inst("b", 1024, 512)];
+    let a = ask(4, 10, 500).strategy("binpack", Some("memory"));
+    check(&fleet, &[a], "b a a | RESOURCE:MEMORY@a(2)");
+}
+
+#[test]
+fn asks_in_one_plan_never_take_the_same_resources() {
+    let fleet = [inst("a", 1024, 1000), inst("b", 1024, 1000)];
+    let asks = [ask(1, 10, 800), ask(1, 10, 800), ask(1, 10, 800)];
+    check(&fleet, &asks, "a; b;  | RESOURCE:MEMORY@a(2)");
+}
+
+#[test]
+fn other_clusters_are_invisible() {
+    let fleet = [
+        inst("a", 4096, 4096).in_cluster("prod"),
+        inst("b", 4096, 4096),
+    ];
+    check(&fleet, &[ask(2, 10, 10)], "b b");
+    let mut prod = ask(1, 10, 10);
+    prod.cluster = "prod".to_string();
+    check(&fleet, &[prod], "a");
+}
+
+#[test]
+fn groups_are_separate() {
+    let fleet = [
+        inst("a", 4096, 4096).running("service:api", 3),
+        inst("b", 4096, 4096),
+    ];
+    let a = ask(1, 10, 10)
+        .group("service:api")
+        .constraint("distinctInstance", None);
+    check(&fleet, &[a], "b");
+    let b = ask(1, 10, 10)
+        .group("service:web")
+        .constraint("distinctInstance", None);
+    check(&fleet, &[b], "a");
+}
+
+fn fleet_strategy() -> impl PropStrategy<Value = Vec<(u64, u64, bool)>> {
+    proptest::collection::vec((0u64..4096, 0u64..4096, any::<bool>()), 1..12)
+}
+
+fn ask_strategy() -> impl PropStrategy<Value = Vec<(usize, u64, u64, u8)>> {
+    proptest::collection::vec((0usize..10, 0u64..2048, 0u64..2048, 0u8..5), 1..6)
+}
+
+const IDS: [&str; 12] = [
+    "i00", "i01", "i02", "i03", "i04", "i05", "i06", "i07", "i08", "i09", "i10", "i11",
+];
+
+fn build(
+    fleet: &[(u64, u64, bool)],
+    asks: &[(usize, u64, u64, u8)],
+) -> (Vec<Inst>, Vec<PlacementAsk>) {
+    let fleet = fleet
+        .iter()
+        .enumerate()
+        .map(|(n, (cpu, memory, connected))| {
+            let i = inst(IDS[n], *cpu, *memory).zone(["a", "b", "c"][n % 3]);
+            if *connected {
+                i
+            } else {
+                i.disconnected()
+            }
+        })
+        .collect();
+    let asks = asks
+        .iter()
+        .map(|(count, cpu, memory, kind)| {
+            let a = ask(*count, *cpu, *memory);
+            match kind {
+                0 => a.strategy("binpack", Some("memory")),
+                1 => a.strategy("random", None),
+                2 => a.constraint("distinctInstance", None),
+                3 => a.member_of("attribute:ecs.availability-zone != b"),
+                _ => a,
+            }
+        })
+        .collect();
+    (fleet, asks)
+}
+
+proptest! {
+    #[test]
+    fn no_plan_overcommits_an_instance(fleet in fleet_strategy(), asks in ask_strategy(), seed in any::<u64>()) {
+        let (fleet, asks) = build(&fleet, &asks);
+        let v = view(&fleet);
+        let plan = schedule(&v, &asks, seed);
+        let mut used: BTreeMap<String, Resources> = BTreeMap::new();
+        for (a, planned) in asks.iter().zip(&plan.asks) {
+            prop_assert!(planned.instances.len() <= a.count);
+            if planned.instances.len() < a.count {
+                prop_assert!(!planned.failures.is_empty(), "an unplaced task has a reason");
+            }
+            for id in &planned.instances {
+                let u = used.entry(id.clone()).or_default();
+                *u = u.plus(a.need);
+                let i = &v.instances[id];
+                prop_assert!(i.agent_connected, "placed on a disconnected instance");
+                prop_assert!(u.fits_in(i.remaining), "overcommitted {id}");
+            }
         }
-        assert_eq!(plan.instances.len(), count.min(6));
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_plan(fleet in fleet_strategy(), asks in ask_strategy(), seed in any::<u64>()) {
+        let (fleet, asks) = build(&fleet, &asks);
+        let v = view(&fleet);
+        prop_assert_eq!(schedule(&v, &asks, seed), schedule(&v, &asks, seed));
     }
 }

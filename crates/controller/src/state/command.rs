@@ -97,6 +97,16 @@ pub enum Command {
         task_ids: Vec<String>,
         decided_in_term: u64,
     },
+    /// Fixes the controller cluster's region, account and task CIDR, once:
+    /// proposed by the first leader from its flags; later ones change nothing.
+    FixIdentity { identity: super::Identity },
+    /// Leader-only: the plan applier's decisions, one RunTask per ask, as
+    /// one entry. Each run is re-checked and applied on its own (a run that
+    /// no longer fits changes nothing and is placed again).
+    ApplyPlan {
+        runs: Vec<RunTaskCommand>,
+        decided_in_term: u64,
+    },
 }
 
 /// A task definition with the tags it was registered with.
@@ -137,6 +147,10 @@ pub enum Outcome {
     /// RunTask's placements no longer fit (the state moved since the leader
     /// placed): nothing changed; the leader places again.
     PlacementConflict,
+    /// The controller cluster's identity after a FixIdentity.
+    Identity(Option<super::Identity>),
+    /// ApplyPlan's result for each run, in order.
+    Plan(Vec<CommandResult>),
 }
 
 /// The Raft response type: a command either takes effect or is refused by a

@@ -2,7 +2,7 @@
 //! subnet, configured or carved from the cluster's task CIDR) and the
 //! leader's view of whether the agent is connected.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use orca_core::agent_protocol::Registration;
 use orca_core::cidr::Ipv4Cidr;
@@ -37,6 +37,45 @@ pub struct InstanceRecord {
     pub version: u64,
     /// Tasks placed here that have not reported STOPPED.
     pub task_ids: BTreeSet<String>,
+    /// ACTIVE, or DRAINING (no new placements).
+    #[serde(default)]
+    pub status: InstanceStatus,
+    /// How many of `task_ids` belong to each task group: the scheduler's
+    /// index for distinctInstance, spread and `task:group`, so placing never
+    /// walks the tasks. Derived from `task_ids`; rebuilt on restore, since
+    /// snapshots written before it existed lack it.
+    #[serde(default)]
+    pub group_counts: BTreeMap<String, u32>,
+    /// Moves whenever what the agent should hold changes (a task placed,
+    /// released, or told to stop), so its session resends assignments
+    /// without comparing them.
+    #[serde(default)]
+    pub assignments_version: u64,
+}
+
+/// ECS's container-instance status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    #[default]
+    Active,
+    Draining,
+}
+
+impl InstanceStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceStatus::Active => "ACTIVE",
+            InstanceStatus::Draining => "DRAINING",
+        }
+    }
+}
+
+impl InstanceRecord {
+    /// Tasks of `group` placed here and not stopped.
+    pub fn group_count(&self, group: &str) -> u32 {
+        self.group_counts.get(group).copied().unwrap_or(0)
+    }
 }
 
 impl ClusterState {
@@ -113,6 +152,9 @@ impl ClusterState {
                     registered_at: at,
                     version: 1,
                     task_ids: BTreeSet::new(),
+                    status: InstanceStatus::Active,
+                    group_counts: BTreeMap::new(),
+                    assignments_version: 0,
                 };
                 self.instances.insert(id, r.clone());
                 r
@@ -152,6 +194,80 @@ impl ClusterState {
         Ok(Outcome::ContainerInstance(Box::new(record.clone())))
     }
 
+    /// Recomputes the derived per-instance indexes from the tasks (after a
+    /// snapshot is restored; `apply` keeps them current otherwise).
+    pub fn rebuild_indexes(&mut self) {
+        let mut counts: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+        for instance in self.instances.values() {
+            let groups = counts.entry(instance.id.clone()).or_default();
+            for task in instance.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
+                *groups.entry(task.group().to_string()).or_default() += 1;
+            }
+        }
+        for (id, groups) in counts {
+            if let Some(instance) = self.instances.get_mut(&id) {
+                instance.group_counts = groups;
+            }
+        }
+    }
+
+    /// Reserves `need` on the instance for a newly placed task of `group`.
+    pub(super) fn reserve(
+        &mut self,
+        instance_id: &str,
+        task_id: &str,
+        group: &str,
+        need: orca_core::task::Resources,
+    ) -> Result<(), ApiError> {
+        let instance = self
+            .instances
+            .get_mut(instance_id)
+            .ok_or_else(|| instance_not_found(instance_id))?;
+        instance.remaining = instance.remaining.saturating_sub(need);
+        instance.task_ids.insert(task_id.to_string());
+        *instance.group_counts.entry(group.to_string()).or_default() += 1;
+        instance.version += 1;
+        instance.assignments_version += 1;
+        Ok(())
+    }
+
+    /// Gives a task's reservation back to its instance. Exactly once: the
+    /// task leaves the instance's set here, and a second call finds nothing.
+    pub(super) fn release(&mut self, task_id: &str) {
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
+        let (reserved, group, instance_id) = (
+            task.reserved,
+            task.group().to_string(),
+            task.instance_id.clone(),
+        );
+        let Some(instance) = self.instances.get_mut(&instance_id) else {
+            return;
+        };
+        if instance.task_ids.remove(task_id) {
+            instance.remaining = instance
+                .remaining
+                .plus(reserved)
+                .min_each(instance.registered);
+            if let Some(n) = instance.group_counts.get_mut(&group) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    instance.group_counts.remove(&group);
+                }
+            }
+            instance.version += 1;
+            instance.assignments_version += 1;
+        }
+    }
+
+    /// The instance's agent must be told again what it holds.
+    pub(super) fn touch_assignments(&mut self, instance_id: &str) {
+        if let Some(instance) = self.instances.get_mut(instance_id) {
+            instance.assignments_version += 1;
+        }
+    }
+
     /// ECS's describe shape of an instance.
     pub fn container_instance_view(&self, record: &InstanceRecord) -> ContainerInstance {
         let (mut running, mut pending) = (0u32, 0u32);
@@ -179,7 +295,7 @@ impl ClusterState {
             },
             remaining_resources: Resource::list(record.remaining),
             registered_resources: Resource::list(record.registered),
-            status: "ACTIVE".to_string(),
+            status: record.status.name().to_string(),
             agent_connected: record.agent_connected,
             running_tasks_count: running,
             pending_tasks_count: pending,

@@ -7,13 +7,15 @@
 
 mod clusters;
 pub mod command;
+pub mod identity;
 pub mod instances;
 pub mod query;
-mod task_definitions;
+pub mod task_definitions;
 pub mod task_queries;
 pub mod tasks;
+pub mod view;
 
-use std::collections::BTreeMap;
+use imbl::OrdMap;
 
 use orca_core::arn::ArnContext;
 use orca_core::cidr::Ipv4Cidr;
@@ -23,8 +25,10 @@ use serde::{Deserialize, Serialize};
 
 pub use clusters::ClusterUsage;
 pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition};
+pub use identity::Identity;
 pub use instances::InstanceRecord;
 pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand, TaskRecord};
+pub use view::ClusterView;
 
 /// The default cluster-wide task CIDR; each container instance gets a /24
 /// of it unless its agent is configured with a subnet.
@@ -49,30 +53,40 @@ pub struct Family {
     /// The highest revision ever handed out: revisions never repeat, even
     /// after every revision of the family is deleted.
     pub last_revision: u32,
-    pub revisions: BTreeMap<u32, StoredTaskDefinition>,
+    pub revisions: OrdMap<u32, StoredTaskDefinition>,
 }
 
 /// Everything the controllers agree on. Serialized whole into snapshots.
+///
+/// The maps are persistent (structurally shared) maps: cloning the state is
+/// a handful of reference-count bumps, so every apply can publish an
+/// immutable [`ClusterView`] for readers, leader loops and agent sessions
+/// without copying, and an apply copies only the paths it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Region and account of the ARNs minted here. Comes from configuration,
-    /// not from snapshots, and must be the same on every controller.
+    /// Region, account and task CIDR, fixed once for the whole controller
+    /// cluster by `Command::FixIdentity`. None only on data written before
+    /// the identity was replicated, until the leader fixes it.
+    #[serde(default)]
+    pub identity: Option<Identity>,
+    /// Region and account of the ARNs minted here: the fixed identity's, or
+    /// this controller's flags until it is fixed.
     #[serde(skip, default)]
     pub arn: ArnContext,
-    /// The block node task subnets are carved from. Configuration, like `arn`.
+    /// The block node task subnets are carved from; like `arn`.
     #[serde(skip, default = "default_task_cidr")]
     pub task_cidr: Ipv4Cidr,
-    pub clusters: BTreeMap<String, ClusterRecord>,
-    pub families: BTreeMap<String, Family>,
+    pub clusters: OrdMap<String, ClusterRecord>,
+    pub families: OrdMap<String, Family>,
     /// Container instances by id.
     #[serde(default)]
-    pub instances: BTreeMap<String, InstanceRecord>,
+    pub instances: OrdMap<String, InstanceRecord>,
     /// Tasks by id (task ids are unique across clusters).
     #[serde(default)]
-    pub tasks: BTreeMap<String, TaskRecord>,
+    pub tasks: OrdMap<String, TaskRecord>,
     /// RunTask clientTokens by (cluster, token).
     #[serde(default, with = "token_map")]
-    pub client_tokens: BTreeMap<(String, String), ClientTokenRecord>,
+    pub client_tokens: OrdMap<(String, String), ClientTokenRecord>,
 }
 
 fn default_task_cidr() -> Ipv4Cidr {
@@ -81,13 +95,12 @@ fn default_task_cidr() -> Ipv4Cidr {
 
 /// JSON maps need string keys: the token map travels as a list of entries.
 mod token_map {
-    use std::collections::BTreeMap;
-
+    use imbl::OrdMap;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::ClientTokenRecord;
 
-    type Map = BTreeMap<(String, String), ClientTokenRecord>;
+    type Map = OrdMap<(String, String), ClientTokenRecord>;
 
     pub fn serialize<S: Serializer>(map: &Map, s: S) -> Result<S::Ok, S::Error> {
         map.iter().collect::<Vec<_>>().serialize(s)
@@ -110,13 +123,14 @@ impl ClusterState {
             tags: Vec::new(),
         };
         ClusterState {
+            identity: None,
             arn,
             task_cidr: DEFAULT_TASK_CIDR,
-            clusters: BTreeMap::from([(DEFAULT_CLUSTER.to_string(), default)]),
-            families: BTreeMap::new(),
-            instances: BTreeMap::new(),
-            tasks: BTreeMap::new(),
-            client_tokens: BTreeMap::new(),
+            clusters: OrdMap::unit(DEFAULT_CLUSTER.to_string(), default),
+            families: OrdMap::new(),
+            instances: OrdMap::new(),
+            tasks: OrdMap::new(),
+            client_tokens: OrdMap::new(),
         }
     }
 
@@ -183,6 +197,20 @@ impl ClusterState {
                 task_ids,
                 decided_in_term,
             } => fence(term, decided_in_term).map(|()| self.purge_tasks(&task_ids)),
+            Command::FixIdentity { identity } => Ok(self.fix_identity(identity)),
+            Command::ApplyPlan {
+                runs,
+                decided_in_term,
+            } => fence(term, decided_in_term).map(|()| {
+                Outcome::Plan(
+                    runs.into_iter()
+                        .map(|run| match self.run_task(run) {
+                            Ok(outcome) => CommandResult::Applied(outcome),
+                            Err(error) => CommandResult::Refused(error),
+                        })
+                        .collect(),
+                )
+            }),
         };
         match result {
             Ok(outcome) => CommandResult::Applied(outcome),

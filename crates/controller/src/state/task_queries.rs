@@ -203,18 +203,4 @@ impl ClusterState {
             })
             .collect()
     }
-
-    /// A cheap fingerprint of [`Self::assignments_for`]: what changes it.
-    pub fn assignment_key(&self, instance_id: &str) -> Vec<(String, TaskStatus)> {
-        self.instances
-            .get(instance_id)
-            .map(|i| {
-                i.task_ids
-                    .iter()
-                    .filter_map(|id| self.tasks.get(id))
-                    .map(|t| (t.id.clone(), t.task.desired_status))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }

@@ -38,8 +38,9 @@ fn registration(arn: Option<String>, subnet: Option<&str>) -> Registration {
     }
 }
 
+/// Registers an instance and marks its agent connected (placements need it).
 fn register_instance(s: &mut ClusterState, id: &str, subnet: Option<&str>) -> InstanceRecord {
-    match applied(s.apply(
+    let registered = match applied(s.apply(
         1,
         Command::RegisterContainerInstance {
             instance_id: id.to_string(),
@@ -49,7 +50,16 @@ fn register_instance(s: &mut ClusterState, id: &str, subnet: Option<&str>) -> In
     )) {
         Outcome::ContainerInstance(i) => *i,
         other => panic!("{other:?}"),
-    }
+    };
+    applied(s.apply(
+        1,
+        Command::SetAgentConnected {
+            instance_id: registered.id.clone(),
+            connected: true,
+            decided_in_term: 1,
+        },
+    ));
+    registered
 }
 
 fn state_with_definition() -> ClusterState {
@@ -314,15 +324,15 @@ fn stop_task_sets_the_stop_once_and_connection_changes_are_fenced() {
     ));
     assert_eq!(e.exception, Exception::InvalidParameterException);
     // Connection flags are leader decisions: refused from another term.
-    let connect = |term| Command::SetAgentConnected {
+    let disconnect = |term| Command::SetAgentConnected {
         instance_id: "a".into(),
-        connected: true,
+        connected: false,
         decided_in_term: term,
     };
-    refused(s.apply(2, connect(1)));
-    assert!(!s.instances["a"].agent_connected);
-    applied(s.apply(2, connect(2)));
+    refused(s.apply(2, disconnect(1)));
     assert!(s.instances["a"].agent_connected);
+    applied(s.apply(2, disconnect(2)));
+    assert!(!s.instances["a"].agent_connected);
 }
 
 #[test]

@@ -32,6 +32,13 @@ pub struct TaskRecord {
     pub task: Task,
 }
 
+impl TaskRecord {
+    /// The task group (`family:<name>` unless RunTask named one).
+    pub fn group(&self) -> &str {
+        self.task.group.as_deref().unwrap_or("")
+    }
+}
+
 /// One task of a RunTask, placed by the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -81,7 +88,15 @@ impl ClusterState {
         self.active_cluster(&cmd.cluster)?;
         // Forget expired tokens; the command's time is the clock here.
         let horizon = cmd.created_at.0.saturating_sub(CLIENT_TOKEN_TTL_MS);
-        self.client_tokens.retain(|_, t| t.at.0 >= horizon);
+        let expired: Vec<(String, String)> = self
+            .client_tokens
+            .iter()
+            .filter(|(_, t)| t.at.0 < horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.client_tokens.remove(&key);
+        }
         if let Some(token) = &cmd.client_token {
             if let Some(known) = self
                 .client_tokens
@@ -122,21 +137,27 @@ impl ClusterState {
             };
             let used = taken.entry(&p.instance_id).or_default();
             *used = used.plus(need);
-            if instance.cluster != cmd.cluster || !used.fits_in(instance.remaining) {
+            if instance.cluster != cmd.cluster
+                || instance.status != super::instances::InstanceStatus::Active
+                || !instance.agent_connected
+                || !used.fits_in(instance.remaining)
+            {
                 return Ok(Outcome::PlacementConflict);
             }
         }
+        let group = cmd
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("family:{}", cmd.family));
         let mut tasks = Vec::with_capacity(cmd.placements.len());
         for p in &cmd.placements {
             let task_arn = self.arn.task(&cmd.cluster, &p.task_id);
-            let instance = self
+            self.reserve(&p.instance_id, &p.task_id, &group, need)?;
+            let instance_arn = self
                 .instances
-                .get_mut(&p.instance_id)
+                .get(&p.instance_id)
+                .map(|i| i.arn.clone())
                 .ok_or_else(|| instance_not_found(&p.instance_id))?;
-            instance.remaining = instance.remaining.saturating_sub(need);
-            instance.task_ids.insert(p.task_id.clone());
-            instance.version += 1;
-            let instance_arn = instance.arn.clone();
             let containers = definition
                 .spec
                 .container_definitions
@@ -176,11 +197,7 @@ impl ClusterState {
                 memory: need.memory.to_string(),
                 containers,
                 started_by: cmd.started_by.clone(),
-                group: Some(
-                    cmd.group
-                        .clone()
-                        .unwrap_or_else(|| format!("family:{}", cmd.family)),
-                ),
+                group: Some(group.clone()),
                 launch_type: cmd.launch_type.clone(),
                 attachments: Vec::new(),
                 created_at: cmd.created_at,
@@ -244,7 +261,10 @@ impl ClusterState {
             .filter(|t| t.cluster == cluster)
             .ok_or_else(|| task_not_found(task_id))?;
         let task = &mut record.task;
-        if task.desired_status != TaskStatus::Stopped && task.last_status != TaskStatus::Stopped {
+        let instance_id = record.instance_id.clone();
+        let changed =
+            task.desired_status != TaskStatus::Stopped && task.last_status != TaskStatus::Stopped;
+        if changed {
             task.desired_status = TaskStatus::Stopped;
             task.stop_code.get_or_insert(stop_code);
             if task.stopped_reason.is_none() {
@@ -254,7 +274,11 @@ impl ClusterState {
             task.stopping_at.get_or_insert(at);
             task.version += 1;
         }
-        Ok(Outcome::Task(Box::new(task.clone())))
+        let task = task.clone();
+        if changed {
+            self.touch_assignments(&instance_id);
+        }
+        Ok(Outcome::Task(Box::new(task)))
     }
 
     /// Merges an agent's reports. A report for a task that is not on this
@@ -280,22 +304,19 @@ impl ClusterState {
             else {
                 continue;
             };
+            let wanted_before = record.task.desired_status;
             if merge_report(&mut record.task, report) {
                 changed += 1;
                 record.task.version += 1;
             }
-            if record.task.last_status == TaskStatus::Stopped {
-                let reserved = record.reserved;
-                if let Some(instance) = self.instances.get_mut(instance_id) {
-                    // Released exactly once: the id leaves the set here.
-                    if instance.task_ids.remove(&task_id) {
-                        instance.remaining = instance
-                            .remaining
-                            .plus(reserved)
-                            .min_each(instance.registered);
-                        instance.version += 1;
-                    }
-                }
+            let (stopped, wanted) = (
+                record.task.last_status == TaskStatus::Stopped,
+                record.task.desired_status,
+            );
+            if stopped {
+                self.release(&task_id);
+            } else if wanted != wanted_before {
+                self.touch_assignments(instance_id);
             }
         }
         Ok(Outcome::Reported(changed))

@@ -1,0 +1,411 @@
+//! The leader's plan applier: the one place placements are decided.
+//!
+//! RunTask on any controller validates the request and hands a [`RunTaskAsk`]
+//! to the leader (`Node::run_task`, forwarded over `Raft/LeaderCall` from a
+//! follower). The applier, running only on the leader for one term, takes
+//! every ask queued meanwhile, resolves them against the newest
+//! [`ClusterView`] (task definition, resources, constraints), asks the pure
+//! scheduler for a plan, re-checks the plan against the view current at
+//! commit time, and commits the runs that still fit as one fenced
+//! `Command::ApplyPlan`. Runs that went stale, in the re-check or in `apply`,
+//! are planned again on a refreshed view, a bounded number of times.
+//! Nomad's worker and plan applier, folded into one loop.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use orca_core::placement::{
+    parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
+};
+use orca_core::task::{task_resources, NetworkConfiguration, Resources, TaskOverride};
+use orca_core::task_definition::{PlacementConstraint, Tag, TaskDefinitionStatus};
+use orca_core::{ApiError, Exception};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::node::{Node, ProposeReply};
+use crate::scheduler::{self, PlacementAsk};
+use crate::state::instances::InstanceStatus;
+use crate::state::{ClusterView, Command, CommandResult, Outcome, Placement, RunTaskCommand};
+
+/// How many times one ask is planned again after going stale.
+const ATTEMPTS: usize = 5;
+/// The most asks one plan carries.
+const MAX_ASKS_PER_PLAN: usize = 512;
+
+/// A RunTask as the leader receives it: validated by the controller that
+/// took the call; ids and times are the leader's to choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunTaskAsk {
+    pub cluster: String,
+    pub family: String,
+    pub revision: u32,
+    pub count: usize,
+    pub overrides: TaskOverride,
+    pub started_by: Option<String>,
+    pub group: Option<String>,
+    pub client_token: Option<String>,
+    pub fingerprint: String,
+    pub launch_type: String,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub tags: Vec<Tag>,
+    pub enable_execute_command: bool,
+    pub placement_constraints: Vec<PlacementConstraintInput>,
+    pub placement_strategy: Vec<PlacementStrategyInput>,
+}
+
+/// The leader's answer to an ask.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AskReply {
+    Done(Result<Outcome, orca_core::ApiError>),
+    /// This controller does not run the applier (not the leader, or not yet):
+    /// nothing was decided; ask the leader.
+    NotLeader,
+}
+
+type Job = (RunTaskAsk, oneshot::Sender<AskReply>);
+
+/// The handle the API submits asks through; one per leadership term.
+#[derive(Clone)]
+pub struct PlanQueue {
+    term: u64,
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl PlanQueue {
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Queues an ask; NotLeader if the applier has stopped.
+    pub async fn submit(&self, ask: RunTaskAsk) -> AskReply {
+        let (done, reply) = oneshot::channel();
+        if self.queue.send((ask, done)).is_err() {
+            return AskReply::NotLeader;
+        }
+        reply.await.unwrap_or(AskReply::NotLeader)
+    }
+}
+
+/// What the applier needs.
+pub struct Applier {
+    pub node: Arc<Node>,
+    pub clock: Arc<dyn Clock>,
+    pub term: u64,
+    /// Scheduler calls made here: a follower must never make one.
+    pub schedule_calls: Arc<AtomicU64>,
+}
+
+/// Starts the applier for `term`; it stops when `token` is cancelled.
+pub fn start(applier: Applier, token: CancellationToken) -> PlanQueue {
+    let (queue, jobs) = mpsc::unbounded_channel();
+    let term = applier.term;
+    tokio::spawn(run(applier, jobs, token));
+    PlanQueue { term, queue }
+}
+
+async fn run(applier: Applier, mut jobs: mpsc::UnboundedReceiver<Job>, token: CancellationToken) {
+    let mut plans = 0u64;
+    loop {
+        let first = tokio::select! {
+            _ = token.cancelled() => break,
+            job = jobs.recv() => match job { Some(j) => j, None => break },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_ASKS_PER_PLAN {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        plans += 1;
+        applier.place(batch, plans).await;
+    }
+    // Asks still queued were never planned: the caller asks the next leader.
+    jobs.close();
+    while let Ok((_, done)) = jobs.try_recv() {
+        let _ = done.send(AskReply::NotLeader);
+    }
+}
+
+/// An ask resolved against a view, ready for the scheduler.
+struct Resolved {
+    ask: RunTaskAsk,
+    done: oneshot::Sender<AskReply>,
+    placement: PlacementAsk,
+    containers: usize,
+    /// A clientToken seen before: apply returns its tasks; place nothing.
+    token_known: bool,
+}
+
+impl Applier {
+    async fn place(&self, batch: Vec<Job>, plan_number: u64) {
+        let mut pending = batch;
+        for attempt in 0..ATTEMPTS {
+            let view = self.node.view();
+            let mut resolved = Vec::with_capacity(pending.len());
+            for (ask, done) in pending.drain(..) {
+                match resolve(&view, &ask) {
+                    Ok((placement, containers, token_known)) => resolved.push(Resolved {
+                        ask,
+                        done,
+                        placement,
+                        containers,
+                        token_known,
+                    }),
+                    Err(e) => {
+                        let _ = done.send(AskReply::Done(Err(e)));
+                    }
+                }
+            }
+            if resolved.is_empty() {
+                return;
+            }
+            let asks: Vec<PlacementAsk> = resolved
+                .iter()
+                .map(|r| {
+                    let mut a = r.placement.clone();
+                    if r.token_known {
+                        a.count = 0;
+                    }
+                    a
+                })
+                .collect();
+            let seed = plan_number.wrapping_mul(31).wrapping_add(attempt as u64);
+            self.schedule_calls.fetch_add(1, Ordering::Relaxed);
+            let plan = scheduler::schedule(&view, &asks, seed);
+            let created_at = self.clock.now();
+            let mut runs = Vec::with_capacity(resolved.len());
+            for (r, planned) in resolved.iter().zip(plan.asks) {
+                runs.push(run_command(r, planned, created_at));
+            }
+            // Re-check against whatever was applied while planning; runs
+            // that no longer fit wait for the next attempt.
+            let newest = self.node.view();
+            let unchanged = newest.applied_index() == view.applied_index();
+            let fits: Vec<bool> = {
+                let mut taken = BTreeMap::new();
+                resolved
+                    .iter()
+                    .zip(&runs)
+                    .map(|(r, run)| {
+                        unchanged || still_fits(&newest, run, r.placement.need, &mut taken)
+                    })
+                    .collect()
+            };
+            let mut committing = Vec::new();
+            let mut runs_to_commit = Vec::new();
+            for ((r, run), fits) in resolved.into_iter().zip(runs).zip(fits) {
+                if fits {
+                    runs_to_commit.push(run);
+                    committing.push(r);
+                } else {
+                    pending.push((r.ask, r.done));
+                }
+            }
+            if !runs_to_commit.is_empty() {
+                let command = Command::ApplyPlan {
+                    runs: runs_to_commit,
+                    decided_in_term: self.term,
+                };
+                match self.node.propose_here(command).await {
+                    Ok(ProposeReply::Done(CommandResult::Applied(Outcome::Plan(results)))) => {
+                        for (r, result) in committing.into_iter().zip(results) {
+                            match result {
+                                CommandResult::Applied(Outcome::PlacementConflict) => {
+                                    pending.push((r.ask, r.done))
+                                }
+                                CommandResult::Applied(outcome) => {
+                                    let _ = r.done.send(AskReply::Done(Ok(outcome)));
+                                }
+                                CommandResult::Refused(e) => {
+                                    let _ = r.done.send(AskReply::Done(Err(e)));
+                                }
+                                other => {
+                                    let _ = r.done.send(AskReply::Done(Err(ApiError::server(
+                                        format!("unexpected result of a plan: {other:?}"),
+                                    ))));
+                                }
+                            }
+                        }
+                    }
+                    Ok(ProposeReply::NotLeader) => {
+                        // Nothing was proposed: the next leader places them.
+                        for r in committing {
+                            let _ = r.done.send(AskReply::NotLeader);
+                        }
+                        for (_, done) in pending.drain(..) {
+                            let _ = done.send(AskReply::NotLeader);
+                        }
+                        return;
+                    }
+                    Ok(ProposeReply::Done(other)) => {
+                        let error = match other {
+                            CommandResult::Refused(e) => e,
+                            other => {
+                                ApiError::server(format!("unexpected result of a plan: {other:?}"))
+                            }
+                        };
+                        for r in committing {
+                            let _ = r.done.send(AskReply::Done(Err(error.clone())));
+                        }
+                    }
+                    Err(e) => {
+                        for r in committing {
+                            let _ = r.done.send(AskReply::Done(Err(e.clone())));
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                return;
+            }
+            tracing::debug!(
+                attempt,
+                stale = pending.len(),
+                "placements went stale: planning again"
+            );
+        }
+        for (_, done) in pending {
+            let _ = done.send(AskReply::Done(Err(ApiError::server(
+                "the placements kept going stale under concurrent changes; try again",
+            ))));
+        }
+    }
+}
+
+/// Checks what the controller that took the call checked, against the
+/// leader's view, and turns the ask into the scheduler's terms.
+fn resolve(view: &ClusterView, ask: &RunTaskAsk) -> Result<(PlacementAsk, usize, bool), ApiError> {
+    view.active_cluster(&ask.cluster)?;
+    let token_known = ask.client_token.as_ref().is_some_and(|t| {
+        view.client_tokens
+            .contains_key(&(ask.cluster.clone(), t.clone()))
+    });
+    let definition = view
+        .families
+        .get(&ask.family)
+        .and_then(|f| f.revisions.get(&ask.revision))
+        .map(|s| &s.task_definition)
+        .ok_or_else(|| {
+            crate::state::task_definitions::task_definition_not_found(
+                &ask.family,
+                Some(ask.revision),
+            )
+        })?;
+    if definition.status != TaskDefinitionStatus::Active && !token_known {
+        return Err(ApiError::field(
+            Exception::ClientException,
+            "taskDefinition",
+            format!(
+                "TaskDefinition is inactive: {}",
+                definition.task_definition_arn
+            ),
+        ));
+    }
+    if !token_known && !view.instances.values().any(|i| i.cluster == ask.cluster) {
+        return Err(ApiError::new(
+            Exception::InvalidParameterException,
+            "No Container Instances were found in your cluster.",
+        ));
+    }
+    let from_definition: Vec<PlacementConstraintInput> = definition
+        .spec
+        .placement_constraints
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(definition_constraint)
+        .collect();
+    let mut constraints =
+        parse_constraints(&from_definition, "taskDefinition.placementConstraints")?;
+    constraints.extend(parse_constraints(
+        &ask.placement_constraints,
+        "placementConstraints",
+    )?);
+    let strategies = parse_strategies(&ask.placement_strategy, "placementStrategy")?;
+    let placement = PlacementAsk {
+        cluster: ask.cluster.clone(),
+        need: task_resources(definition, &ask.overrides),
+        count: ask.count,
+        group: ask
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("family:{}", ask.family)),
+        constraints,
+        strategies,
+        required_attributes: definition.requires_attributes.clone(),
+    };
+    Ok((
+        placement,
+        definition.spec.container_definitions.len(),
+        token_known,
+    ))
+}
+
+fn definition_constraint(c: &PlacementConstraint) -> PlacementConstraintInput {
+    PlacementConstraintInput {
+        r#type: c.r#type.to_string(),
+        expression: c.expression.clone(),
+    }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn run_command(
+    r: &Resolved,
+    planned: scheduler::AskPlan,
+    created_at: orca_core::task_definition::Timestamp,
+) -> RunTaskCommand {
+    let ask = &r.ask;
+    RunTaskCommand {
+        cluster: ask.cluster.clone(),
+        family: ask.family.clone(),
+        revision: ask.revision,
+        overrides: ask.overrides.clone(),
+        started_by: ask.started_by.clone(),
+        group: ask.group.clone(),
+        client_token: ask.client_token.clone(),
+        fingerprint: ask.fingerprint.clone(),
+        launch_type: ask.launch_type.clone(),
+        network_configuration: ask.network_configuration.clone(),
+        tags: ask.tags.clone(),
+        enable_execute_command: ask.enable_execute_command,
+        created_at,
+        placements: planned
+            .instances
+            .into_iter()
+            .map(|instance_id| Placement {
+                task_id: new_id(),
+                instance_id,
+                container_ids: (0..r.containers).map(|_| new_id()).collect(),
+            })
+            .collect(),
+        failures: planned.failures,
+    }
+}
+
+/// Whether a run's placements still fit `view` after the runs before it
+/// (`taken`); apply checks again.
+fn still_fits<'r>(
+    view: &ClusterView,
+    run: &'r RunTaskCommand,
+    need: Resources,
+    taken: &mut BTreeMap<&'r str, Resources>,
+) -> bool {
+    run.placements.iter().all(|p| {
+        let Some(instance) = view.instances.get(&p.instance_id) else {
+            return false;
+        };
+        let used = taken.entry(p.instance_id.as_str()).or_default();
+        *used = used.plus(need);
+        instance.status == InstanceStatus::Active
+            && instance.agent_connected
+            && used.fits_in(instance.remaining)
+    })
+}
