@@ -58,6 +58,11 @@ pub struct AgentConfig {
     pub registries: RegistriesConfig,
     /// Custom attributes registered with the instance.
     pub attributes: BTreeMap<String, String>,
+    /// The instance's availability zone (rack, room, site), registered as
+    /// ECS's `ecs.availability-zone`: services and `spread` placement use it.
+    pub availability_zone: Option<String>,
+    /// The machine's type, registered as `ecs.instance-type`.
+    pub instance_type: Option<String>,
     /// CPU units to register instead of 1024 per core.
     pub cpu_units: Option<u64>,
     /// MiB to register instead of the machine's memory less the reserve.
@@ -116,10 +121,13 @@ impl Default for AgentConfig {
             network: NetworkKind::Netns,
             registries: RegistriesConfig::default(),
             attributes: BTreeMap::new(),
+            availability_zone: None,
+            instance_type: None,
             cpu_units: None,
             memory_mib: None,
             reserved_memory_mib: 256,
-            heartbeat_interval: Duration::from_secs(5),
+            // The controllers disconnect an agent silent for 3 s by default.
+            heartbeat_interval: Duration::from_secs(1),
             report_batch_window: Duration::from_millis(20),
             default_stop_timeout: Duration::from_secs(30),
             log_driver: None,

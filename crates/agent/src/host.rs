@@ -95,7 +95,15 @@ pub fn attributes(config: &AgentConfig) -> Vec<Attribute> {
         attribute("orca.agent-version", AGENT_VERSION),
         attribute("ecs.os-type", std::env::consts::OS),
         attribute("ecs.cpu-architecture", cpu_architecture()),
+        attribute("ecs.os-family", "LINUX"),
     ];
+    if let Some(zone) = &config.availability_zone {
+        out.push(attribute("ecs.availability-zone", zone));
+    }
+    out.push(attribute(
+        "ecs.instance-type",
+        config.instance_type.as_deref().unwrap_or("on-premises"),
+    ));
     out.extend(capabilities);
     for (name, value) in &config.attributes {
         out.push(attribute(name, value));

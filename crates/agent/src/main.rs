@@ -38,6 +38,13 @@ struct Args {
     /// The node's task subnet (CIDR); by default the controller hands one out.
     #[arg(long)]
     task_subnet: Option<String>,
+    /// The availability zone (rack, room, site) registered as
+    /// ecs.availability-zone.
+    #[arg(long)]
+    availability_zone: Option<String>,
+    /// The machine type registered as ecs.instance-type.
+    #[arg(long)]
+    instance_type: Option<String>,
     /// Custom attributes, NAME=VALUE, repeatable.
     #[arg(long = "attribute", value_parser = parse_attribute)]
     attributes: Vec<(String, String)>,
@@ -86,6 +93,12 @@ fn config(args: Args) -> anyhow::Result<AgentConfig> {
         c.task_subnet = args.task_subnet;
     }
     c.attributes.extend(args.attributes);
+    if args.availability_zone.is_some() {
+        c.availability_zone = args.availability_zone;
+    }
+    if args.instance_type.is_some() {
+        c.instance_type = args.instance_type;
+    }
     c.cpu_units = args.cpu_units.or(c.cpu_units);
     c.memory_mib = args.memory_mib.or(c.memory_mib);
     if args.log_driver.is_some() {

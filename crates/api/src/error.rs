@@ -13,7 +13,8 @@ fn code_of(exception: Exception) -> Code {
     match exception {
         Exception::ClientException
         | Exception::InvalidParameterException
-        | Exception::LimitExceededException => Code::InvalidArgument,
+        | Exception::LimitExceededException
+        | Exception::AttributeLimitExceededException => Code::InvalidArgument,
         Exception::ClusterNotFoundException | Exception::ResourceNotFoundException => {
             Code::NotFound
         }

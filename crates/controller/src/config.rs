@@ -30,9 +30,13 @@ pub struct Config {
     pub purge_deleted_after: Duration,
     /// How long a STOPPED task stays describable before the leader forgets it.
     pub purge_stopped_tasks_after: Duration,
-    /// An agent silent for this long loses its session and, once no new
-    /// session arrives within the same time, is marked disconnected.
+    /// An agent silent for this long is marked disconnected (no new
+    /// placements; its tasks keep running) and its session ends.
     pub agent_heartbeat_timeout: Duration,
+    /// An agent silent for `agent_heartbeat_timeout` plus this long is lost:
+    /// its tasks are recorded STOPPED (InfrastructureHealth) and their
+    /// resources freed, so services replace them elsewhere.
+    pub agent_loss_grace: Duration,
     /// The block each container instance's task subnet is carved from.
     pub task_cidr: orca_core::cidr::Ipv4Cidr,
 }
@@ -49,7 +53,12 @@ impl Config {
             arn: ArnContext::default(),
             raft: RaftTuning::default(),
             purge_deleted_after: Duration::from_secs(600),
-            agent_heartbeat_timeout: Duration::from_secs(15),
+            // With the agent's 1 s heartbeat: a silent node's tasks are
+            // declared lost 6 s after its last heartbeat (replacements run
+            // within Swarm's 16.9 s halved), while an agent restarted by
+            // systemd is back well inside the 3 s and loses nothing.
+            agent_heartbeat_timeout: Duration::from_secs(3),
+            agent_loss_grace: Duration::from_secs(3),
             purge_stopped_tasks_after: Duration::from_secs(3600),
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
         }

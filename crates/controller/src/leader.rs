@@ -38,6 +38,8 @@ pub struct LeaderWork {
     pub purge_stopped_tasks_after: Duration,
     /// Agent sessions, for the liveness loop.
     pub sessions: SessionContext,
+    /// When silent agents are disconnected and lost.
+    pub liveness: crate::agents::liveness::LivenessConfig,
     /// This controller's region/account and task CIDR flags, proposed as the
     /// cluster's identity when none is fixed yet.
     pub identity: (orca_core::arn::ArnContext, orca_core::cidr::Ipv4Cidr),
@@ -113,7 +115,8 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 tokio::spawn(crate::agents::liveness::run(
                     work.node.clone(),
                     work.sessions.registry.clone(),
-                    work.sessions.heartbeat_timeout,
+                    work.clock.clone(),
+                    work.liveness,
                     term,
                     token.clone(),
                 ));

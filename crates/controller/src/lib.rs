@@ -150,6 +150,10 @@ async fn serve(
         purge_deleted_after: config.purge_deleted_after,
         purge_stopped_tasks_after: config.purge_stopped_tasks_after,
         sessions: sessions.clone(),
+        liveness: agents::liveness::LivenessConfig {
+            heartbeat_timeout: config.agent_heartbeat_timeout,
+            loss_grace: config.agent_loss_grace,
+        },
         identity: (config.arn.clone(), config.task_cidr),
     };
     tasks.spawn(leader::run(work, background.clone()));

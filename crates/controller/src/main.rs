@@ -37,9 +37,13 @@ struct Args {
     #[arg(long, default_value_t = 3600)]
     purge_stopped_tasks_after_secs: u64,
     /// Seconds without a message from an agent before its session ends and
-    /// its instance is marked disconnected.
-    #[arg(long, default_value_t = 15)]
-    agent_heartbeat_timeout_secs: u64,
+    /// its instance is marked disconnected (it gets no new tasks).
+    #[arg(long, default_value_t = 3.0)]
+    agent_heartbeat_timeout_secs: f64,
+    /// Further seconds of silence before a disconnected instance's tasks are
+    /// recorded STOPPED (InfrastructureHealth) and their resources freed.
+    #[arg(long, default_value_t = 3.0)]
+    agent_loss_grace_secs: f64,
     /// The block each container instance's task subnet (a /24) is carved
     /// from, unless its agent is configured with one.
     #[arg(long, default_value = "198.19.0.0/16")]
@@ -58,6 +62,14 @@ struct Args {
     log_kept_after_snapshot: u64,
 }
 
+/// A positive number of seconds, as a duration.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        anyhow::bail!("{flag} must be a positive number of seconds, not {value}");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -72,8 +84,11 @@ async fn main() -> anyhow::Result<()> {
     config.advertise = args.advertise;
     config.join = args.join;
     config.purge_deleted_after = std::time::Duration::from_secs(args.purge_deleted_after_secs);
-    config.agent_heartbeat_timeout =
-        std::time::Duration::from_secs(args.agent_heartbeat_timeout_secs.max(1));
+    config.agent_heartbeat_timeout = seconds(
+        "--agent-heartbeat-timeout-secs",
+        args.agent_heartbeat_timeout_secs,
+    )?;
+    config.agent_loss_grace = seconds("--agent-loss-grace-secs", args.agent_loss_grace_secs)?;
     config.task_cidr = args.task_cidr;
     config.purge_stopped_tasks_after =
         std::time::Duration::from_secs(args.purge_stopped_tasks_after_secs);

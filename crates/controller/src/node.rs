@@ -49,6 +49,8 @@ pub struct Node {
     pub raft: Raft,
     /// The applied state, published by the state machine after each apply.
     views: tokio::sync::watch::Sender<ClusterView>,
+    /// Per-instance wake-ups for agent sessions, published with the views.
+    pub assignments: Arc<crate::state::AssignmentWatch>,
     pub arn: ArnContext,
     /// Group flushes of the log, for tests and metrics.
     pub log_flushes: Arc<AtomicU64>,
@@ -93,6 +95,7 @@ impl Node {
         let log_flushes = log_store.flush_counter();
         let state_machine = StateMachineStore::open(&db, config.arn.clone(), config.task_cidr)?;
         let views = state_machine.views();
+        let assignments = state_machine.assignments();
         let peers = PeerChannels::default();
         let raft = Raft::new(
             config.node_id,
@@ -115,6 +118,7 @@ impl Node {
             id: config.node_id,
             raft: raft.clone(),
             views,
+            assignments,
             arn: config.arn.clone(),
             log_flushes,
             leader_work_term: Arc::new(AtomicU64::new(0)),

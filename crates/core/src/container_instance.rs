@@ -77,7 +77,7 @@ impl Resource {
 pub struct ListContainerInstancesInput {
     #[serde(default)]
     pub cluster: Option<String>,
-    /// ECS's cluster query language; not supported yet (an error says so).
+    /// ECS's cluster query language: only instances it matches are listed.
     #[serde(default)]
     pub filter: Option<String>,
     /// ACTIVE, DRAINING, REGISTERING, DEREGISTERING or REGISTRATION_FAILED.
@@ -90,14 +90,18 @@ pub struct ListContainerInstancesInput {
 }
 
 impl ListContainerInstancesInput {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        if self.filter.as_deref().is_some_and(|f| !f.is_empty()) {
-            return Err(ApiError::field(
-                Exception::InvalidParameterException,
-                "filter",
-                "the cluster query language is not supported yet",
-            ));
+    /// The filter expression, parsed (None when absent or blank).
+    pub fn parsed_filter(&self) -> Result<Option<crate::placement::expr::Expr>, ApiError> {
+        match self.filter.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => crate::placement::expr::parse(text)
+                .map(Some)
+                .map_err(|e| ApiError::field(Exception::InvalidParameterException, "filter", e)),
         }
+    }
+
+    pub fn validate(&self) -> Result<(), ApiError> {
+        self.parsed_filter()?;
         if let Some(s) = self.status.as_deref() {
             let known = [
                 "ACTIVE",

@@ -20,10 +20,12 @@ pub enum Exception {
     /// A named resource does not exist (ECS: ResourceNotFoundException).
     ResourceNotFoundException,
     LimitExceededException,
+    /// More custom attributes on a resource than ECS allows (10).
+    AttributeLimitExceededException,
 }
 
 impl Exception {
-    pub const ALL: [Exception; 9] = [
+    pub const ALL: [Exception; 10] = [
         Exception::ClientException,
         Exception::InvalidParameterException,
         Exception::ServerException,
@@ -33,6 +35,7 @@ impl Exception {
         Exception::ClusterContainsTasksException,
         Exception::ResourceNotFoundException,
         Exception::LimitExceededException,
+        Exception::AttributeLimitExceededException,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Exception {
             Exception::ClusterContainsTasksException => "ClusterContainsTasksException",
             Exception::ResourceNotFoundException => "ResourceNotFoundException",
             Exception::LimitExceededException => "LimitExceededException",
+            Exception::AttributeLimitExceededException => "AttributeLimitExceededException",
         }
     }
 

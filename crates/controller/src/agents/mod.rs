@@ -1,7 +1,8 @@
 //! The leader's side of the agents: one session per connected agent
-//! (`session`), the registry of live sessions kept in memory (heartbeats
-//! never enter the Raft log), and the liveness loop that marks an instance
-//! disconnected when its agent has no session (`liveness`).
+//! (`session`), the registry of live sessions and of when each agent was
+//! last heard from, kept in memory (heartbeats never enter the Raft log),
+//! and the liveness loop, the one owner of disconnection and loss decisions
+//! (`liveness`).
 
 pub mod liveness;
 pub mod session;
@@ -22,6 +23,9 @@ struct Entry {
 /// The agents holding a session with this controller, by instance id.
 pub struct SessionRegistry {
     sessions: Mutex<BTreeMap<String, Entry>>,
+    /// When each agent's last message arrived (kept after its session
+    /// closes: a closed session does not shorten the clock).
+    heard: Mutex<BTreeMap<String, tokio::time::Instant>>,
     next_id: AtomicU64,
     /// Parent of every session's token: cancelled at shutdown.
     root: CancellationToken,
@@ -31,6 +35,7 @@ impl SessionRegistry {
     pub fn new(root: CancellationToken) -> Self {
         SessionRegistry {
             sessions: Mutex::new(BTreeMap::new()),
+            heard: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             root,
         }
@@ -72,11 +77,31 @@ impl SessionRegistry {
         self.lock().contains_key(instance_id)
     }
 
-    /// Ends every session (this controller stopped leading).
+    /// Records a message from the instance's agent.
+    pub fn heard(&self, instance_id: &str) {
+        let now = tokio::time::Instant::now();
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance_id.to_string(), now);
+    }
+
+    /// When the instance's agent was last heard from, if ever by this leader.
+    pub fn last_heard(&self, instance_id: &str) -> Option<tokio::time::Instant> {
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance_id)
+            .copied()
+    }
+
+    /// Ends every session and forgets every heartbeat (this controller
+    /// stopped leading; a later term starts its clocks afresh).
     pub fn close_all(&self) {
         for (_, e) in std::mem::take(&mut *self.lock()) {
             e.cancel.cancel();
         }
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 

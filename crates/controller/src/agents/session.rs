@@ -93,17 +93,20 @@ async fn serve(
     out: Outbound,
 ) {
     let (session_id, cancel) = ctx.registry.open(&instance_id);
+    ctx.registry.heard(&instance_id);
     tracing::info!("agent connected");
     set_connected(&ctx, term, &instance_id, true).await;
-    // Woken by every applied change; what the agent holds is resent only
-    // when the instance's assignments version moved. Leadership loss ends
-    // the session through `cancel` (the registry closes every session).
-    let mut views = ctx.node.watch_views();
+    // Woken only when an apply changed this instance's assignments; what
+    // the agent holds is resent when its assignments version moved.
+    // Leadership loss ends the session through `cancel` (the registry
+    // closes every session when leader work stops).
+    let mut changes = ctx.node.assignments.subscribe(&instance_id);
     let mut sent_version = None;
     let mut deadline = Instant::now() + ctx.heartbeat_timeout;
     loop {
+        changes.borrow_and_update();
         let update = {
-            let view = views.borrow_and_update().clone();
+            let view = ctx.node.view();
             let version = view
                 .instances
                 .get(&instance_id)
@@ -122,7 +125,7 @@ async fn serve(
                 tracing::warn!(timeout = ?ctx.heartbeat_timeout, "no heartbeat from the agent: ending its session");
                 break;
             }
-            changed = views.changed() => {
+            changed = changes.changed() => {
                 if changed.is_err() || ctx.node.leader_work_term() != term {
                     break;
                 }
@@ -133,6 +136,7 @@ async fn serve(
                     Ok(None) | Err(_) => break,
                 };
                 deadline = Instant::now() + ctx.heartbeat_timeout;
+                ctx.registry.heard(&instance_id);
                 match parse(&message) {
                     Ok(AgentMessage::Heartbeat) | Ok(AgentMessage::Open { .. }) => {}
                     Ok(AgentMessage::Reports { seq, reports }) => {
@@ -157,10 +161,9 @@ async fn serve(
         }
     }
     ctx.registry.close(&instance_id, session_id);
+    // Not marked disconnected here: the liveness loop decides from the last
+    // heartbeat, so a restarting agent has the whole timeout to come back.
     tracing::info!("agent session ended");
-    if !ctx.registry.is_connected(&instance_id) && ctx.node.leader_work_term() == term {
-        set_connected(&ctx, term, &instance_id, false).await;
-    }
 }
 
 async fn set_connected(ctx: &SessionContext, term: u64, instance_id: &str, connected: bool) {

@@ -424,6 +424,54 @@ impl Ecs for EcsService {
         self.barrier(&request).await?;
         json_reply(self.describe_container_instances_json(&request.into_inner().input_json))
     }
+
+    async fn put_attributes(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.put_attributes_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn delete_attributes(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.delete_attributes_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn list_attributes(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_attributes_json(&request.into_inner().input_json))
+    }
+
+    async fn update_container_instances_state(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.update_container_instances_state_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn deregister_container_instance(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.deregister_container_instance_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
 }
 
 fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {

@@ -7,5 +7,6 @@ pub mod admin_service;
 pub mod agent_service;
 mod convert;
 pub mod ecs_service;
+mod instance_api;
 pub mod raft_service;
 mod task_api;

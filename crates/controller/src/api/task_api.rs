@@ -23,11 +23,11 @@ use crate::state::query::PageRequest;
 use crate::state::task_queries::TaskFilter;
 use crate::state::{Command, Outcome};
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|e| ApiError::server(format!("encoding the reply: {e}")))
 }
 
-fn page(next_token: Option<String>, max_results: Option<u32>) -> PageRequest {
+pub(super) fn page(next_token: Option<String>, max_results: Option<u32>) -> PageRequest {
     PageRequest {
         next_token: next_token.unwrap_or_default(),
         max_results: max_results.unwrap_or(0),
@@ -35,7 +35,10 @@ fn page(next_token: Option<String>, max_results: Option<u32>) -> PageRequest {
 }
 
 /// The cluster a call names, checked to exist (ECS: ClusterNotFoundException).
-fn cluster_of(service: &EcsService, reference: Option<&str>) -> Result<String, ApiError> {
+pub(super) fn cluster_of(
+    service: &EcsService,
+    reference: Option<&str>,
+) -> Result<String, ApiError> {
     let cluster = cluster_name(reference.unwrap_or(""))?;
     service.read(|s| s.active_cluster(&cluster).map(|_| ()))?;
     Ok(cluster)
@@ -178,17 +181,23 @@ impl EcsService {
         let input: ListContainerInstancesInput = parse_input(json, "ListContainerInstances")?;
         input.validate()?;
         let cluster = cluster_of(self, input.cluster.as_deref())?;
-        let wanted = input.status.unwrap_or_else(|| "ACTIVE".to_string());
+        let filter = input.parsed_filter()?;
+        // Without a status ECS lists ACTIVE and DRAINING instances.
+        let statuses: Vec<&str> = match input.status.as_deref() {
+            Some(status) => vec![status],
+            None => vec!["ACTIVE", "DRAINING"],
+        };
         let page = self.read(|s| {
-            if wanted == "ACTIVE" {
-                s.list_container_instances(&cluster, &page(input.next_token, input.max_results))
-            } else {
-                // Instances are ACTIVE until draining and deregistration exist.
-                Ok(crate::state::query::Page {
-                    items: Vec::new(),
-                    next_token: None,
-                })
-            }
+            s.list_container_instances(
+                &cluster,
+                |i| {
+                    statuses.contains(&i.status.name())
+                        && filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(&crate::state::RecordFacts(i)))
+                },
+                &page(input.next_token, input.max_results),
+            )
         })?;
         to_json(&ListContainerInstancesOutput {
             container_instance_arns: page.items,

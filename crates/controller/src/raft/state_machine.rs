@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{NodeId, StorageError, TypeConfig};
-use crate::state::{ClusterState, ClusterView, CommandResult};
+use crate::state::{AssignmentWatch, ClusterState, ClusterView, CommandResult};
 
 const SNAPSHOT_META: &[u8] = b"meta";
 const SNAPSHOT_DATA: &[u8] = b"data";
@@ -36,6 +36,8 @@ pub struct StateMachineStore {
     state: ClusterState,
     /// Where each applied state is published as a view.
     views: watch::Sender<ClusterView>,
+    /// Wakes the agent sessions whose assignments an apply changed.
+    assignments: Arc<AssignmentWatch>,
     /// The last entry applied, reported to openraft on restart.
     last_applied: Option<LogId<NodeId>>,
     /// The last membership applied, carried into snapshots.
@@ -82,6 +84,7 @@ impl StateMachineStore {
         let mut sm = StateMachineStore {
             state,
             views,
+            assignments: Arc::default(),
             last_applied: None,
             last_membership: StoredMembership::default(),
             arn,
@@ -100,10 +103,17 @@ impl StateMachineStore {
         self.views.clone()
     }
 
-    fn publish(&self) {
+    /// The per-instance wake-ups published with each view.
+    pub fn assignments(&self) -> Arc<AssignmentWatch> {
+        self.assignments.clone()
+    }
+
+    fn publish(&mut self) {
         let index = self.last_applied.map(|l| l.index).unwrap_or(0);
+        let changed = std::mem::take(&mut self.state.changed_assignments.0);
         self.views
             .send_replace(ClusterView::new(index, self.state.clone()));
+        self.assignments.notify(&changed);
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), StorageError> {

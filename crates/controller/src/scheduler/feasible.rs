@@ -15,6 +15,8 @@ use crate::state::InstanceRecord;
 /// Why an instance cannot take a task, in the order the pipeline checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Misfit {
+    /// Deregistered.
+    Inactive,
     /// DRAINING: no new placements.
     Draining,
     /// The agent is not connected.
@@ -31,6 +33,7 @@ impl Misfit {
     /// ECS's `failures[].reason`.
     pub fn reason(self) -> &'static str {
         match self {
+            Misfit::Inactive => "INACTIVE",
             Misfit::Draining => "DRAINING",
             Misfit::Agent => "AGENT",
             Misfit::Attribute => "ATTRIBUTE",
@@ -60,9 +63,7 @@ impl InstanceFacts for Facts<'_, '_> {
     }
     fn attribute(&self, name: &str) -> Option<&str> {
         self.instance
-            .attributes
-            .iter()
-            .find(|a| a.name == name)
+            .attribute(name)
             .map(|a| a.value.as_deref().unwrap_or(""))
     }
     fn registered_at_ms(&self) -> i64 {
@@ -115,8 +116,10 @@ pub(super) fn static_misfit(
     instance: &InstanceRecord,
     ask: &PlacementAsk,
 ) -> Option<Misfit> {
-    if instance.status != InstanceStatus::Active {
-        return Some(Misfit::Draining);
+    match instance.status {
+        InstanceStatus::Active => {}
+        InstanceStatus::Draining => return Some(Misfit::Draining),
+        InstanceStatus::Inactive => return Some(Misfit::Inactive),
     }
     if !instance.agent_connected {
         return Some(Misfit::Agent);

@@ -34,9 +34,7 @@ fn hash_str(s: &str) -> u64 {
 
 fn attribute<'a>(instance: &'a InstanceRecord, name: &str) -> &'a str {
     instance
-        .attributes
-        .iter()
-        .find(|a| a.name == name)
+        .attribute(name)
         .and_then(|a| a.value.as_deref())
         .unwrap_or("")
 }

@@ -118,6 +118,8 @@ fn view(fleet: &[Inst]) -> ClusterView {
             version: 1,
             task_ids,
             status: i.status,
+            custom_attributes: Vec::new(),
+            deregistered_at: None,
             group_counts,
             assignments_version: 0,
         };

@@ -107,6 +107,38 @@ pub enum Command {
         runs: Vec<RunTaskCommand>,
         decided_in_term: u64,
     },
+    /// Leader-only: the instance's agent has been silent past the loss
+    /// grace; its unstopped tasks are recorded STOPPED (InfrastructureHealth)
+    /// and their reservations released. Changes nothing if the agent is
+    /// connected again when it commits.
+    InstanceLost {
+        instance_id: String,
+        at: Timestamp,
+        decided_in_term: u64,
+    },
+    /// PutAttributes on container instances (all or nothing).
+    PutAttributes {
+        cluster: String,
+        attributes: Vec<super::instance_admin::InstanceAttribute>,
+    },
+    /// DeleteAttributes on container instances (all or nothing).
+    DeleteAttributes {
+        cluster: String,
+        attributes: Vec<super::instance_admin::InstanceAttribute>,
+    },
+    /// UpdateContainerInstancesState: ACTIVE or DRAINING.
+    SetInstancesStatus {
+        cluster: String,
+        instance_ids: Vec<String>,
+        status: super::instances::InstanceStatus,
+    },
+    /// DeregisterContainerInstance.
+    DeregisterContainerInstance {
+        cluster: String,
+        instance_id: String,
+        force: bool,
+        at: Timestamp,
+    },
 }
 
 /// A task definition with the tags it was registered with.
@@ -151,6 +183,14 @@ pub enum Outcome {
     Identity(Option<super::Identity>),
     /// ApplyPlan's result for each run, in order.
     Plan(Vec<CommandResult>),
+    /// The tasks an InstanceLost stopped.
+    Lost {
+        task_ids: Vec<String>,
+    },
+    /// The attributes put or deleted, in ECS's shape.
+    Attributes(Vec<orca_core::task_definition::Attribute>),
+    /// The instances a command changed, by id.
+    Instances(Vec<String>),
 }
 
 /// The Raft response type: a command either takes effect or is refused by a

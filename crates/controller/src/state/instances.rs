@@ -37,9 +37,16 @@ pub struct InstanceRecord {
     pub version: u64,
     /// Tasks placed here that have not reported STOPPED.
     pub task_ids: BTreeSet<String>,
-    /// ACTIVE, or DRAINING (no new placements).
+    /// ACTIVE, DRAINING (no new placements) or INACTIVE (deregistered).
     #[serde(default)]
     pub status: InstanceStatus,
+    /// Attributes set with PutAttributes (at most 10), kept apart from the
+    /// agent's, which a re-registration replaces.
+    #[serde(default)]
+    pub custom_attributes: Vec<Attribute>,
+    /// When it was deregistered (INACTIVE).
+    #[serde(default)]
+    pub deregistered_at: Option<Timestamp>,
     /// How many of `task_ids` belong to each task group: the scheduler's
     /// index for distinctInstance, spread and `task:group`, so placing never
     /// walks the tasks. Derived from `task_ids`; rebuilt on restore, since
@@ -60,6 +67,7 @@ pub enum InstanceStatus {
     #[default]
     Active,
     Draining,
+    Inactive,
 }
 
 impl InstanceStatus {
@@ -67,11 +75,59 @@ impl InstanceStatus {
         match self {
             InstanceStatus::Active => "ACTIVE",
             InstanceStatus::Draining => "DRAINING",
+            InstanceStatus::Inactive => "INACTIVE",
         }
     }
 }
 
+/// An instance as the cluster query language sees it (ListContainerInstances'
+/// filter); the scheduler has its own view that adds a plan's placements.
+pub struct RecordFacts<'a>(pub &'a InstanceRecord);
+
+impl orca_core::placement::expr::InstanceFacts for RecordFacts<'_> {
+    fn instance_id(&self) -> &str {
+        &self.0.id
+    }
+    fn agent_connected(&self) -> bool {
+        self.0.agent_connected
+    }
+    fn agent_version(&self) -> &str {
+        &self.0.agent_version
+    }
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.0
+            .attribute(name)
+            .map(|a| a.value.as_deref().unwrap_or(""))
+    }
+    fn registered_at_ms(&self) -> i64 {
+        self.0.registered_at.0
+    }
+    fn running_tasks_count(&self) -> u32 {
+        u32::try_from(self.0.task_ids.len()).unwrap_or(u32::MAX)
+    }
+    fn has_task_group(&self, group: &str) -> bool {
+        self.0.group_count(group) > 0
+    }
+    fn task_groups(&self) -> Vec<&str> {
+        self.0.group_counts.keys().map(String::as_str).collect()
+    }
+}
+
 impl InstanceRecord {
+    /// The agent's attributes, then the custom ones (a custom attribute of
+    /// the same name wins in [`Self::attribute`]).
+    pub fn all_attributes(&self) -> impl Iterator<Item = &Attribute> {
+        self.attributes.iter().chain(self.custom_attributes.iter())
+    }
+
+    /// The attribute named `name`: custom first, then the agent's.
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.custom_attributes
+            .iter()
+            .find(|a| a.name == name)
+            .or_else(|| self.attributes.iter().find(|a| a.name == name))
+    }
+
     /// Tasks of `group` placed here and not stopped.
     pub fn group_count(&self, group: &str) -> u32 {
         self.group_counts.get(group).copied().unwrap_or(0)
@@ -96,7 +152,12 @@ impl ClusterState {
         let existing = registration
             .container_instance_arn
             .as_deref()
-            .and_then(|arn| self.instances.values().find(|i| i.arn == arn))
+            .and_then(|arn| {
+                // A deregistered instance's agent comes back as a new one.
+                self.instances
+                    .values()
+                    .find(|i| i.arn == arn && i.status != InstanceStatus::Inactive)
+            })
             .map(|i| i.id.clone());
         let id = existing.unwrap_or(new_id);
         let subnet = match (configured, self.instances.get(&id)) {
@@ -153,6 +214,8 @@ impl ClusterState {
                     version: 1,
                     task_ids: BTreeSet::new(),
                     status: InstanceStatus::Active,
+                    custom_attributes: Vec::new(),
+                    deregistered_at: None,
                     group_counts: BTreeMap::new(),
                     assignments_version: 0,
                 };
@@ -228,6 +291,7 @@ impl ClusterState {
         *instance.group_counts.entry(group.to_string()).or_default() += 1;
         instance.version += 1;
         instance.assignments_version += 1;
+        self.changed_assignments.0.insert(instance_id.to_string());
         Ok(())
     }
 
@@ -258,6 +322,7 @@ impl ClusterState {
             }
             instance.version += 1;
             instance.assignments_version += 1;
+            self.changed_assignments.0.insert(instance_id);
         }
     }
 
@@ -265,6 +330,7 @@ impl ClusterState {
     pub(super) fn touch_assignments(&mut self, instance_id: &str) {
         if let Some(instance) = self.instances.get_mut(instance_id) {
             instance.assignments_version += 1;
+            self.changed_assignments.0.insert(instance_id.to_string());
         }
     }
 
@@ -278,7 +344,7 @@ impl ClusterState {
                 running += 1;
             }
         }
-        let mut attributes = record.attributes.clone();
+        let mut attributes: Vec<Attribute> = record.all_attributes().cloned().collect();
         attributes.push(Attribute {
             name: "orca.task-subnet".to_string(),
             value: Some(record.task_subnet.to_string()),

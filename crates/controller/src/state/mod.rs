@@ -8,6 +8,7 @@
 mod clusters;
 pub mod command;
 pub mod identity;
+pub mod instance_admin;
 pub mod instances;
 pub mod query;
 pub mod task_definitions;
@@ -26,9 +27,9 @@ use serde::{Deserialize, Serialize};
 pub use clusters::ClusterUsage;
 pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition};
 pub use identity::Identity;
-pub use instances::InstanceRecord;
+pub use instances::{InstanceRecord, RecordFacts};
 pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand, TaskRecord};
-pub use view::ClusterView;
+pub use view::{AssignmentWatch, ClusterView};
 
 /// The default cluster-wide task CIDR; each container instance gets a /24
 /// of it unless its agent is configured with a subnet.
@@ -87,6 +88,9 @@ pub struct ClusterState {
     /// RunTask clientTokens by (cluster, token).
     #[serde(default, with = "token_map")]
     pub client_tokens: OrdMap<(String, String), ClientTokenRecord>,
+    /// Instances whose assignments changed in the applies not yet published.
+    #[serde(skip)]
+    pub changed_assignments: view::ChangedInstances,
 }
 
 fn default_task_cidr() -> Ipv4Cidr {
@@ -131,6 +135,7 @@ impl ClusterState {
             instances: OrdMap::new(),
             tasks: OrdMap::new(),
             client_tokens: OrdMap::new(),
+            changed_assignments: view::ChangedInstances::default(),
         }
     }
 
@@ -198,6 +203,30 @@ impl ClusterState {
                 decided_in_term,
             } => fence(term, decided_in_term).map(|()| self.purge_tasks(&task_ids)),
             Command::FixIdentity { identity } => Ok(self.fix_identity(identity)),
+            Command::InstanceLost {
+                instance_id,
+                at,
+                decided_in_term,
+            } => fence(term, decided_in_term).and_then(|()| self.instance_lost(&instance_id, at)),
+            Command::PutAttributes {
+                cluster,
+                attributes,
+            } => self.put_attributes(&cluster, attributes),
+            Command::DeleteAttributes {
+                cluster,
+                attributes,
+            } => self.delete_attributes(&cluster, attributes),
+            Command::SetInstancesStatus {
+                cluster,
+                instance_ids,
+                status,
+            } => self.set_instances_status(&cluster, &instance_ids, status),
+            Command::DeregisterContainerInstance {
+                cluster,
+                instance_id,
+                force,
+                at,
+            } => self.deregister_instance(&cluster, &instance_id, force, at),
             Command::ApplyPlan {
                 runs,
                 decided_in_term,

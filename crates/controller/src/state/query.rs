@@ -93,7 +93,7 @@ pub fn parse_task_definition_status(s: &str) -> Result<TaskDefinitionStatus, Api
 /// Takes one page from `keys`, already filtered and in the order wanted. The
 /// token is the last key returned, so a page stays right when items before it
 /// are added or removed between calls.
-pub(super) fn paginate<K>(
+pub(crate) fn paginate<K>(
     keys: impl Iterator<Item = K>,
     order: SortOrder,
     page: &PageRequest,

@@ -135,12 +135,13 @@ impl ClusterState {
     pub fn list_container_instances(
         &self,
         cluster: &str,
+        wanted: impl Fn(&InstanceRecord) -> bool,
         page: &PageRequest,
     ) -> Result<Page<String>, ApiError> {
         let ids = self
             .instances
             .values()
-            .filter(|i| i.cluster == cluster)
+            .filter(|i| i.cluster == cluster && wanted(i))
             .map(|i| i.id.clone());
         let page = paginate(ids, SortOrder::Asc, page)?;
         Ok(Page {

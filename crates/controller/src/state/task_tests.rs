@@ -10,21 +10,21 @@ use orca_core::Exception;
 
 use super::*;
 
-fn applied(result: CommandResult) -> Outcome {
+pub(super) fn applied(result: CommandResult) -> Outcome {
     match result {
         CommandResult::Applied(o) => o,
         other => panic!("expected Applied, got {other:?}"),
     }
 }
 
-fn refused(result: CommandResult) -> orca_core::ApiError {
+pub(super) fn refused(result: CommandResult) -> orca_core::ApiError {
     match result {
         CommandResult::Refused(e) => e,
         other => panic!("expected Refused, got {other:?}"),
     }
 }
 
-fn registration(arn: Option<String>, subnet: Option<&str>) -> Registration {
+pub(super) fn registration(arn: Option<String>, subnet: Option<&str>) -> Registration {
     Registration {
         cluster: "default".to_string(),
         container_instance_arn: arn,
@@ -39,7 +39,11 @@ fn registration(arn: Option<String>, subnet: Option<&str>) -> Registration {
 }
 
 /// Registers an instance and marks its agent connected (placements need it).
-fn register_instance(s: &mut ClusterState, id: &str, subnet: Option<&str>) -> InstanceRecord {
+pub(super) fn register_instance(
+    s: &mut ClusterState,
+    id: &str,
+    subnet: Option<&str>,
+) -> InstanceRecord {
     let registered = match applied(s.apply(
         1,
         Command::RegisterContainerInstance {
@@ -62,7 +66,7 @@ fn register_instance(s: &mut ClusterState, id: &str, subnet: Option<&str>) -> In
     registered
 }
 
-fn state_with_definition() -> ClusterState {
+pub(super) fn state_with_definition() -> ClusterState {
     let mut s = ClusterState::new(ArnContext::default());
     let input = parse_register_input(
         r#"{"family":"web","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":512}]}"#,
@@ -80,7 +84,7 @@ fn state_with_definition() -> ClusterState {
     s
 }
 
-fn run(placements: &[(&str, &str)], token: Option<&str>, fingerprint: &str) -> Command {
+pub(super) fn run(placements: &[(&str, &str)], token: Option<&str>, fingerprint: &str) -> Command {
     Command::RunTask(Box::new(RunTaskCommand {
         cluster: "default".to_string(),
         family: "web".to_string(),
@@ -107,7 +111,7 @@ fn run(placements: &[(&str, &str)], token: Option<&str>, fingerprint: &str) -> C
     }))
 }
 
-fn report(task_id: &str, status: TaskStatus, exit: Option<i32>) -> TaskStateReport {
+pub(super) fn report(task_id: &str, status: TaskStatus, exit: Option<i32>) -> TaskStateReport {
     TaskStateReport {
         task_arn: ArnContext::default().task("default", task_id),
         last_status: status,

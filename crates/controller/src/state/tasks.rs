@@ -323,6 +323,56 @@ impl ClusterState {
     }
 }
 
+impl ClusterState {
+    /// Records every unstopped task of a lost instance STOPPED with
+    /// InfrastructureHealth and releases its reservation (exactly once:
+    /// `release` takes the task off the instance). A task stopped here is
+    /// never resurrected: reports only move statuses forward, and the
+    /// instance no longer assigns it, so its returning agent stops it.
+    pub(super) fn instance_lost(
+        &mut self,
+        instance_id: &str,
+        at: Timestamp,
+    ) -> Result<Outcome, ApiError> {
+        let instance = self
+            .instances
+            .get(instance_id)
+            .ok_or_else(|| instance_not_found(instance_id))?;
+        if instance.agent_connected {
+            // The agent came back between the decision and its commit.
+            return Ok(Outcome::Lost {
+                task_ids: Vec::new(),
+            });
+        }
+        let task_ids: Vec<String> = instance.task_ids.iter().cloned().collect();
+        let reason = format!("Container instance {instance_id} lost contact with the controllers");
+        for id in &task_ids {
+            if let Some(record) = self.tasks.get_mut(id) {
+                let task = &mut record.task;
+                task.desired_status = TaskStatus::Stopped;
+                task.last_status = TaskStatus::Stopped;
+                task.stop_code = Some(StopCode::InfrastructureHealth);
+                task.stopped_reason = Some(reason.clone());
+                task.stopping_at.get_or_insert(at);
+                task.execution_stopped_at.get_or_insert(at);
+                task.stopped_at = Some(at);
+                for container in &mut task.containers {
+                    if container.last_status != ContainerStatus::Stopped {
+                        container.last_status = ContainerStatus::Stopped;
+                        container.reason.get_or_insert_with(|| reason.clone());
+                    }
+                }
+                for a in &mut task.attachments {
+                    a.status = "DELETED".to_string();
+                }
+                task.version += 1;
+            }
+            self.release(id);
+        }
+        Ok(Outcome::Lost { task_ids })
+    }
+}
+
 /// Folds one report into the task; true if anything changed.
 fn merge_report(task: &mut Task, report: TaskStateReport) -> bool {
     let before = task.clone();

@@ -94,6 +94,9 @@ pub enum StopCode {
     ServiceSchedulerInitiated,
     SpotInterruption,
     TerminationNotice,
+    /// The task's container instance lost contact with the controllers for
+    /// longer than the loss grace (ECS: the host's health failed).
+    InfrastructureHealth,
 }
 
 #[cfg(test)]
