@@ -73,11 +73,21 @@ fn hosts_reach_each_other_isolate_cuts_and_heal_restores() {
         "while true; do echo hello | busybox nc -l -p 7000; done",
     ]);
     net.spawn_in(2, &server, None).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(tcp(&net, 1, net.addr(2), 7000), "TCP 1 -> 2 before the cut");
+    // Before the cut, wait (with a deadline) until the server greets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tcp(&net, 1, net.addr(2), 7000) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "TCP 1 -> 2 before the cut: no greeting in 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     net.isolate(1).unwrap();
     assert_eq!(reachability(&net), vec![(2, 3), (3, 2)]);
+    // The server still greets a host on its side of the cut, so the
+    // refusal below is the cut's doing.
+    assert!(tcp(&net, 3, net.addr(2), 7000), "TCP 3 -> 2 during the cut");
     assert!(
         !tcp(&net, 1, net.addr(2), 7000),
         "TCP 1 -> 2 across the cut"
