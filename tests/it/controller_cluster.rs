@@ -205,10 +205,10 @@ async fn leader_killed_under_16_writers_loses_nothing() {
     let leader = cluster.wait_leader(WAIT).await.unwrap();
     let load = Load::start(&cluster, 16, 4).await;
     load.wait_acknowledged(200).await;
-    cluster.kill9(leader).unwrap();
+    let former = cluster.leader_record(leader).await.unwrap();
+    cluster.kill9_and_check_gone(leader).await.unwrap();
     let before = load.acknowledged();
-    let next = cluster.wait_leader(WAIT).await.unwrap();
-    assert_ne!(next, leader);
+    cluster.wait_successor(former, WAIT).await.unwrap();
     load.wait_acknowledged(before + 200).await;
     let history = load.stop().await;
     cluster.restart(leader).unwrap();
