@@ -33,6 +33,8 @@ async fn register(client: &mut Client, family: &str) -> Result<u64, tonic::Statu
     Ok(revision(&td))
 }
 
+/// The family's latest revision, read linearizably; 0 when the family has
+/// no revision yet (the history checker's value for "absent").
 async fn read_latest(client: &mut Client, family: &str) -> Result<u64, tonic::Status> {
     let request = v1::DescribeTaskDefinitionRequest {
         task_definition: family.into(),
@@ -40,9 +42,26 @@ async fn read_latest(client: &mut Client, family: &str) -> Result<u64, tonic::St
     };
     let mut request = orca_api::read::linearizable(tonic::Request::new(request));
     request.set_timeout(Duration::from_secs(5));
-    let reply = client.describe_task_definition(request).await?.into_inner();
-    let td: serde_json::Value = serde_json::from_str(&reply.task_definition_json).unwrap();
-    Ok(revision(&td))
+    match client.describe_task_definition(request).await {
+        Ok(reply) => {
+            let td: serde_json::Value =
+                serde_json::from_str(&reply.into_inner().task_definition_json).unwrap();
+            Ok(revision(&td))
+        }
+        Err(status) if is_not_found(&status) => Ok(0),
+        Err(status) => Err(status),
+    }
+}
+
+/// Whether a describe failed because the family has no ACTIVE revision
+/// (ClientException on `taskDefinition`, "... does not exist"), as opposed
+/// to an unavailable node, a timeout or any other refusal.
+fn is_not_found(status: &tonic::Status) -> bool {
+    let e = orca_api::error::from_status(status);
+    status.code() == tonic::Code::InvalidArgument
+        && e.exception == orca_core::Exception::ClientException
+        && e.field.as_deref() == Some("taskDefinition")
+        && e.message.contains("does not exist")
 }
 
 /// Every ACTIVE revision per family, read linearizably from node `i`.
@@ -76,6 +95,9 @@ async fn stored(cluster: &ControllerCluster, i: usize) -> BTreeMap<String, Vec<u
     }
 }
 
+/// How many operations a load client runs on one set of families.
+const EPOCH_OPS: usize = 40;
+
 /// Writers that register (and read back) task definitions through the given
 /// nodes until stopped, recording every operation in `history`.
 struct Load {
@@ -98,7 +120,14 @@ impl Load {
                 let mut seq = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     seq += 1;
-                    let family = format!("load-{}", (c + seq) % families);
+                    // Every EPOCH_OPS operations a client moves on to new
+                    // families, and every other read looks one epoch ahead:
+                    // reads of families not registered yet (absent), racing
+                    // their first registers, happen throughout the run,
+                    // before and after a failover, and the checker verifies
+                    // them.
+                    let epoch = seq / EPOCH_OPS + usize::from(seq % 8 == 4);
+                    let family = format!("load-{epoch}-{}", (c + seq) % families);
                     let mut cl = match client.take() {
                         Some(cl) => cl,
                         None => match orca_api::client::connect(&endpoints[n]).await {
@@ -113,10 +142,9 @@ impl Load {
                     let ok = if seq.is_multiple_of(4) {
                         let pending = history.invoke(OpKind::ReadLatest, &family, c);
                         let result = read_latest(&mut cl, &family).await;
-                        let ok = result.is_ok()
-                            || result
-                                .as_ref()
-                                .is_err_and(|s| s.code() == tonic::Code::InvalidArgument);
+                        // A not-found answer is a read of "absent" (0): the
+                        // checker verifies it like any other read.
+                        let ok = result.is_ok();
                         history.complete(
                             pending,
                             match result {
@@ -195,6 +223,20 @@ async fn check_converged(
     if let Err(v) = history.check_final(&reference) {
         panic!("history is not linearizable: {v}\n{}", history.dump());
     }
+    let reads: Vec<u64> = history
+        .ops()
+        .iter()
+        .filter_map(|o| match (o.kind, o.outcome) {
+            (OpKind::ReadLatest, Outcome::Ok(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "history checked: {} operations, {} reads answered ({} of them absent)",
+        history.ops().len(),
+        reads.len(),
+        reads.iter().filter(|r| **r == 0).count()
+    );
     reference
 }
 
@@ -203,6 +245,12 @@ async fn leader_killed_under_16_writers_loses_nothing() {
     let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(3).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
+    // The server's not-found answer is recognised as a read of "absent".
+    let mut client = cluster.ecs_client(leader).await.unwrap();
+    assert_eq!(
+        read_latest(&mut client, "never-registered").await.unwrap(),
+        0
+    );
     let load = Load::start(&cluster, 16, 4).await;
     load.wait_acknowledged(200).await;
     let former = cluster.leader_record(leader).await.unwrap();
