@@ -18,7 +18,9 @@ async fn an_agent_follows_the_leader_through_a_failover() {
     let _one = HEAVY.lock().await;
     let mut cluster = ControllerCluster::start_loopback(3).await.unwrap();
     let leader = cluster.wait_leader(WAIT).await.unwrap();
-    let follower = (leader + 1) % 3;
+    // Nodes are numbered 1..=3: the next one after the leader, wrapping.
+    let follower = leader % cluster.len() + 1;
+    assert_ne!(follower, leader);
     let endpoint = cluster.endpoint(follower);
     let node = FakeNode::start(&endpoint, |c| c.endpoints = vec![endpoint.clone()])
         .await
@@ -39,9 +41,11 @@ async fn an_agent_follows_the_leader_through_a_failover() {
         .unwrap();
     assert_eq!(t["containers"][0]["exitCode"], 3, "{t:#}");
 
-    cluster.kill9(leader).unwrap();
-    let next = cluster.wait_leader(WAIT).await.unwrap();
-    assert_ne!(next, leader);
+    // The leader's own word, before it dies: a successor must lead in a
+    // later term.
+    let former = cluster.leader_record(leader).await.unwrap();
+    cluster.kill9_and_check_gone(leader).await.unwrap();
+    cluster.wait_successor(former, WAIT).await.unwrap();
     // A task placed after the failover runs on the same agent, which found
     // the new leader on its own (it knows only `follower`'s address).
     let out = ecs(

@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orca_api::v1;
+use orca_core::ApiError;
 use orca_tests::controller::{free_addr, ControllerProcess};
 
 use crate::support::{describe, register, revision, Client};
@@ -25,7 +26,8 @@ fn definition(family: &str, marker: &str) -> String {
 /// (family, revision) -> marker of every acknowledged registration.
 type Acked = Arc<Mutex<BTreeMap<(String, u64), String>>>;
 
-async fn writer(mut client: Client, id: usize, acked: Acked) {
+/// Registers until a call fails; returns that failure.
+async fn writer(mut client: Client, id: usize, acked: Acked) -> ApiError {
     for seq in 0.. {
         let family = format!("dur-{}", (id + seq) % FAMILIES);
         let marker = format!("c{id}-s{seq}");
@@ -42,9 +44,10 @@ async fn writer(mut client: Client, id: usize, acked: Acked) {
                 );
             }
             // The controller died under us: this write's fate is unknown.
-            Err(_) => return,
+            Err(e) => return e,
         }
     }
+    unreachable!("a writer only stops on a failed call")
 }
 
 async fn stored_revisions(client: &mut Client, family: &str) -> Vec<u64> {
@@ -89,7 +92,29 @@ async fn kill_9_loses_no_acknowledged_registration() {
             .map(|id| tokio::spawn(writer(client.clone(), id, acked.clone())))
             .collect();
         // Let the writers get going, then crash the controller under them.
-        while acked.lock().unwrap().len() < before + 150 + round * 50 {
+        let target = before + 150 + round * 50;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = acked.lock().unwrap().len();
+            if n >= target {
+                break;
+            }
+            if writers.iter().all(|w| w.is_finished()) {
+                let mut errors = Vec::new();
+                for w in writers {
+                    errors.push(w.await.unwrap());
+                }
+                panic!(
+                    "round {round}: every writer stopped at {n} of {target} acknowledged \
+                     registrations, before the kill; their errors: {errors:?}\n{}",
+                    controller.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: only {n} of {target} registrations acknowledged after 60 s\n{}",
+                controller.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         controller.kill9().unwrap();

@@ -457,17 +457,32 @@ async fn runtime_term_and_kill() -> anyhow::Result<()> {
         return Ok(());
     };
     let image = env.busybox().await?;
-    env.run(&env.spec("sleeper", &image, "sleep 100; echo woke"))
-        .await?;
-    env.run(&env.spec(
-        "handler",
-        &image,
-        "trap 'echo got-term; exit 7' TERM; sleep 100 & wait",
-    ))
-    .await?;
-    env.run(&env.spec("stubborn", &image, "trap '' TERM; sleep 100"))
-        .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each script has set its traps once its `sleep` runs: the signals are
+    // sent only when that child is seen, never after a guessed delay.
+    let mut inits = BTreeMap::new();
+    for (id, script) in [
+        ("sleeper", "sleep 100; echo woke"),
+        (
+            "handler",
+            "trap 'echo got-term; exit 7' TERM; sleep 100 & wait",
+        ),
+        (
+            "stubborn",
+            // A witness with a handler of its own shows when SIGTERM has
+            // reached the container's processes.
+            // The stubborn part says "alive" after every nap.
+            "(trap 'echo witness-got-term; exit 0' TERM; while true; do sleep 0.1; done) & \
+             trap '' TERM; while true; do sleep 0.1; echo alive; done",
+        ),
+    ] {
+        env.rt.create(&env.spec(id, &image, script)).await?;
+        inits.insert(id, env.rt.start(id).await?);
+    }
+    for (id, pid) in &inits {
+        wait_for_descendant(*pid, "sleep", Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow::anyhow!("{id}: {e}; log {:?}", env.log(id)))?;
+    }
 
     // SIGTERM reaches every process of the container, so the sleep ends
     // (the shell, as pid 1 of its namespace, has no handler and so ignores
@@ -490,13 +505,33 @@ async fn runtime_term_and_kill() -> anyhow::Result<()> {
     assert!(env.log("handler").contains("got-term"));
 
     env.rt.kill("stubborn", StopSignal::Term).await?;
-    let survived = tokio::time::timeout(Duration::from_secs(2), env.rt.wait("stubborn")).await;
-    assert!(
-        survived.is_err(),
-        "a container ignoring SIGTERM survives it"
-    );
+    // SIGTERM has reached the container's processes once the witness has
+    // handled it; the stubborn part, which ignores it, goes on saying
+    // "alive" after that, and the container still runs.
+    let t0 = Instant::now();
+    loop {
+        let log = env.log("stubborn");
+        let alive_after = log
+            .split_once("witness-got-term")
+            .map_or(0, |(_, after)| after.matches("alive").count());
+        if alive_after >= 2 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no sign of life after SIGTERM reached the stubborn container: log {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let listed = env.rt.list().await?;
-    assert!(listed.iter().any(|c| c.id == "stubborn" && c.running));
+    assert!(
+        listed.iter().any(|c| c.id == "stubborn" && c.running),
+        "a container ignoring SIGTERM survives it: {listed:?}"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", inits["stubborn"])).exists(),
+        "the stubborn container's init survives SIGTERM"
+    );
     env.rt.kill("stubborn", StopSignal::Kill).await?;
     let exit = tokio::time::timeout(Duration::from_secs(10), env.rt.wait("stubborn")).await??;
     assert_eq!(exit.exit_code, 137);
@@ -603,8 +638,22 @@ async fn output_survives_a_runtime_restart(env: Env) -> anyhow::Result<()> {
     let spec = env.spec("chatty", &image, "echo before; sleep 2; echo after; exit 4");
     first.create(&spec).await?;
     first.start("chatty").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The first runtime goes once the container's first output reached the
+    // log (and, without a logging driver, went through its drain).
+    let t0 = Instant::now();
+    while !env.log("chatty").contains("before") {
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no output from the container in 10 s: log {:?}",
+            env.log("chatty")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(first);
+    anyhow::ensure!(
+        !env.log("chatty").contains("after"),
+        "the container finished before its runtime went away: nothing was left to resume"
+    );
     // Its successor, same state directory, finds the exit (and, without a
     // logging driver, resumes draining the output).
     let second = ContainerdRuntime::connect(env.config.clone()).await?;
@@ -710,4 +759,42 @@ async fn runtime_container_never_blocks_on_a_dropped_runtime() -> anyhow::Result
     second.remove("flood").await?;
     drop(second);
     env.purge().await
+}
+
+/// Waits until a process named `comm` runs among the descendants of `root`
+/// (a container's init, by its host pid): the script before it has run.
+async fn wait_for_descendant(root: u32, comm: &str, within: Duration) -> anyhow::Result<u32> {
+    let t0 = Instant::now();
+    loop {
+        // (pid, parent, name) of every process.
+        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let (head, rest) = stat.rsplit_once(") ")?;
+                let name = head.split_once(" (")?.1.to_string();
+                let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+                Some((pid, ppid, name))
+            })
+            .collect();
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+            i += 1;
+        }
+        if let Some(p) = procs
+            .iter()
+            .find(|p| p.2 == comm && tree[1..].contains(&p.0))
+        {
+            return Ok(p.0);
+        }
+        anyhow::ensure!(
+            t0.elapsed() < within,
+            "no `{comm}` under pid {root} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use orca_agent::{AgentConfig, NetworkKind, RunningAgent};
 use orca_core::Exception;
 use orca_runtime::containerd::{
@@ -18,7 +19,7 @@ use orca_runtime::containerd::{
 };
 use orca_tests::agents::{
     container_named, ecs, test_agent_config, wait_for_instances, wait_for_task, wait_running,
-    wait_stopped,
+    wait_stopped, AgentProcess,
 };
 use orca_tests::containerd::{containerd_socket, unique_namespace};
 use orca_tests::controller::InProcessController;
@@ -30,14 +31,30 @@ use crate::support::{register, Client, HEAVY};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Where the node's agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentKind {
+    /// In this process, on the node's runtime object.
+    InProcess,
+    /// A real `orca-agent` process, which a test can SIGKILL.
+    Process,
+}
+
+enum Agent {
+    InProcess(RunningAgent),
+    Process(AgentProcess),
+}
+
 struct Node {
     /// Held: the controller runs as long as the node.
     _controller: InProcessController,
-    agent: Option<RunningAgent>,
-    /// What the agent was started with, to start it again.
+    agent: Option<Agent>,
+    /// What the agent was started with (the containerd socket, for cleanup).
     agent_config: AgentConfig,
     /// `finish` ran: Drop has nothing left to clean.
     finished: bool,
+    /// The in-process agent's runtime; with an agent process, a runtime of
+    /// the test's own (its own state directory) to look at containerd.
     runtime: Arc<ContainerdRuntime>,
     client: Client,
     image: String,
@@ -53,6 +70,10 @@ impl Node {
     /// Everything for one scenario, or None (after saying why) where the
     /// prerequisites are missing outside CI.
     async fn start(name: &str) -> anyhow::Result<Option<Node>> {
+        Self::start_with(name, AgentKind::InProcess).await
+    }
+
+    async fn start_with(name: &str, kind: AgentKind) -> anyhow::Result<Option<Node>> {
         let Some(socket) = containerd_socket()? else {
             return Ok(None);
         };
@@ -90,7 +111,10 @@ impl Node {
                 socket: socket.clone(),
                 namespace: namespace.clone(),
                 registries: registries.clone(),
-                state_dir: data_dir.path().join("runtime"),
+                state_dir: data_dir.path().join(match kind {
+                    AgentKind::InProcess => "runtime",
+                    AgentKind::Process => "observer",
+                }),
                 log_driver: Some(log_driver.clone()),
             })
             .await?,
@@ -104,9 +128,25 @@ impl Node {
         config.task_subnet = Some(lease.cidr());
         config.registries = registries;
         config.log_driver = Some(log_driver);
-        let agent = orca_agent::start(config.clone(), runtime.clone(), "containerd".to_string());
+        let agent = match kind {
+            AgentKind::InProcess => Agent::InProcess(orca_agent::start(
+                config.clone(),
+                runtime.clone(),
+                "containerd".to_string(),
+            )),
+            AgentKind::Process => Agent::Process(AgentProcess::spawn(
+                &config,
+                &data_dir.path().join("agent-process"),
+            )?),
+        };
         let mut client = controller.client().await?;
-        wait_for_instances(&mut client, "default", 1, WAIT).await?;
+        if let Err(e) = wait_for_instances(&mut client, "default", 1, WAIT).await {
+            let log = match &agent {
+                Agent::Process(p) => p.log_text(),
+                Agent::InProcess(_) => String::new(),
+            };
+            return Err(e.context(format!("agent log:\n{log}")));
+        }
         Ok(Some(Node {
             _controller: controller,
             agent: Some(agent),
@@ -209,27 +249,48 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Stops the agent as a crash would: its runners go, containers stay.
-    async fn stop_agent(&mut self) {
-        if let Some(agent) = self.agent.take() {
-            agent.shutdown.cancel();
-            let _ = agent.handle.await;
+    /// The agent process (the node must have been started with one).
+    fn agent_process(&mut self) -> &mut AgentProcess {
+        match &mut self.agent {
+            Some(Agent::Process(p)) => p,
+            _ => panic!("this node's agent is not a process"),
         }
     }
 
-    fn start_agent(&mut self) {
-        let runtime: Arc<dyn orca_runtime::ContainerRuntime> = self.runtime.clone();
-        self.agent = Some(orca_agent::start(
-            self.agent_config.clone(),
-            runtime,
-            "containerd".to_string(),
-        ));
+    /// The host pid of the container's init and whether containerd reports
+    /// its task running.
+    async fn container_pid(&self, runtime_id: &str) -> anyhow::Result<(u32, bool)> {
+        use containerd_client::services::v1::GetRequest;
+        use containerd_client::types::v1::Status;
+        let ctrd = orca_runtime::containerd::client::Ctrd::connect(
+            &self.agent_config.containerd_socket,
+            &self.namespace,
+        )
+        .await?;
+        let process = ctrd
+            .tasks()
+            .get(ctrd.req(GetRequest {
+                container_id: runtime_id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await
+            .with_context(|| format!("containerd task of {runtime_id}"))?
+            .into_inner()
+            .process
+            .with_context(|| format!("no process for {runtime_id}"))?;
+        Ok((process.pid, process.status == Status::Running as i32))
     }
 
     async fn finish(mut self) {
-        if let Some(agent) = self.agent.take() {
-            agent.shutdown.cancel();
-            let _ = agent.handle.await;
+        match self.agent.take() {
+            Some(Agent::InProcess(agent)) => {
+                agent.shutdown.cancel();
+                let _ = agent.handle.await;
+            }
+            Some(Agent::Process(mut p)) => {
+                let _ = p.kill9();
+            }
+            None => {}
         }
         let _ = self.runtime.purge_namespace().await;
         for ns in orca_net::netns::list_namespaces(&self.netns_prefix).unwrap_or_default() {
@@ -249,9 +310,14 @@ impl Drop for Node {
         if self.finished {
             return;
         }
-        if let Some(agent) = self.agent.take() {
-            agent.shutdown.cancel();
-            agent.handle.abort();
+        match self.agent.take() {
+            Some(Agent::InProcess(agent)) => {
+                agent.shutdown.cancel();
+                agent.handle.abort();
+            }
+            // Killed by its PID on drop.
+            Some(Agent::Process(p)) => drop(p),
+            None => {}
         }
         let (socket, namespace) = (
             self.agent_config.containerd_socket.clone(),
@@ -541,24 +607,96 @@ async fn e2e_essential_containers_and_depends_on() {
     n.finish().await;
 }
 
+/// The agent is an `orca-agent` process, killed with SIGKILL while two
+/// tasks run: the containers outlive it, and the agent process started again
+/// on the same data directory adopts them (same containers, same init
+/// processes, never started twice); afterwards one task ends on its own and
+/// the other stops as asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_a_restarted_agent_adopts_its_running_tasks() {
+async fn e2e_an_agent_killed_with_sigkill_adopts_its_running_tasks() {
     let _heavy = HEAVY.lock().await;
-    let Some(mut n) = Node::start("restart").await.expect("setup") else {
+    let Some(mut n) = Node::start_with("crash", AgentKind::Process)
+        .await
+        .expect("setup")
+    else {
         return;
     };
-    let app = n.container("app", "trap 'exit 0' TERM; while true; do sleep 0.2; done");
-    n.register("e2e-restart", vec![app]).await;
-    let arn = n.run(json!({"taskDefinition": "e2e-restart"})).await;
-    let before = wait_running(&mut n.client, "default", &arn, WAIT)
-        .await
-        .unwrap();
-    assert_eq!(before["lastStatus"], "RUNNING");
-    n.stop_agent().await;
-    // The container outlives its agent.
-    let running = n.runtime_list().await;
-    assert_eq!(running.len(), 1, "{running:?}");
-    n.start_agent();
+    // Exits 5 on SIGUSR1 (its end, signalled by the test), 0 on SIGTERM
+    // (StopTask); says "booted" once both traps are set.
+    let app = n.container(
+        "app",
+        "trap 'echo ending; exit 5' USR1; trap 'echo term; exit 0' TERM; echo booted; \
+         while true; do sleep 0.2; done",
+    );
+    n.register("e2e-crash", vec![app]).await;
+    let ending = n.run(json!({"taskDefinition": "e2e-crash"})).await;
+    let stopping = n.run(json!({"taskDefinition": "e2e-crash"})).await;
+    // arn -> (task as described, runtime id, init pid)
+    let mut before = std::collections::BTreeMap::new();
+    for arn in [&ending, &stopping] {
+        let t = wait_running(&mut n.client, "default", arn, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(t["lastStatus"], "RUNNING", "{t:#}");
+        let deadline = std::time::Instant::now() + WAIT;
+        while !n.log(&t, "app").contains("booted") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{arn} never booted: log {:?}",
+                n.log(&t, "app")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let runtime_id = container_named(&t, "app")["runtimeId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no runtime id: {t:#}"))
+            .to_string();
+        let (pid, running) = n.container_pid(&runtime_id).await.unwrap();
+        assert!(running, "{runtime_id} is not running");
+        before.insert(arn.clone(), (t, runtime_id, pid));
+    }
+
+    // The crash: SIGKILL to the agent's PID; no shutdown path runs.
+    let agent_pid = n.agent_process().pid().expect("the agent runs");
+    n.agent_process().kill9().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{agent_pid}")).exists(),
+        "the agent (pid {agent_pid}) survived SIGKILL"
+    );
+    // The containers outlive their agent, untouched.
+    for (arn, (_, runtime_id, pid)) in &before {
+        let now = n.container_pid(runtime_id).await.unwrap();
+        assert_eq!(now, (*pid, true), "{arn}'s container after the agent died");
+    }
+
+    // A new agent process on the same config and data directory.
+    let seen_before = n.agent_process().log_text().len();
+    n.agent_process().start().unwrap();
+    let new_pid = n.agent_process().pid().expect("the agent runs again");
+    assert_ne!(new_pid, agent_pid);
+    // It adopts both containers: wait until its log says so for each.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let log = n.agent_process().log_text();
+        let since = log.get(seen_before..).unwrap_or_default();
+        let adopted = |id: &str| {
+            since
+                .lines()
+                .any(|l| l.contains("adopting an existing container") && l.contains(id))
+        };
+        if before.values().all(|(_, id, _)| adopted(id)) {
+            break;
+        }
+        assert!(
+            n.agent_process().is_running(),
+            "the restarted agent exited; its log since the restart:\n{since}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted agent did not adopt both containers in {WAIT:?}; its log since the restart:\n{since}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let instances = wait_for_instances(&mut n.client, "default", 1, WAIT)
         .await
         .unwrap();
@@ -567,29 +705,61 @@ async fn e2e_a_restarted_agent_adopts_its_running_tasks() {
         1,
         "the restarted agent is the same instance: {instances:?}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let d = ecs(
-        &mut n.client,
-        "DescribeTasks",
-        json!({"tasks": [arn.clone()]}),
-    )
-    .await
-    .unwrap();
-    let after = &d["tasks"][0];
-    assert_eq!(after["lastStatus"], "RUNNING", "{after:#}");
+    // Adopted, not restarted: the same containers with the same init
+    // processes, each booted once; the same addresses.
+    for (arn, (t, runtime_id, pid)) in &before {
+        let now = n.container_pid(runtime_id).await.unwrap();
+        assert_eq!(now, (*pid, true), "{arn}'s container after the adoption");
+        let d = ecs(&mut n.client, "DescribeTasks", json!({"tasks": [arn]}))
+            .await
+            .unwrap();
+        let after = &d["tasks"][0];
+        assert_eq!(after["lastStatus"], "RUNNING", "{after:#}");
+        assert_eq!(
+            container_named(after, "app")["runtimeId"].as_str(),
+            Some(runtime_id.as_str()),
+            "{after:#}"
+        );
+        assert_eq!(ip_of(after), ip_of(t));
+        let log = n.log(t, "app");
+        assert_eq!(
+            log.matches("booted").count(),
+            1,
+            "{arn}'s container started more than once: {log:?}"
+        );
+    }
+
+    // One task ends on its own: its container exits 5 on SIGUSR1, sent to
+    // its init by PID, and the adopted runner reports that end.
+    let (t, _, pid) = &before[&ending];
+    let sent = std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -USR1 {pid}");
+    let stopped = wait_stopped(&mut n.client, "default", &ending, WAIT)
+        .await
+        .unwrap();
     assert_eq!(
-        container_named(after, "app")["runtimeId"],
-        container_named(&before, "app")["runtimeId"]
+        container_named(&stopped, "app")["exitCode"],
+        5,
+        "{stopped:#}"
     );
-    assert_eq!(ip_of(after), ip_of(&before));
-    // The adopted task still stops as asked, and leaves nothing behind.
-    ecs(&mut n.client, "StopTask", json!({"task": arn}))
+    assert_eq!(stopped["stopCode"], "EssentialContainerExited");
+    assert!(n.log(t, "app").contains("ending"));
+    // The other stops as asked.
+    ecs(&mut n.client, "StopTask", json!({"task": stopping}))
         .await
         .unwrap();
-    let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
+    let stopped = wait_stopped(&mut n.client, "default", &stopping, WAIT)
         .await
         .unwrap();
-    assert_eq!(container_named(&t, "app")["exitCode"], 0, "{t:#}");
+    assert_eq!(
+        container_named(&stopped, "app")["exitCode"],
+        0,
+        "{stopped:#}"
+    );
+    assert_eq!(stopped["stopCode"], "UserInitiated");
     n.assert_clean().await;
     n.finish().await;
 }

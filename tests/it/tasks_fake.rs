@@ -93,6 +93,12 @@ async fn a_container_exiting_3_stops_its_task_as_ecs_reports_it() {
         .await
         .unwrap();
     assert_eq!(running["lastStatus"], "RUNNING", "{running:#}");
+    // While it runs, IPAM holds its address under its task id: the key the
+    // idle check at the end looks for.
+    let ip = running["containers"][0]["networkInterfaces"][0]["privateIpv4Address"].clone();
+    assert!(ip.is_string(), "{running:#}");
+    let held = ipam_allocations(&s.node);
+    assert_eq!(held.get(task_id_of(&arn)), Some(&ip), "{held:?}");
     let stopped = wait_stopped(&mut s.client, "default", &arn, WAIT)
         .await
         .unwrap();
@@ -170,9 +176,34 @@ async fn assert_instance_idle(s: &mut Setup) {
     assert_eq!(i["runningTasksCount"], 0);
     assert_eq!(i["pendingTasksCount"], 0);
     assert_eq!(s.node.runtime.container_ids(), Vec::<String>::new());
-    let ipam = std::fs::read_to_string(s.node.data_dir.path().join("network/ipam.json"))
-        .unwrap_or_default();
-    assert!(!ipam.contains("\"task"), "addresses left allocated: {ipam}");
+    let left = ipam_allocations(&s.node);
+    assert!(left.is_empty(), "addresses left allocated: {left:?}");
+}
+
+/// The task id → address map the node's IPAM has persisted
+/// (`<data_dir>/network/ipam.json`, see `orca_net::ipam`). Every test that
+/// calls it has run a task, so the file must exist: a missing or unreadable
+/// file is a failure, not an empty map.
+fn ipam_allocations(node: &FakeNode) -> serde_json::Map<String, Value> {
+    let path = node
+        .data_dir
+        .path()
+        .join("network")
+        .join(orca_net::ipam::STATE_FILE);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let state: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}: {text}", path.display()));
+    state["allocations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_else(|| panic!("no allocations map in {}: {text}", path.display()))
+}
+
+/// The task id at the end of a task ARN (`.../task/<cluster>/<id>`), which
+/// is the key IPAM records the task's address under.
+fn task_id_of(arn: &str) -> &str {
+    arn.rsplit('/').next().expect("an ARN has a task id")
 }
 
 #[tokio::test]
@@ -187,6 +218,7 @@ async fn tasks_get_distinct_addresses_and_reserve_resources_exactly() {
     let out = run(&mut s.client, json!({"taskDefinition": "web", "count": 3})).await;
     assert_eq!(out["tasks"].as_array().map(Vec::len), Some(3), "{out:#}");
     let mut ips = Vec::new();
+    let mut held = serde_json::Map::new();
     for t in out["tasks"].as_array().unwrap() {
         let arn = t["taskArn"].as_str().unwrap();
         let r = wait_running(&mut s.client, "default", arn, WAIT)
@@ -197,8 +229,14 @@ async fn tasks_get_distinct_addresses_and_reserve_resources_exactly() {
             .as_str()
             .unwrap()
             .to_string();
+        held.insert(task_id_of(arn).to_string(), json!(ip));
         ips.push(ip);
     }
+    assert_eq!(
+        ipam_allocations(&s.node),
+        held,
+        "IPAM holds each task's address"
+    );
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 3, "distinct addresses: {ips:?}");

@@ -209,3 +209,205 @@ pub fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
         .and_then(|cs| cs.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no container {name} in {task:#}"))
 }
+
+/// A real `orca-agent` process on containerd, started from an
+/// [`AgentConfig`] written out as its TOML config file: for tests that crash
+/// the agent (SIGKILL by its PID, no shutdown path runs) and start it again
+/// on the same data directory. Killed by its PID when dropped.
+pub struct AgentProcess {
+    child: Option<std::process::Child>,
+    /// `<dir>/agent.toml`.
+    config_path: std::path::PathBuf,
+    /// `<dir>/agent.log`, appended to across restarts.
+    log: std::path::PathBuf,
+}
+
+impl AgentProcess {
+    /// Writes `config` to `<dir>/agent.toml` and starts the agent on it.
+    pub fn spawn(config: &AgentConfig, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let config_path = dir.join("agent.toml");
+        std::fs::write(&config_path, agent_config_toml(config)?)?;
+        let mut me = AgentProcess {
+            child: None,
+            config_path,
+            log: dir.join("agent.log"),
+        };
+        me.start()?;
+        Ok(me)
+    }
+
+    /// Starts the process (again, after [`AgentProcess::kill9`]); an error
+    /// if it is running.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.is_running(), "the agent is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = std::process::Command::new(crate::bin_path("orca-agent")?)
+            .arg("--config")
+            .arg(&self.config_path)
+            // Plain text, so the test can read the log.
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Whether the process is alive (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The pid while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// SIGKILL by its PID, as a crash, and reaps it.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // std's Child::kill sends SIGKILL to this child's pid.
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Everything the agent logged, across restarts.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// `config` as the agent's TOML config file (see `orca_agent::AgentConfig`).
+pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    // A JSON string is a valid TOML basic string.
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let p = |path: &Path| -> anyhow::Result<String> {
+        let s = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
+        Ok(q(s))
+    };
+    let mut t = String::new();
+    let endpoints: Vec<String> = config.endpoints.iter().map(|e| q(e)).collect();
+    writeln!(t, "endpoints = [{}]", endpoints.join(", "))?;
+    writeln!(t, "cluster = {}", q(&config.cluster))?;
+    writeln!(t, "containerd_socket = {}", p(&config.containerd_socket)?)?;
+    writeln!(
+        t,
+        "containerd_namespace = {}",
+        q(&config.containerd_namespace)
+    )?;
+    writeln!(t, "data_dir = {}", p(&config.data_dir)?)?;
+    writeln!(t, "bridge = {}", q(&config.bridge))?;
+    if let Some(subnet) = &config.task_subnet {
+        writeln!(t, "task_subnet = {}", q(subnet))?;
+    }
+    let network = match config.network {
+        NetworkKind::Netns => "netns",
+        NetworkKind::Fake => "fake",
+    };
+    writeln!(t, "network = {}", q(network))?;
+    if let Some(v) = config.cpu_units {
+        writeln!(t, "cpu_units = {v}")?;
+    }
+    if let Some(v) = config.memory_mib {
+        writeln!(t, "memory_mib = {v}")?;
+    }
+    writeln!(t, "reserved_memory_mib = {}", config.reserved_memory_mib)?;
+    writeln!(
+        t,
+        "heartbeat_interval = {:?}",
+        config.heartbeat_interval.as_secs_f64()
+    )?;
+    writeln!(
+        t,
+        "report_batch_window = {}",
+        config.report_batch_window.as_millis()
+    )?;
+    writeln!(
+        t,
+        "default_stop_timeout = {:?}",
+        config.default_stop_timeout.as_secs_f64()
+    )?;
+    if let Some(driver) = &config.log_driver {
+        writeln!(t, "log_driver = {}", p(driver)?)?;
+    }
+    writeln!(t, "[attributes]")?;
+    for (k, v) in &config.attributes {
+        writeln!(t, "{} = {}", q(k), q(v))?;
+    }
+    for (host, h) in &config.registries.hosts {
+        anyhow::ensure!(
+            h.auth.is_none(),
+            "registry credentials are not written to test agent configs"
+        );
+        writeln!(t, "[registries.hosts.{}]", q(host))?;
+        let mirrors: Vec<String> = h.mirrors.iter().map(|m| q(m)).collect();
+        writeln!(t, "mirrors = [{}]", mirrors.join(", "))?;
+        writeln!(t, "insecure = {}", h.insecure)?;
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_config_reads_back_as_the_agent_reads_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_agent_config("127.0.0.1:7470", &dir.path().join("da\"ta"));
+        config.network = NetworkKind::Netns;
+        config.task_subnet = Some("198.18.7.0/24".into());
+        config.log_driver = Some("/opt/orca/orca-log-driver".into());
+        config.attributes.insert("zone".into(), "a b".into());
+        config.registries.hosts.insert(
+            "127.0.0.1:5000".into(),
+            orca_runtime::containerd::RegistryHostConfig {
+                insecure: true,
+                mirrors: vec!["127.0.0.1:5001".into()],
+                ..Default::default()
+            },
+        );
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, agent_config_toml(&config).expect("toml")).expect("write");
+        let read = AgentConfig::from_file(&path).expect("the agent reads it");
+        read.validate().expect("valid");
+        assert_eq!(read.endpoints, config.endpoints);
+        assert_eq!(read.data_dir, config.data_dir);
+        assert_eq!(read.network, config.network);
+        assert_eq!(read.task_subnet, config.task_subnet);
+        assert_eq!(read.log_driver, config.log_driver);
+        assert_eq!(read.attributes, config.attributes);
+        assert_eq!(read.registries, config.registries);
+        assert_eq!(read.cpu_units, config.cpu_units);
+        assert_eq!(read.memory_mib, config.memory_mib);
+        assert_eq!(read.heartbeat_interval, config.heartbeat_interval);
+        assert_eq!(read.report_batch_window, config.report_batch_window);
+        assert_eq!(read.default_stop_timeout, config.default_stop_timeout);
+        assert_eq!(read.containerd_namespace, config.containerd_namespace);
+        assert_eq!(read.bridge, config.bridge);
+    }
+}

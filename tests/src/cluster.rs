@@ -105,6 +105,15 @@ impl ClusterBuilder {
     }
 }
 
+/// A node that led, as it said before it was killed or cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormerLeader {
+    /// Its node id (and index in the cluster).
+    pub id: usize,
+    /// The term it led in.
+    pub term: u64,
+}
+
 /// Controller processes forming one Raft cluster; all are killed on drop,
 /// then the namespaces (if any) and the data are removed.
 pub struct ControllerCluster {
@@ -422,6 +431,78 @@ impl ControllerCluster {
     /// SIGKILL node `i`: a crash, no shutdown path runs.
     pub fn kill9(&mut self, i: usize) -> anyhow::Result<()> {
         self.node_mut(i).kill9()
+    }
+
+    /// Node `i`'s own word that it leads: its id and current term, read
+    /// before it is killed or cut off, for [`ControllerCluster::wait_successor`].
+    pub async fn leader_record(&self, i: usize) -> anyhow::Result<FormerLeader> {
+        let view = self.members(i).await?;
+        anyhow::ensure!(
+            view.responder_id == i as u64 && view.leader_id == i as u64,
+            "node {i} does not say it leads: {view:?}"
+        );
+        Ok(FormerLeader {
+            id: i,
+            term: view.term,
+        })
+    }
+
+    /// SIGKILLs node `i` and checks that it is really gone: the process that
+    /// ran it no longer exists and its endpoint no longer answers `Members`.
+    pub async fn kill9_and_check_gone(&mut self, i: usize) -> anyhow::Result<()> {
+        let pid = self
+            .pid(i)
+            .with_context(|| format!("node {i} is not running"))?;
+        self.kill9(i)?;
+        // Gone, or at most a zombie (`kill9` reaps it, so normally gone).
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ")?.1.chars().next());
+        anyhow::ensure!(
+            matches!(state, None | Some('Z') | Some('X')),
+            "node {i} (pid {pid}) still runs after SIGKILL (state {state:?})"
+        );
+        if let Ok(view) = self.members(i).await {
+            bail!("node {i} still answers after SIGKILL: {view:?}");
+        }
+        Ok(())
+    }
+
+    /// Waits until a majority names a running leader other than `former`
+    /// and that node, asked itself, says it leads in a term later than
+    /// `former`'s: a new election took place, the old leader is not counted.
+    pub async fn wait_successor(
+        &mut self,
+        former: FormerLeader,
+        within: Duration,
+    ) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("no leader agreed by a majority");
+        loop {
+            if let Some(leader) = self.leader().await {
+                match self.members(leader).await {
+                    Ok(view)
+                        if leader != former.id
+                            && view.responder_id == leader as u64
+                            && view.leader_id == leader as u64
+                            && view.term > former.term =>
+                    {
+                        return Ok(leader);
+                    }
+                    Ok(view) => last = format!("node {leader} agreed as leader; its view {view:?}"),
+                    Err(e) => last = format!("node {leader} agreed as leader but: {e:#}"),
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no successor to node {} (term {}) after {within:?}; last: {last}\n{}",
+                    former.id,
+                    former.term,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Kills node `i` if running and starts it again on its data.

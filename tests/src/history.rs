@@ -4,7 +4,9 @@
 //! logical clock ([`tick`]), so "A completed before B was invoked" is
 //! `a.complete < b.invoke`. The model, per family: a counter; each applied
 //! `Register` takes the next revision; `ReadLatest` (describe by family)
-//! returns the current counter (0: nothing registered yet).
+//! returns the current counter (0: nothing registered yet). A describe that
+//! answers "not found" is recorded as `Ok(0)`, a read of "absent": it is
+//! checked like any other read (a stale "absent" is a [`ViolationKind::StaleRead`]).
 //!
 //! Outcomes: `Ok(rev)`; `Unknown` (timed out or the connection was lost: it may
 //! or may not have taken effect, possibly long after its completion);

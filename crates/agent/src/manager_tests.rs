@@ -83,23 +83,34 @@ fn reported_status(reporter: &Reporter) -> Option<TaskStatus> {
     batch.last().map(|r| r.last_status)
 }
 
+/// Takes batches until t1 is reported STOPPED and no runner of `manager`
+/// is still at work; panics after five seconds.
+async fn wait_stopped_and_idle(reporter: &Reporter, manager: &TaskManager) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        if let Some(s) = reported_status(reporter) {
+            last = Some(s);
+        }
+        if last == Some(TaskStatus::Stopped) && manager.active() == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "t1 not reported STOPPED with every runner done after 5 s: last report {last:?}, {} runners active",
+            manager.active()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_task_that_ended_is_not_run_again_after_an_agent_restart() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let first = node(dir.path());
     let mut manager = TaskManager::new(first.ctx.clone());
     manager.assign(vec![assignment()]);
-    let mut last = None;
-    for _ in 0..200 {
-        if let Some(s) = reported_status(&first.reporter) {
-            last = Some(s);
-        }
-        if last == Some(TaskStatus::Stopped) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(last, Some(TaskStatus::Stopped));
+    wait_stopped_and_idle(&first.reporter, &manager).await;
     assert_eq!(first.runtime.starts().len(), 1);
     // The agent dies before the controller acknowledged STOPPED: the
     // restarted agent is assigned the task again, desired RUNNING.
@@ -107,12 +118,14 @@ async fn a_task_that_ended_is_not_run_again_after_an_agent_restart() {
     let second = node(dir.path());
     let mut manager = TaskManager::new(second.ctx.clone());
     manager.assign(vec![assignment()]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The assignment has been dealt with once STOPPED is reported and no
+    // runner is at work: a runner that ran the task again would have
+    // started its container before it could finish.
+    wait_stopped_and_idle(&second.reporter, &manager).await;
     assert!(
         second.runtime.starts().is_empty(),
         "the task ran a second time"
     );
-    assert_eq!(reported_status(&second.reporter), Some(TaskStatus::Stopped));
     // Once the controller stops assigning it, the record goes.
     manager.assign(Vec::new());
     assert!(second.ctx.finished.get("t1").is_none());

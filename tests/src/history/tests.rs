@@ -95,6 +95,42 @@ fn stale_read_is_detected() {
 }
 
 #[test]
+fn absent_reads_are_checked_like_any_read() {
+    use Outcome::*;
+    // "Absent" (0) before the first register, and while it is in flight.
+    let ops = vec![read(2, 1, 2, 0), reg(1, 3, 6, Ok(1)), read(2, 4, 5, 0)];
+    assert_eq!(kind(&ops, Some(&[1])), None);
+    // A family only ever read as absent, with nothing stored at the end.
+    let ops = vec![read(2, 1, 2, 0), read(3, 3, 4, 0)];
+    assert_eq!(kind(&ops, Some(&[])), None);
+    assert_eq!(kind(&ops, None), None);
+    // Absent after an acknowledged register completed: stale.
+    let ops = vec![reg(1, 1, 2, Ok(1)), read(2, 3, 4, 0)];
+    assert_eq!(kind(&ops, Some(&[1])), Some(StaleRead));
+    // Absent after another read had seen revision 1 (its register's
+    // outcome unknown): non-monotonic.
+    let ops = vec![reg(1, 1, 10, Unknown), read(2, 2, 3, 1), read(3, 4, 5, 0)];
+    assert_eq!(kind(&ops, Some(&[1])), Some(NonMonotonicRead));
+    // An absent read bounds the first revision from below in the complete
+    // check: revision 1 (unknown writer) after tick 6, revision 2 by tick 8.
+    let ops = vec![
+        reg(1, 1, 20, Unknown),
+        reg(2, 2, 8, Ok(2)),
+        read(3, 6, 7, 0),
+        read(4, 9, 10, 2),
+    ];
+    assert_eq!(kind(&ops, Some(&[1, 2])), None);
+    // A read of 2 that completed before the absent read was invoked.
+    let ops = vec![
+        reg(1, 1, 20, Unknown),
+        reg(2, 2, 8, Ok(2)),
+        read(4, 3, 5, 2),
+        read(3, 6, 7, 0),
+    ];
+    assert_eq!(kind(&ops, Some(&[1, 2])), Some(NonMonotonicRead));
+}
+
+#[test]
 fn read_from_the_future_is_detected() {
     let ops = vec![read(2, 1, 2, 1), reg(1, 3, 4, Outcome::Ok(1))];
     assert_eq!(kind(&ops, None), Some(ReadFromFuture));
