@@ -72,6 +72,16 @@ enum Command {
     ListContainerInstances(list_container_instances::Args),
     /// Describes container instances.
     DescribeContainerInstances(describe_container_instances::Args),
+    /// Sets DRAINING (no new placements) or ACTIVE on container instances.
+    UpdateContainerInstancesState(update_container_instances_state::Args),
+    /// Deregisters a container instance (--force while tasks are placed there).
+    DeregisterContainerInstance(deregister_container_instance::Args),
+    /// Creates or updates custom attributes on container instances.
+    PutAttributes(put_attributes::Args),
+    /// Deletes custom attributes from container instances.
+    DeleteAttributes(delete_attributes::Args),
+    /// Lists the attributes of a cluster's container instances.
+    ListAttributes(list_attributes::Args),
     /// Images in this machine's containerd.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -178,6 +188,26 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::DescribeContainerInstances(a) => (
             describe_container_instances::OPERATION,
             describe_container_instances::run(a, ctx).await?,
+        ),
+        Command::UpdateContainerInstancesState(a) => (
+            update_container_instances_state::OPERATION,
+            update_container_instances_state::run(a, ctx).await?,
+        ),
+        Command::DeregisterContainerInstance(a) => (
+            deregister_container_instance::OPERATION,
+            deregister_container_instance::run(a, ctx).await?,
+        ),
+        Command::PutAttributes(a) => (
+            put_attributes::OPERATION,
+            put_attributes::run(a, ctx).await?,
+        ),
+        Command::DeleteAttributes(a) => (
+            delete_attributes::OPERATION,
+            delete_attributes::run(a, ctx).await?,
+        ),
+        Command::ListAttributes(a) => (
+            list_attributes::OPERATION,
+            list_attributes::run(a, ctx).await?,
         ),
         Command::Controller(c) => return controller(c, ctx, settings.output).await.map(|()| 0),
         Command::ClusterStatus(a) => {
@@ -384,6 +414,168 @@ mod tests {
             &["orca", "describe-container-instances"],
             &["orca", "image", "load"],
             &["orca", "dev", "--listen", "nowhere"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn instance_commands_parse_into_ecs_input() -> anyhow::Result<()> {
+        let input = |text: String| -> anyhow::Result<serde_json::Value> {
+            Ok(serde_json::from_str(&text)?)
+        };
+        let cli = Cli::try_parse_from([
+            "orca",
+            "put-attributes",
+            "--cluster",
+            "prod",
+            "--attributes",
+            "name=stack,value=prod,targetType=container-instance,targetId=9c1e",
+            "name=rack,value=7,targetId=9c1e",
+        ])?;
+        let Command::PutAttributes(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(
+            input(put_attributes::build_input(&a)?)?,
+            serde_json::json!({"cluster": "prod", "attributes": [
+                {"name": "stack", "value": "prod", "targetType": "container-instance", "targetId": "9c1e"},
+                {"name": "rack", "value": "7", "targetId": "9c1e", "targetType": "container-instance"}
+            ]})
+        );
+        let cli = Cli::try_parse_from([
+            "orca",
+            "delete-attributes",
+            "--attributes",
+            "name=stack,targetId=9c1e",
+        ])?;
+        let Command::DeleteAttributes(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(
+            input(delete_attributes::build_input(&a)?)?,
+            serde_json::json!({"attributes": [{"name": "stack", "targetId": "9c1e", "targetType": "container-instance"}]})
+        );
+        let cli = Cli::try_parse_from([
+            "orca",
+            "list-attributes",
+            "--target-type",
+            "container-instance",
+            "--attribute-name",
+            "stack",
+            "--max-items",
+            "2",
+            "--page-size",
+            "1",
+        ])?;
+        let Command::ListAttributes(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!((a.page.max_items, a.page.page_size), (Some(2), Some(1)));
+        assert_eq!(
+            input(list_attributes::Input::new(&a)?.page(String::new(), 1)?)?,
+            serde_json::json!({"targetType": "container-instance", "attributeName": "stack", "maxResults": 1})
+        );
+        let cli = Cli::try_parse_from([
+            "orca",
+            "update-container-instances-state",
+            "--container-instances",
+            "a",
+            "b",
+            "--status",
+            "DRAINING",
+        ])?;
+        let Command::UpdateContainerInstancesState(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(
+            input(update_container_instances_state::build_input(&a)?)?,
+            serde_json::json!({"containerInstances": ["a", "b"], "status": "DRAINING"})
+        );
+        // The last of --force / --no-force wins; neither sends no `force`.
+        for (flags, force) in [
+            (&["--force"][..], Some(true)),
+            (&["--no-force"], Some(false)),
+            (&["--no-force", "--force"], Some(true)),
+            (&["--force", "--no-force"], Some(false)),
+            (&[], None),
+        ] {
+            let argv = [
+                "orca",
+                "deregister-container-instance",
+                "--container-instance",
+                "a",
+            ];
+            let cli = Cli::try_parse_from(argv.iter().chain(flags))?;
+            let Command::DeregisterContainerInstance(a) = cli.command else {
+                anyhow::bail!("wrong command")
+            };
+            let sent = input(deregister_container_instance::build_input(&a)?)?;
+            assert_eq!(
+                sent.get("force").and_then(|v| v.as_bool()),
+                force,
+                "{flags:?}"
+            );
+        }
+        let cli = Cli::try_parse_from([
+            "orca",
+            "list-container-instances",
+            "--filter",
+            "attribute:stack == prod",
+            "--status",
+            "DRAINING",
+        ])?;
+        let Command::ListContainerInstances(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(
+            (a.filter.as_deref(), a.status.as_deref()),
+            (Some("attribute:stack == prod"), Some("DRAINING"))
+        );
+        for ok in [
+            &["orca", "put-attributes", "--cli-input-json", "{}"][..],
+            &["orca", "list-attributes", "--cli-input-json", "{}"],
+            &[
+                "orca",
+                "update-container-instances-state",
+                "--cli-input-json",
+                "{}",
+            ],
+            &[
+                "orca",
+                "deregister-container-instance",
+                "--cli-input-json",
+                "{}",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["orca", "put-attributes"][..],
+            &["orca", "put-attributes", "--cluster", "c"],
+            &["orca", "delete-attributes"],
+            &["orca", "list-attributes"],
+            &[
+                "orca",
+                "update-container-instances-state",
+                "--status",
+                "DRAINING",
+            ],
+            &[
+                "orca",
+                "update-container-instances-state",
+                "--container-instances",
+                "a",
+            ],
+            &["orca", "deregister-container-instance", "--force"],
+            &[
+                "orca",
+                "deregister-container-instance",
+                "--container-instance",
+                "a",
+                "--force=false",
+            ],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }

@@ -3,6 +3,9 @@
 //! `--starting-token` resumes from; `--page-size` sets each call's max_results;
 //! `--no-paginate` makes one call and returns the service's own `nextToken`.
 //!
+//! Items are ARNs (strings) for most commands; list-attributes pages ECS
+//! `Attribute` objects, so [`Page`] and [`Listing`] take the item type.
+//!
 //! Like botocore, a `NextToken` is base64 of `{"nextToken": <service token>,
 //! "boto_truncate_amount": <items of that page already returned>}`; a starting
 //! token that does not decode that way is passed to the service as it is.
@@ -30,20 +33,20 @@ pub struct PageArgs {
 }
 
 /// One page as the service returned it.
-pub struct Page {
-    pub items: Vec<String>,
+pub struct Page<T = String> {
+    pub items: Vec<T>,
     /// Empty on the last page.
     pub next_token: String,
 }
 
 /// The items collected and the token to print, under the key it goes by.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Listing {
-    pub items: Vec<String>,
+pub struct Listing<T = String> {
+    pub items: Vec<T>,
     pub token: Option<(&'static str, String)>,
 }
 
-impl Listing {
+impl<T: serde::Serialize> Listing<T> {
     /// `{"<items_key>": [...], "NextToken": "..."}`.
     pub fn to_json(&self, items_key: &str) -> Value {
         let mut out = Map::new();
@@ -88,10 +91,10 @@ fn decode(token: &str) -> (String, usize) {
 }
 
 /// Runs `fetch(next_token, max_results)` as often as `args` asks.
-pub async fn collect<F, Fut>(args: &PageArgs, mut fetch: F) -> Result<Listing>
+pub async fn collect<T, F, Fut>(args: &PageArgs, mut fetch: F) -> Result<Listing<T>>
 where
     F: FnMut(String, u32) -> Fut,
-    Fut: Future<Output = Result<Page>>,
+    Fut: Future<Output = Result<Page<T>>>,
 {
     let page_size = args.page_size.unwrap_or(0);
     if args.no_paginate {

@@ -79,6 +79,8 @@ pub const STRING_KEYS: &[&str] = &[
     "executionRoleArn",
     "subnets",
     "securityGroups",
+    "targetType",
+    "targetId",
 ];
 
 /// ECS string-to-string maps: every scalar below them stays a string.

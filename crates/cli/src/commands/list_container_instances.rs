@@ -12,10 +12,11 @@ pub struct Args {
     /// Name or ARN; defaults to `default`.
     #[arg(long)]
     pub cluster: Option<String>,
-    /// ACTIVE, DRAINING, REGISTERING, DEREGISTERING or REGISTRATION_FAILED.
+    /// ACTIVE, DRAINING, REGISTERING, DEREGISTERING or REGISTRATION_FAILED;
+    /// without it, ACTIVE and DRAINING instances.
     #[arg(long)]
     pub status: Option<String>,
-    /// ECS's cluster query language (not supported by orca yet).
+    /// ECS's cluster query language, e.g. `attribute:stack == prod`.
     #[arg(long)]
     pub filter: Option<String>,
     #[command(flatten)]

@@ -88,15 +88,6 @@ pub struct Args {
     pub wait: bool,
 }
 
-/// `--x` / `--no-x` as an input value: absent when neither was given.
-fn switch(yes: bool, no: bool) -> Option<Value> {
-    match (yes, no) {
-        (true, _) => Some(Value::Bool(true)),
-        (false, true) => Some(Value::Bool(false)),
-        (false, false) => None,
-    }
-}
-
 /// `--overrides`: ECS's task-level `cpu` and `memory` are strings ("256",
 /// "0.5 vCPU"), which shorthand's `cpu=256` would make a number.
 fn overrides(raw: &str) -> Result<Value, CliError> {
@@ -137,11 +128,11 @@ fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
         ("tags", input::optional_structures("--tags", &a.tags)?),
         (
             "enableExecuteCommand",
-            switch(a.enable_execute_command, a.no_enable_execute_command),
+            shape::switch(a.enable_execute_command, a.no_enable_execute_command),
         ),
         (
             "enableECSManagedTags",
-            switch(a.enable_ecs_managed_tags, a.no_enable_ecs_managed_tags),
+            shape::switch(a.enable_ecs_managed_tags, a.no_enable_ecs_managed_tags),
         ),
         ("propagateTags", text(&a.propagate_tags)),
         ("referenceId", text(&a.reference_id)),

@@ -101,19 +101,89 @@ pub fn page_size(max_results: u32) -> Option<Value> {
 
 /// One page of a JSON list output: the strings under `key` and `nextToken`.
 pub fn json_page(output: &Value, key: &str) -> anyhow::Result<Page> {
+    let page = json_value_page(output, key)?;
+    Ok(Page {
+        items: page
+            .items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        next_token: page.next_token,
+    })
+}
+
+/// One page of a JSON list output whose items are objects (ListAttributes'
+/// `attributes`): the items under `key`, unchanged, and `nextToken`.
+pub fn json_value_page(output: &Value, key: &str) -> anyhow::Result<Page<Value>> {
     let items = output
         .get(key)
         .and_then(Value::as_array)
         .ok_or_else(|| anyhow::anyhow!("the controller's reply has no '{key}' list"))?
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+        .clone();
     let next_token = output
         .get("nextToken")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
     Ok(Page { items, next_token })
+}
+
+/// `--x` / `--no-x` as an input value: absent when neither was given.
+pub fn switch(yes: bool, no: bool) -> Option<Value> {
+    match (yes, no) {
+        (true, _) => Some(Value::Bool(true)),
+        (false, true) => Some(Value::Bool(false)),
+        (false, false) => None,
+    }
+}
+
+/// The `targetType` an attribute flag's item gets when it names none: the
+/// only one ECS's attribute calls know.
+pub const CONTAINER_INSTANCE_TARGET: &str = "container-instance";
+
+/// `--attributes name=stack,value=prod,targetId=ID ...` (shorthand or JSON) as
+/// ECS's `attributes` list; `None` when the flag was not given. Like
+/// botocore, each item must be a structure with a `name`; `name`, `value`,
+/// `targetType` and `targetId` are strings (a number or boolean is written
+/// out), and an item without `targetType` gets [`CONTAINER_INSTANCE_TARGET`].
+/// Anything else in an item is passed on for the controller to judge.
+pub fn attributes_flag(flag: &str, values: &[String]) -> Result<Option<Value>, CliError> {
+    let Some(Value::Array(items)) = input::optional_structures(flag, values)? else {
+        return Ok(None);
+    };
+    let bad = |i: usize, why: &str| {
+        CliError::usage(format!("Error parsing parameter '{flag}': item {i}: {why}"))
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut m) = item else {
+            return Err(bad(
+                i,
+                "expected a structure like name=N,value=V,targetId=ID",
+            ));
+        };
+        if !m.contains_key("name") {
+            return Err(bad(i, "missing required key 'name'"));
+        }
+        for key in ["name", "value", "targetType", "targetId"] {
+            match m.get(key) {
+                None | Some(Value::String(_)) => {}
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                    let text = v.to_string();
+                    m.insert(key.to_string(), Value::String(text));
+                }
+                Some(_) => return Err(bad(i, &format!("'{key}' must be a string"))),
+            }
+        }
+        if !m.contains_key("targetType") {
+            m.insert(
+                "targetType".to_string(),
+                Value::String(CONTAINER_INSTANCE_TARGET.to_string()),
+            );
+        }
+        out.push(Value::Object(m));
+    }
+    Ok(Some(Value::Array(out)))
 }
 
 /// Reads a string field of a flag's structure; numbers and booleans are written out.

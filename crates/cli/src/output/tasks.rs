@@ -1,12 +1,17 @@
-//! `table` output for tasks and container instances: one row each, the
-//! columns an operator scans for, instead of a box per nested object.
+//! `table` output for tasks, container instances and their attributes: one
+//! row each, the columns an operator scans for, instead of a box per nested
+//! object.
 //!
 //! Tasks (RunTask, StopTask, DescribeTasks): the task ID (the ARN's last
 //! part), its task definition as `family:revision`, last and desired status,
 //! stop code and containers as `name STATUS (exit N)`. Container instances
-//! (DescribeContainerInstances): the instance ID, hostname, status, whether
+//! (DescribeContainerInstances, UpdateContainerInstancesState,
+//! DeregisterContainerInstance): the instance ID, hostname, status, whether
 //! the agent is connected, running and pending task counts, and CPU and
-//! memory as `remaining/registered`. Failures follow in their own table.
+//! memory as `remaining/registered`. Attributes (ListAttributes,
+//! PutAttributes, DeleteAttributes): name, value and the instance ID they
+//! are on. A page token follows in a box of its own, failures in their own
+//! table.
 
 use comfy_table::{presets, Table};
 use serde_json::Value;
@@ -16,10 +21,29 @@ pub fn render(operation: &str, response: &Value) -> Option<String> {
     let rows = match operation {
         "RunTask" | "DescribeTasks" => tasks_table(list(response, "tasks")),
         "StopTask" => tasks_table(response.get("task").into_iter().cloned().collect()),
-        "DescribeContainerInstances" => instances_table(list(response, "containerInstances")),
+        "DescribeContainerInstances" | "UpdateContainerInstancesState" => {
+            instances_table(list(response, "containerInstances"))
+        }
+        "DeregisterContainerInstance" => instances_table(
+            response
+                .get("containerInstance")
+                .into_iter()
+                .cloned()
+                .collect(),
+        ),
+        "ListAttributes" | "PutAttributes" | "DeleteAttributes" => {
+            attributes_table(list(response, "attributes"))
+        }
         _ => return None,
     };
     let mut out = format!("{operation}\n{rows}\n");
+    for key in ["NextToken", "nextToken"] {
+        if let Some(token) = response.get(key).and_then(Value::as_str) {
+            let mut t = new_table();
+            t.add_row([key, token]);
+            out.push_str(&format!("{t}\n"));
+        }
+    }
     let failures = list(response, "failures");
     if !failures.is_empty() {
         let mut t = new_table();
@@ -97,6 +121,19 @@ fn instances_table(instances: Vec<Value>) -> Table {
             number(i, "pendingTasksCount"),
             resources("CPU"),
             resources("MEMORY"),
+        ]);
+    }
+    t
+}
+
+fn attributes_table(attributes: Vec<Value>) -> Table {
+    let mut t = new_table();
+    t.set_header(["name", "value", "targetId"]);
+    for a in &attributes {
+        t.add_row([
+            text(a, "name"),
+            text(a, "value"),
+            last_part(text(a, "targetId"), '/'),
         ]);
     }
     t
@@ -211,5 +248,64 @@ failures
             "\n{out}"
         );
         assert!(!out.contains("failures"), "{out}");
+        let drained = json!({"containerInstances": [{
+            "containerInstanceArn": "arn:orca:ecs:local:000000000000:container-instance/default/9c1e",
+            "status": "DRAINING",
+            "agentConnected": true,
+            "runningTasksCount": 1,
+            "pendingTasksCount": 0
+        }], "failures": [{"arn": "gone", "reason": "MISSING"}]});
+        let out = render("UpdateContainerInstancesState", &drained).unwrap_or_default();
+        assert!(
+            out.starts_with("UpdateContainerInstancesState\n")
+                && out.contains("| 9c1e ")
+                && out.contains("| DRAINING ")
+                && out.contains("| gone | MISSING |"),
+            "\n{out}"
+        );
+        let gone = json!({"containerInstance": {
+            "containerInstanceArn": "arn:orca:ecs:local:000000000000:container-instance/default/9c1e",
+            "status": "INACTIVE",
+            "agentConnected": false
+        }});
+        let out = render("DeregisterContainerInstance", &gone).unwrap_or_default();
+        assert!(
+            out.contains("| 9c1e              |          | INACTIVE | false "),
+            "\n{out}"
+        );
+    }
+
+    #[test]
+    fn an_attribute_is_one_row_and_a_token_follows() {
+        let reply = json!({
+            "attributes": [
+                {"name": "stack", "value": "prod", "targetType": "container-instance",
+                 "targetId": "arn:orca:ecs:local:000000000000:container-instance/default/9c1e"},
+                {"name": "ecs.os-type", "value": "linux", "targetId": "0f3a"},
+                {"name": "flag", "targetId": "0f3a"}
+            ],
+            "NextToken": "eyJ9"
+        });
+        let out = render("ListAttributes", &reply).unwrap_or_default();
+        let expected = "\
+ListAttributes
++-------------+-------+----------+
+| name        | value | targetId |
++================================+
+| stack       | prod  | 9c1e     |
+| ecs.os-type | linux | 0f3a     |
+| flag        |       | 0f3a     |
++-------------+-------+----------+
++-----------+------+
+| NextToken | eyJ9 |
++-----------+------+
+";
+        assert_eq!(out, expected, "\n{out}");
+        let put = render(
+            "PutAttributes",
+            &json!({"attributes": [{"name": "a", "value": "1", "targetId": "i"}]}),
+        )
+        .unwrap_or_default();
+        assert!(put.contains("| a    | 1     | i        |"), "\n{put}");
     }
 }
