@@ -99,4 +99,6 @@ impl RaftTuning {
 }
 
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod store_tests;
