@@ -183,53 +183,39 @@ struct Entry {
 
 impl Tally {
     pub(super) fn add(&mut self, misfit: Misfit, instance: &InstanceRecord, free: Resources) {
-        let closer = |e: &Entry| match misfit {
-            Misfit::Memory => free.memory > e.closest_free.memory,
-            Misfit::Cpu => free.cpu > e.closest_free.cpu,
-            _ => instance.arn < e.closest_arn,
-        };
-        match self.by_reason.get_mut(&misfit) {
-            Some(e) => {
-                e.count += 1;
-                if closer(e) {
-                    e.closest_arn = instance.arn.clone();
-                    e.closest_free = free;
-                }
-            }
-            None => {
-                self.by_reason.insert(
-                    misfit,
-                    Entry {
-                        count: 1,
-                        closest_arn: instance.arn.clone(),
-                        closest_free: free,
-                    },
-                );
-            }
-        }
+        self.note(
+            misfit,
+            Entry {
+                count: 1,
+                closest_arn: instance.arn.clone(),
+                closest_free: free,
+            },
+        );
     }
 
     pub(super) fn merge(mut self, other: Tally) -> Tally {
         for (misfit, entry) in other.by_reason {
-            match self.by_reason.get_mut(&misfit) {
-                Some(e) => {
-                    e.count += entry.count;
-                    let closer = match misfit {
-                        Misfit::Memory => entry.closest_free.memory > e.closest_free.memory,
-                        Misfit::Cpu => entry.closest_free.cpu > e.closest_free.cpu,
-                        _ => entry.closest_arn < e.closest_arn,
-                    };
-                    if closer {
-                        e.closest_arn = entry.closest_arn;
-                        e.closest_free = entry.closest_free;
-                    }
-                }
-                None => {
-                    self.by_reason.insert(misfit, entry);
-                }
-            }
+            self.note(misfit, entry);
         }
         self
+    }
+
+    /// Adds `entry`'s count to the reason's and keeps the closer instance.
+    fn note(&mut self, misfit: Misfit, entry: Entry) {
+        let Some(e) = self.by_reason.get_mut(&misfit) else {
+            self.by_reason.insert(misfit, entry);
+            return;
+        };
+        e.count += entry.count;
+        let closer = match misfit {
+            Misfit::Memory => entry.closest_free.memory > e.closest_free.memory,
+            Misfit::Cpu => entry.closest_free.cpu > e.closest_free.cpu,
+            _ => entry.closest_arn < e.closest_arn,
+        };
+        if closer {
+            e.closest_arn = entry.closest_arn;
+            e.closest_free = entry.closest_free;
+        }
     }
 
     /// ECS's failures, one per reason, in the pipeline's order.
