@@ -1,11 +1,15 @@
 //! orca's single integration-test binary (matklad's "one binary" layout).
 
 mod agent_failover;
+mod agent_loss;
 mod cli;
+mod cli_failover;
 mod cli_tasks;
 mod clusters;
 mod controller_cluster;
 mod durability;
+mod identity;
+mod instances;
 mod netns_harness;
 mod placement;
 mod runtime;

@@ -91,6 +91,11 @@ pub async fn ecs(
         "ListTasks" => client.list_tasks(request).await,
         "ListContainerInstances" => client.list_container_instances(request).await,
         "DescribeContainerInstances" => client.describe_container_instances(request).await,
+        "PutAttributes" => client.put_attributes(request).await,
+        "DeleteAttributes" => client.delete_attributes(request).await,
+        "ListAttributes" => client.list_attributes(request).await,
+        "UpdateContainerInstancesState" => client.update_container_instances_state(request).await,
+        "DeregisterContainerInstance" => client.deregister_container_instance(request).await,
         other => panic!("no such call in tests: {other}"),
     }
     .map_err(|s| orca_api::error::from_status(&s))?;
@@ -409,5 +414,33 @@ mod tests {
         assert_eq!(read.default_stop_timeout, config.default_stop_timeout);
         assert_eq!(read.containerd_namespace, config.containerd_namespace);
         assert_eq!(read.bridge, config.bridge);
+    }
+}
+
+/// Waits until `check` holds for DescribeContainerInstances of one instance.
+pub async fn wait_instance(
+    client: &mut EcsClient<Channel>,
+    arn: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let described = ecs(
+            client,
+            "DescribeContainerInstances",
+            serde_json::json!({"containerInstances": [arn]}),
+        )
+        .await?;
+        let instance = described["containerInstances"][0].clone();
+        if check(&instance) {
+            return Ok(instance);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "instance {arn}: not {what} within {within:?}: {instance:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod controller;
 pub mod history;
 pub mod netns;
+pub mod proxy;
 pub mod registry;
 
 /// The directory holding the workspace's built binaries (target/debug when

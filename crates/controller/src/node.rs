@@ -237,7 +237,7 @@ impl Node {
             }
             Err(status) => Err(ApiError::server(format!(
                 "the leader at {address} did not answer ({}): the write may or may not have been applied",
-                status.message()
+                failure_chain(&status)
             ))),
         }
     }
@@ -304,7 +304,7 @@ impl Node {
             Err(status) if orca_api::error::never_sent(&status) => Ok(None),
             Err(status) => Err(ApiError::server(format!(
                 "the leader at {address} did not answer ({}): tasks may or may not have been started",
-                status.message()
+                failure_chain(&status)
             ))),
         }
     }
@@ -379,6 +379,22 @@ impl Node {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
     }
+}
+
+/// A failed call's message with every cause under it, so an operator can
+/// tell a connection broken mid-call from a timeout.
+fn failure_chain(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
 }
 
 fn outcome(result: CommandResult) -> Result<Outcome, ApiError> {
