@@ -376,6 +376,34 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
     Ok(t)
 }
 
+/// Waits until `check` holds for DescribeContainerInstances of one instance.
+pub async fn wait_instance(
+    client: &mut EcsClient<Channel>,
+    arn: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let described = ecs(
+            client,
+            "DescribeContainerInstances",
+            serde_json::json!({"containerInstances": [arn]}),
+        )
+        .await?;
+        let instance = described["containerInstances"][0].clone();
+        if check(&instance) {
+            return Ok(instance);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "instance {arn}: not {what} within {within:?}: {instance:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,33 +442,5 @@ mod tests {
         assert_eq!(read.default_stop_timeout, config.default_stop_timeout);
         assert_eq!(read.containerd_namespace, config.containerd_namespace);
         assert_eq!(read.bridge, config.bridge);
-    }
-}
-
-/// Waits until `check` holds for DescribeContainerInstances of one instance.
-pub async fn wait_instance(
-    client: &mut EcsClient<Channel>,
-    arn: &str,
-    within: Duration,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let described = ecs(
-            client,
-            "DescribeContainerInstances",
-            serde_json::json!({"containerInstances": [arn]}),
-        )
-        .await?;
-        let instance = described["containerInstances"][0].clone();
-        if check(&instance) {
-            return Ok(instance);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "instance {arn}: not {what} within {within:?}: {instance:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
