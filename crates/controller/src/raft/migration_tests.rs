@@ -1,7 +1,10 @@
 //! Data written before the cluster identity, instance statuses, custom
-//! attributes and the scheduler's group index existed: a controller opening
-//! such a snapshot migrates it (defaults, indexes rebuilt, the identity left
-//! for the first leader to fix from its flags) instead of refusing it.
+//! attributes, the scheduler's group index and typed task records existed: a
+//! controller opening such a snapshot migrates it (defaults, indexes rebuilt,
+//! tasks converted from ECS's describe shape, the identity left for the first
+//! leader to fix from its flags) instead of refusing it. A snapshot in a
+//! format newer than the code, or one it cannot convert, is refused with a
+//! message that says why.
 
 use orca_core::arn::ArnContext;
 use orca_core::task_definition::Timestamp;
@@ -89,7 +92,63 @@ fn old_snapshot_state() -> serde_json::Value {
             failures: Vec::new(),
         })),
     ));
+    ok(s.apply(
+        1,
+        Command::ReportTaskStates {
+            instance_id: "i1".into(),
+            reports: vec![orca_core::agent_protocol::TaskStateReport {
+                task_arn: s.arn.task("default", "t1"),
+                last_status: orca_core::task::TaskStatus::Running,
+                containers: vec![orca_core::agent_protocol::ContainerStateReport {
+                    name: "app".into(),
+                    last_status: orca_core::task::ContainerStatus::Running,
+                    exit_code: None,
+                    reason: None,
+                    runtime_id: Some("rt-1".into()),
+                    image_digest: Some("sha256:abc".into()),
+                }],
+                network: Some(orca_core::agent_protocol::TaskNetworkReport {
+                    private_ipv4_address: "198.19.0.2".into(),
+                    mac_address: "02:00:00:00:00:02".into(),
+                    subnet: "198.19.0.0/24".into(),
+                    netns: "orca-t1".into(),
+                }),
+                pull_started_at: Some(Timestamp(4)),
+                pull_stopped_at: Some(Timestamp(5)),
+                started_at: Some(Timestamp(6)),
+                stopping_at: None,
+                execution_stopped_at: None,
+                stopped_at: None,
+                stop_code: None,
+                stopped_reason: None,
+            }],
+        },
+    ));
     let mut json = serde_json::to_value(&s).expect("json");
+    // Format 1 stored each task as its record's bookkeeping plus ECS's
+    // describe shape under `task`, which is what rendering gives today.
+    for (id, record) in s.tasks.iter() {
+        let stored = &mut json["tasks"][id.as_str()];
+        let kept = [
+            "id",
+            "cluster",
+            "instance_id",
+            "family",
+            "revision",
+            "reserved",
+            "network_configuration",
+            "client_token",
+        ];
+        let mut old = serde_json::Map::new();
+        for field in kept {
+            old.insert(field.into(), stored[field].take());
+        }
+        old.insert(
+            "task".into(),
+            serde_json::to_value(s.render_task(record)).expect("task"),
+        );
+        *stored = serde_json::Value::Object(old);
+    }
     let object = json.as_object_mut().expect("an object");
     for field in NEW_STATE_FIELDS {
         assert!(object.remove(field).is_some(), "{field} is written today");
@@ -101,15 +160,10 @@ fn old_snapshot_state() -> serde_json::Value {
     json
 }
 
-#[tokio::test]
-async fn a_snapshot_written_before_this_change_is_migrated_on_open() {
+/// A sled directory holding one snapshot with this body.
+fn db_with_snapshot(body: &serde_json::Value) -> (tempfile::TempDir, sled::Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::open(dir.path()).expect("sled");
-    let body = serde_json::json!({
-        "last_applied": null,
-        "last_membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
-        "state": old_snapshot_state(),
-    });
     let meta = serde_json::json!({
         "last_log_id": null,
         "last_membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
@@ -118,9 +172,25 @@ async fn a_snapshot_written_before_this_change_is_migrated_on_open() {
     let tree = db.open_tree("snapshot").expect("tree");
     tree.insert("meta", serde_json::to_vec(&meta).expect("meta"))
         .expect("write");
-    tree.insert("data", serde_json::to_vec(&body).expect("data"))
+    tree.insert("data", serde_json::to_vec(body).expect("data"))
         .expect("write");
     db.flush().expect("flush");
+    (dir, db)
+}
+
+/// A snapshot body as format 1 wrote it (no `format` field).
+fn format_1_body() -> serde_json::Value {
+    serde_json::json!({
+        "last_applied": null,
+        "last_membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
+        "state": old_snapshot_state(),
+    })
+}
+
+#[tokio::test]
+async fn a_snapshot_written_before_this_change_is_migrated_on_open() {
+    let old = format_1_body();
+    let (_dir, db) = db_with_snapshot(&old);
 
     let flags = ArnContext {
         region: "lab".into(),
@@ -140,7 +210,90 @@ async fn a_snapshot_written_before_this_change_is_migrated_on_open() {
     assert_eq!(view.identity, None, "the first leader fixes it");
     assert_eq!(view.arn, flags, "until then, this controller's flags");
     assert_eq!(
-        view.tasks["t1"].task.desired_status,
+        view.tasks["t1"].desired_status,
         orca_core::task::TaskStatus::Running
     );
+    assert_eq!(view.tasks["t1"].reserved.memory, 300);
+}
+
+#[tokio::test]
+async fn a_migrated_task_renders_what_format_1_stored_and_served() {
+    let old = format_1_body();
+    let (_dir, db) = db_with_snapshot(&old);
+    // Opened with the flags that wrote it (format 1 froze ARNs at write
+    // time; records render them from the cluster's identity).
+    let sm = StateMachineStore::open(&db, ArnContext::default(), crate::state::DEFAULT_TASK_CIDR)
+        .expect("an old snapshot opens");
+    let view = sm.views().borrow().clone();
+    let stored_then: orca_core::task::Task =
+        serde_json::from_value(old["state"]["tasks"]["t1"]["task"].clone()).expect("old task");
+    let rendered_now = view.render_task(&view.tasks["t1"]);
+    assert_eq!(rendered_now, stored_then);
+    assert_eq!(
+        rendered_now.containers[0].runtime_id.as_deref(),
+        Some("rt-1")
+    );
+    assert_eq!(rendered_now.attachments[0].status, "ATTACHED");
+}
+
+#[tokio::test]
+async fn a_snapshot_in_a_newer_format_is_refused_naming_the_format() {
+    let mut body = format_1_body();
+    body["format"] = 99.into();
+    let (_dir, db) = db_with_snapshot(&body);
+    let error = match StateMachineStore::open(
+        &db,
+        ArnContext::default(),
+        crate::state::DEFAULT_TASK_CIDR,
+    ) {
+        Ok(_) => panic!("a format-99 snapshot must not open"),
+        Err(e) => format!(
+            "{e:#} {:?}",
+            std::error::Error::source(&e).map(ToString::to_string)
+        ),
+    };
+    assert!(error.contains("format 99"), "{error}");
+    assert!(
+        error.contains("newer than this controller reads"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_format_1_task_that_cannot_be_converted_is_refused_naming_it() {
+    let mut body = format_1_body();
+    body["state"]["tasks"]["t1"]["task"]["containers"][0]["cpu"] = "lots".into();
+    let (_dir, db) = db_with_snapshot(&body);
+    let error = match StateMachineStore::open(
+        &db,
+        ArnContext::default(),
+        crate::state::DEFAULT_TASK_CIDR,
+    ) {
+        Ok(_) => panic!("an unconvertible task must not open"),
+        Err(e) => format!(
+            "{e:#} {:?}",
+            std::error::Error::source(&e).map(ToString::to_string)
+        ),
+    };
+    assert!(error.contains("stored task t1"), "{error}");
+    assert!(error.contains("cpu \"lots\" is not a number"), "{error}");
+}
+
+#[tokio::test]
+async fn a_snapshot_written_now_reopens_in_the_current_format() {
+    let (_dir, db) = db_with_snapshot(&format_1_body());
+    let sm = StateMachineStore::open(&db, ArnContext::default(), crate::state::DEFAULT_TASK_CIDR)
+        .expect("opens");
+    let view = sm.views().borrow().clone();
+    let body = serde_json::json!({
+        "format": crate::state::legacy::STATE_FORMAT,
+        "last_applied": null,
+        "last_membership": {"log_id": null, "membership": {"configs": [], "nodes": {}}},
+        "state": serde_json::to_value(&*view).expect("state"),
+    });
+    let (_dir2, db2) = db_with_snapshot(&body);
+    let again =
+        StateMachineStore::open(&db2, ArnContext::default(), crate::state::DEFAULT_TASK_CIDR)
+            .expect("reopens");
+    assert_eq!(again.views().borrow().tasks, view.tasks);
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{NodeId, StorageError, TypeConfig};
+use crate::state::legacy::{migrate_state, FormatError, STATE_FORMAT};
 use crate::state::{AssignmentWatch, ClusterState, ClusterView, CommandResult};
 
 const SNAPSHOT_META: &[u8] = b"meta";
@@ -26,9 +27,16 @@ const SNAPSHOT_DATA: &[u8] = b"data";
 /// What a snapshot holds: the whole state and where in the log it stands.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
+    /// The stored state's format (`state::legacy`); absent means 1.
+    #[serde(default = "first_format")]
+    format: u32,
     last_applied: Option<LogId<NodeId>>,
     last_membership: StoredMembership<NodeId, BasicNode>,
     state: ClusterState,
+}
+
+fn first_format() -> u32 {
+    1
 }
 
 pub struct StateMachineStore {
@@ -117,7 +125,7 @@ impl StateMachineStore {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        let body: SnapshotBody = serde_json::from_slice(data).map_err(read_err)?;
+        let body = read_snapshot_body(data).map_err(read_err)?;
         let mut state = body.state;
         state.adopt_identity(&self.arn, self.task_cidr);
         state.rebuild_indexes();
@@ -155,6 +163,25 @@ impl StateMachineStore {
         db.flush_async().await.map_err(write_err)?;
         Ok(())
     }
+}
+
+/// Parses a stored or received snapshot, migrating a state written in an
+/// older format, and refusing one newer than this code with a message that
+/// says so.
+fn read_snapshot_body(data: &[u8]) -> Result<SnapshotBody, FormatError> {
+    let unreadable = |format| move |source| FormatError::Unreadable { format, source };
+    let mut body: serde_json::Value = serde_json::from_slice(data).map_err(unreadable(0))?;
+    let format = body
+        .get("format")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(1, |f| u32::try_from(f).unwrap_or(u32::MAX));
+    if let Some(state) = body.get_mut("state") {
+        migrate_state(state, format)?;
+    }
+    if let Some(object) = body.as_object_mut() {
+        object.insert("format".into(), STATE_FORMAT.into());
+    }
+    serde_json::from_value(body).map_err(unreadable(format))
 }
 
 /// Builds a snapshot from state serialized when it was asked for.
@@ -212,6 +239,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.built += 1;
         let body = SnapshotBody {
+            format: STATE_FORMAT,
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             state: self.state.clone(),

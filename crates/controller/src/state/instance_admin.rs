@@ -3,7 +3,7 @@
 //! deregistration (refused while tasks run unless forced, which stops them).
 
 use orca_core::instance_calls::{CONTAINER_INSTANCE_TARGET, MAX_CUSTOM_ATTRIBUTES};
-use orca_core::task::{StopCode, TaskStatus};
+use orca_core::task::StopCode;
 use orca_core::task_definition::{Attribute, Timestamp};
 use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
@@ -197,15 +197,11 @@ impl ClusterState {
             let Some(record) = self.tasks.get_mut(task_id) else {
                 continue;
             };
-            let task = &mut record.task;
-            if task.desired_status != TaskStatus::Stopped {
-                task.desired_status = TaskStatus::Stopped;
-                task.stop_code.get_or_insert(StopCode::UserInitiated);
-                task.stopped_reason
-                    .get_or_insert_with(|| FORCED_DEREGISTRATION.to_string());
-                task.stopping_at.get_or_insert(at);
-                task.version += 1;
-            }
+            record.request_stop(
+                StopCode::UserInitiated,
+                || FORCED_DEREGISTRATION.to_string(),
+                at,
+            );
         }
         if let Some(instance) = self.instances.get_mut(instance_id) {
             instance.status = InstanceStatus::Inactive;

@@ -338,9 +338,9 @@ impl ClusterState {
     pub fn container_instance_view(&self, record: &InstanceRecord) -> ContainerInstance {
         let (mut running, mut pending) = (0u32, 0u32);
         for task in record.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
-            if task.task.last_status.is_pending() {
+            if task.last_status.is_pending() {
                 pending += 1;
-            } else if task.task.last_status == orca_core::task::TaskStatus::Running {
+            } else if task.last_status == orca_core::task::TaskStatus::Running {
                 running += 1;
             }
         }

@@ -10,9 +10,12 @@ pub mod command;
 pub mod identity;
 pub mod instance_admin;
 pub mod instances;
+pub mod legacy;
 pub mod query;
 pub mod task_definitions;
 pub mod task_queries;
+pub mod task_record;
+mod task_render;
 pub mod tasks;
 pub mod view;
 
@@ -28,7 +31,8 @@ pub use clusters::ClusterUsage;
 pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition};
 pub use identity::Identity;
 pub use instances::{InstanceRecord, RecordFacts};
-pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand, TaskRecord};
+pub use task_record::{ContainerRecord, TaskNetwork, TaskRecord, TaskTimes};
+pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand};
 pub use view::{AssignmentWatch, ClusterView};
 
 /// The default cluster-wide task CIDR; each container instance gets a /24

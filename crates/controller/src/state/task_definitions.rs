@@ -125,7 +125,7 @@ impl ClusterState {
         let in_use: std::collections::BTreeSet<(&str, u32)> = self
             .tasks
             .values()
-            .filter(|t| t.task.last_status != orca_core::task::TaskStatus::Stopped)
+            .filter(|t| !t.is_stopped())
             .map(|t| (t.family.as_str(), t.revision))
             .collect();
         let in_use = &in_use;

@@ -38,7 +38,7 @@ impl ClusterState {
             ..ClusterUsage::default()
         };
         for t in self.tasks.values().filter(|t| t.cluster == name) {
-            match t.task.last_status {
+            match t.last_status {
                 TaskStatus::Running => usage.running_tasks += 1,
                 s if s.is_pending() => usage.pending_tasks += 1,
                 // Stopping tasks still hold the cluster.
@@ -67,7 +67,7 @@ impl ClusterState {
         let mut failures = Vec::new();
         for r in references {
             match self.task_in(cluster, r) {
-                Some(t) => tasks.push(t.task.clone()),
+                Some(t) => tasks.push(self.render_task(t)),
                 None => failures.push(Failure {
                     arn: Some(r.clone()),
                     reason: "MISSING".to_string(),
@@ -84,7 +84,7 @@ impl ClusterState {
         page: &PageRequest,
     ) -> Result<Page<String>, ApiError> {
         let matches = |t: &&TaskRecord| {
-            let task = &t.task;
+            let task = *t;
             let desired = match filter.desired_status.as_str() {
                 "STOPPED" => task.desired_status == TaskStatus::Stopped,
                 "PENDING" => false,
@@ -104,7 +104,7 @@ impl ClusterState {
                 && filter
                     .service_name
                     .as_ref()
-                    .is_none_or(|s| task.group.as_deref() == Some(&format!("service:{s}")))
+                    .is_none_or(|s| task.group == format!("service:{s}"))
                 && filter
                     .launch_type
                     .as_ref()
@@ -116,7 +116,7 @@ impl ClusterState {
             items: page
                 .items
                 .iter()
-                .filter_map(|id| self.tasks.get(id).map(|t| t.task.task_arn.clone()))
+                .filter_map(|id| self.tasks.get(id).map(|t| self.task_arn(t)))
                 .collect(),
             next_token: page.next_token,
         })
@@ -193,13 +193,13 @@ impl ClusterState {
                     .task_definition
                     .clone();
                 Some(TaskAssignment {
-                    task_arn: t.task.task_arn.clone(),
+                    task_arn: self.task_arn(t),
                     task_id: t.id.clone(),
-                    desired_status: t.task.desired_status,
+                    desired_status: t.desired_status,
                     task_definition: definition,
-                    overrides: t.task.overrides.clone(),
-                    stop_code: t.task.stop_code,
-                    stopped_reason: t.task.stopped_reason.clone(),
+                    overrides: t.overrides.clone(),
+                    stop_code: t.stop_code,
+                    stopped_reason: t.stopped_reason.clone(),
                 })
             })
             .collect()

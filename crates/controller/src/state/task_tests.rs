@@ -214,7 +214,7 @@ fn reservations_are_released_exactly_once() {
             reports: vec![report("t1", TaskStatus::Pending, None)],
         },
     ));
-    assert_eq!(s.tasks["t1"].task.last_status, TaskStatus::Running);
+    assert_eq!(s.tasks["t1"].last_status, TaskStatus::Running);
     assert_eq!(s.cluster_usage("default").running_tasks, 1);
     // STOPPED twice (a resent report): released once.
     for _ in 0..2 {
@@ -233,7 +233,7 @@ fn reservations_are_released_exactly_once() {
             memory: 700
         }
     );
-    let t1 = &s.tasks["t1"].task;
+    let t1 = &s.render_task(&s.tasks["t1"]);
     assert_eq!(t1.containers[0].exit_code, Some(3));
     assert_eq!(t1.stop_code, Some(StopCode::EssentialContainerExited));
     assert_eq!(t1.desired_status, TaskStatus::Stopped);
@@ -251,7 +251,7 @@ fn reservations_are_released_exactly_once() {
             reports: vec![report("t2", TaskStatus::Stopped, Some(1))],
         },
     ));
-    assert_eq!(s.tasks["t2"].task.last_status, TaskStatus::Provisioning);
+    assert_eq!(s.tasks["t2"].last_status, TaskStatus::Provisioning);
 }
 
 #[test]
@@ -310,7 +310,7 @@ fn stop_task_sets_the_stop_once_and_connection_changes_are_fenced() {
     };
     applied(s.apply(1, stop("first")));
     applied(s.apply(1, stop("second")));
-    let t = &s.tasks["t1"].task;
+    let t = &s.render_task(&s.tasks["t1"]);
     assert_eq!(
         (t.desired_status, t.stopped_reason.as_deref()),
         (TaskStatus::Stopped, Some("first"))

@@ -5,8 +5,8 @@
 
 use orca_core::agent_protocol::{ContainerStateReport, TaskStateReport};
 use orca_core::task::{
-    task_resources, Attachment, Container, ContainerStatus, Failure, KeyValue,
-    NetworkConfiguration, NetworkInterface, Resources, StopCode, Task, TaskOverride, TaskStatus,
+    task_resources, ContainerStatus, Failure, HealthStatus, NetworkConfiguration, Resources,
+    StopCode, TaskOverride, TaskStatus,
 };
 use orca_core::task_definition::{Tag, TaskDefinitionStatus, Timestamp};
 use orca_core::{ApiError, Exception};
@@ -14,30 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::instances::instance_not_found;
 use super::task_definitions::task_definition_not_found;
+use super::task_record::{ContainerRecord, TaskNetwork, TaskRecord, TaskTimes};
+use super::task_render::render;
 use super::{ClusterState, Outcome};
-
-/// A task as stored: ECS's shape plus what the controller needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskRecord {
-    pub id: String,
-    pub cluster: String,
-    pub instance_id: String,
-    pub family: String,
-    pub revision: u32,
-    /// What the task holds on its instance until it is STOPPED.
-    pub reserved: Resources,
-    /// RunTask's networkConfiguration, recorded as given.
-    pub network_configuration: Option<NetworkConfiguration>,
-    pub client_token: Option<String>,
-    pub task: Task,
-}
-
-impl TaskRecord {
-    /// The task group (`family:<name>` unless RunTask named one).
-    pub fn group(&self) -> &str {
-        self.task.group.as_deref().unwrap_or("")
-    }
-}
 
 /// One task of a RunTask, placed by the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +91,7 @@ impl ClusterState {
                 let tasks = known
                     .task_ids
                     .iter()
-                    .filter_map(|id| self.tasks.get(id).map(|t| t.task.clone()))
+                    .filter_map(|id| self.tasks.get(id).map(|t| self.render_task(t)))
                     .collect();
                 return Ok(Outcome::Tasks {
                     tasks,
@@ -151,13 +130,7 @@ impl ClusterState {
             .unwrap_or_else(|| format!("family:{}", cmd.family));
         let mut tasks = Vec::with_capacity(cmd.placements.len());
         for p in &cmd.placements {
-            let task_arn = self.arn.task(&cmd.cluster, &p.task_id);
             self.reserve(&p.instance_id, &p.task_id, &group, need)?;
-            let instance_arn = self
-                .instances
-                .get(&p.instance_id)
-                .map(|i| i.arn.clone())
-                .ok_or_else(|| instance_not_found(&p.instance_id))?;
             let containers = definition
                 .spec
                 .container_definitions
@@ -165,9 +138,8 @@ impl ClusterState {
                 .zip(&p.container_ids)
                 .map(|(def, cid)| {
                     let c = orca_core::task::effective_container(def, &cmd.overrides);
-                    Container {
-                        container_arn: self.arn.container(&cmd.cluster, &p.task_id, cid),
-                        task_arn: task_arn.clone(),
+                    ContainerRecord {
+                        id: cid.clone(),
                         name: c.name.clone(),
                         image: c.image.clone(),
                         image_digest: None,
@@ -175,60 +147,49 @@ impl ClusterState {
                         last_status: ContainerStatus::Pending,
                         exit_code: None,
                         reason: None,
-                        network_bindings: Vec::new(),
-                        network_interfaces: Vec::new(),
-                        health_status: "UNKNOWN".to_string(),
-                        cpu: c.cpu.unwrap_or(0).to_string(),
-                        memory: c.memory.map(|m| m.to_string()),
-                        memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+                        health: HealthStatus::Unknown,
+                        cpu: c.cpu.unwrap_or(0),
+                        memory: c.memory,
+                        memory_reservation: c.memory_reservation,
                         essential: c.essential.unwrap_or(true),
                     }
                 })
                 .collect();
-            let task = Task {
-                task_arn: task_arn.clone(),
-                cluster_arn: self.arn.cluster(&cmd.cluster),
-                task_definition_arn: definition.task_definition_arn.clone(),
-                container_instance_arn: Some(instance_arn),
+            let record = TaskRecord {
+                id: p.task_id.clone(),
+                cluster: cmd.cluster.clone(),
+                instance_id: p.instance_id.clone(),
+                family: cmd.family.clone(),
+                revision: cmd.revision,
+                reserved: need,
+                network_configuration: cmd.network_configuration.clone(),
+                client_token: cmd.client_token.clone(),
                 overrides: cmd.overrides.clone(),
                 last_status: TaskStatus::Provisioning,
                 desired_status: TaskStatus::Running,
-                cpu: need.cpu.to_string(),
-                memory: need.memory.to_string(),
                 containers,
                 started_by: cmd.started_by.clone(),
-                group: Some(group.clone()),
+                group: group.clone(),
                 launch_type: cmd.launch_type.clone(),
-                attachments: Vec::new(),
-                created_at: cmd.created_at,
-                pull_started_at: None,
-                pull_stopped_at: None,
-                started_at: None,
-                stopping_at: None,
-                execution_stopped_at: None,
-                stopped_at: None,
+                network: None,
+                times: TaskTimes {
+                    created_at: cmd.created_at,
+                    pull_started_at: None,
+                    pull_stopped_at: None,
+                    started_at: None,
+                    stopping_at: None,
+                    execution_stopped_at: None,
+                    stopped_at: None,
+                },
                 stop_code: None,
                 stopped_reason: None,
                 version: 1,
-                health_status: "UNKNOWN".to_string(),
+                health: HealthStatus::Unknown,
                 enable_execute_command: cmd.enable_execute_command,
                 tags: cmd.tags.clone(),
             };
-            self.tasks.insert(
-                p.task_id.clone(),
-                TaskRecord {
-                    id: p.task_id.clone(),
-                    cluster: cmd.cluster.clone(),
-                    instance_id: p.instance_id.clone(),
-                    family: cmd.family.clone(),
-                    revision: cmd.revision,
-                    reserved: need,
-                    network_configuration: cmd.network_configuration.clone(),
-                    client_token: cmd.client_token.clone(),
-                    task: task.clone(),
-                },
-            );
-            tasks.push(task);
+            tasks.push(self.render_task(&record));
+            self.tasks.insert(p.task_id.clone(), record);
         }
         if let Some(token) = cmd.client_token {
             self.client_tokens.insert(
@@ -260,21 +221,13 @@ impl ClusterState {
             .get_mut(task_id)
             .filter(|t| t.cluster == cluster)
             .ok_or_else(|| task_not_found(task_id))?;
-        let task = &mut record.task;
         let instance_id = record.instance_id.clone();
-        let changed =
-            task.desired_status != TaskStatus::Stopped && task.last_status != TaskStatus::Stopped;
-        if changed {
-            task.desired_status = TaskStatus::Stopped;
-            task.stop_code.get_or_insert(stop_code);
-            if task.stopped_reason.is_none() {
-                task.stopped_reason =
-                    Some(reason.unwrap_or_else(|| "Task stopped by user".to_string()));
-            }
-            task.stopping_at.get_or_insert(at);
-            task.version += 1;
-        }
-        let task = task.clone();
+        let changed = record.request_stop(
+            stop_code,
+            || reason.unwrap_or_else(|| "Task stopped by user".to_string()),
+            at,
+        );
+        let task = render(&self.arn, record);
         if changed {
             self.touch_assignments(&instance_id);
         }
@@ -304,15 +257,12 @@ impl ClusterState {
             else {
                 continue;
             };
-            let wanted_before = record.task.desired_status;
-            if merge_report(&mut record.task, report) {
+            let wanted_before = record.desired_status;
+            if merge_report(record, report) {
                 changed += 1;
-                record.task.version += 1;
+                record.version += 1;
             }
-            let (stopped, wanted) = (
-                record.task.last_status == TaskStatus::Stopped,
-                record.task.desired_status,
-            );
+            let (stopped, wanted) = (record.is_stopped(), record.desired_status);
             if stopped {
                 self.release(&task_id);
             } else if wanted != wanted_before {
@@ -347,23 +297,19 @@ impl ClusterState {
         let task_ids: Vec<String> = instance.task_ids.iter().cloned().collect();
         let reason = format!("Container instance {instance_id} lost contact with the controllers");
         for id in &task_ids {
-            if let Some(record) = self.tasks.get_mut(id) {
-                let task = &mut record.task;
+            if let Some(task) = self.tasks.get_mut(id) {
                 task.desired_status = TaskStatus::Stopped;
                 task.last_status = TaskStatus::Stopped;
                 task.stop_code = Some(StopCode::InfrastructureHealth);
                 task.stopped_reason = Some(reason.clone());
-                task.stopping_at.get_or_insert(at);
-                task.execution_stopped_at.get_or_insert(at);
-                task.stopped_at = Some(at);
+                task.times.stopping_at.get_or_insert(at);
+                task.times.execution_stopped_at.get_or_insert(at);
+                task.times.stopped_at = Some(at);
                 for container in &mut task.containers {
                     if container.last_status != ContainerStatus::Stopped {
                         container.last_status = ContainerStatus::Stopped;
                         container.reason.get_or_insert_with(|| reason.clone());
                     }
-                }
-                for a in &mut task.attachments {
-                    a.status = "DELETED".to_string();
                 }
                 task.version += 1;
             }
@@ -374,7 +320,7 @@ impl ClusterState {
 }
 
 /// Folds one report into the task; true if anything changed.
-fn merge_report(task: &mut Task, report: TaskStateReport) -> bool {
+fn merge_report(task: &mut TaskRecord, report: TaskStateReport) -> bool {
     let before = task.clone();
     if report.last_status > task.last_status {
         task.last_status = report.last_status;
@@ -385,52 +331,20 @@ fn merge_report(task: &mut Task, report: TaskStateReport) -> bool {
         }
     }
     if let Some(net) = report.network {
-        let attachment_id = net.netns.clone();
-        let status = if task.last_status == TaskStatus::Stopped {
-            "DELETED"
-        } else {
-            "ATTACHED"
-        };
-        task.attachments = vec![Attachment {
-            id: attachment_id.clone(),
-            kind: "ElasticNetworkInterface".to_string(),
-            status: status.to_string(),
-            details: vec![
-                KeyValue {
-                    name: "subnetId".into(),
-                    value: net.subnet.clone(),
-                },
-                KeyValue {
-                    name: "networkInterfaceId".into(),
-                    value: net.netns.clone(),
-                },
-                KeyValue {
-                    name: "macAddress".into(),
-                    value: net.mac_address.clone(),
-                },
-                KeyValue {
-                    name: "privateIPv4Address".into(),
-                    value: net.private_ipv4_address.clone(),
-                },
-            ],
-        }];
-        for container in &mut task.containers {
-            container.network_interfaces = vec![NetworkInterface {
-                attachment_id: attachment_id.clone(),
-                private_ipv4_address: net.private_ipv4_address.clone(),
-            }];
-        }
-    } else if task.last_status == TaskStatus::Stopped {
-        for a in &mut task.attachments {
-            a.status = "DELETED".to_string();
-        }
+        task.network = Some(TaskNetwork {
+            netns: net.netns,
+            subnet: net.subnet,
+            mac_address: net.mac_address,
+            private_ipv4_address: net.private_ipv4_address,
+        });
     }
-    fill(&mut task.pull_started_at, report.pull_started_at);
-    fill(&mut task.pull_stopped_at, report.pull_stopped_at);
-    fill(&mut task.started_at, report.started_at);
-    fill(&mut task.stopping_at, report.stopping_at);
-    fill(&mut task.execution_stopped_at, report.execution_stopped_at);
-    fill(&mut task.stopped_at, report.stopped_at);
+    let times = &mut task.times;
+    fill(&mut times.pull_started_at, report.pull_started_at);
+    fill(&mut times.pull_stopped_at, report.pull_stopped_at);
+    fill(&mut times.started_at, report.started_at);
+    fill(&mut times.stopping_at, report.stopping_at);
+    fill(&mut times.execution_stopped_at, report.execution_stopped_at);
+    fill(&mut times.stopped_at, report.stopped_at);
     if task.stop_code.is_none() {
         if let Some(code) = report.stop_code {
             task.stop_code = Some(code);
@@ -446,7 +360,7 @@ fn merge_report(task: &mut Task, report: TaskStateReport) -> bool {
     *task != before
 }
 
-fn merge_container(container: &mut Container, c: ContainerStateReport) {
+fn merge_container(container: &mut ContainerRecord, c: ContainerStateReport) {
     if c.last_status > container.last_status {
         container.last_status = c.last_status;
     }
@@ -477,8 +391,7 @@ impl ClusterState {
         self.tasks
             .values()
             .filter(|t| {
-                t.task.last_status == TaskStatus::Stopped
-                    && t.task.stopped_at.unwrap_or(t.task.created_at).0 <= cutoff.0
+                t.is_stopped() && t.times.stopped_at.unwrap_or(t.times.created_at).0 <= cutoff.0
             })
             .map(|t| t.id.clone())
             .collect()
@@ -487,10 +400,7 @@ impl ClusterState {
     pub(super) fn purge_tasks(&mut self, task_ids: &[String]) -> Outcome {
         let mut purged = 0;
         for id in task_ids {
-            let stopped = self
-                .tasks
-                .get(id)
-                .is_some_and(|t| t.task.last_status == TaskStatus::Stopped);
+            let stopped = self.tasks.get(id).is_some_and(TaskRecord::is_stopped);
             if stopped {
                 self.tasks.remove(id);
                 purged += 1;

@@ -17,4 +17,4 @@ pub use requests::{
     NetworkConfiguration, RunTaskInput, RunTaskOutput, StopTaskInput, StopTaskOutput,
     MAX_RUN_TASK_COUNT,
 };
-pub use status::{ContainerStatus, StopCode, TaskStatus};
+pub use status::{ContainerStatus, HealthStatus, StopCode, TaskStatus};

@@ -1,7 +1,8 @@
 //! A task as ECS's DescribeTasks shows it, and its containers.
 //!
-//! The controller stores this shape (plus its own bookkeeping) and serves it
-//! verbatim, so `orca describe-tasks` prints what `aws ecs describe-tasks` does.
+//! The controller stores typed task records and renders this shape on read,
+//! so `orca describe-tasks` prints what `aws ecs describe-tasks` does and a
+//! change to the rendering never needs a migration of stored data.
 
 use serde::{Deserialize, Serialize};
 

@@ -85,6 +85,37 @@ impl ContainerStatus {
     }
 }
 
+/// A container's or task's healthStatus. A task's is derived from its
+/// essential containers; a container without a health check stays UNKNOWN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HealthStatus {
+    Healthy,
+    Unhealthy,
+    #[default]
+    Unknown,
+}
+
+impl HealthStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "HEALTHY",
+            HealthStatus::Unhealthy => "UNHEALTHY",
+            HealthStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// ECS's names; anything else is UNKNOWN (data written before health
+    /// was typed held only these three).
+    pub fn parse(name: &str) -> HealthStatus {
+        match name {
+            "HEALTHY" => HealthStatus::Healthy,
+            "UNHEALTHY" => HealthStatus::Unhealthy,
+            _ => HealthStatus::Unknown,
+        }
+    }
+}
+
 /// Why a task stopped (ECS's stopCode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StopCode {

@@ -120,7 +120,7 @@ fn a_draining_instance_takes_no_new_tasks_and_keeps_its_own() {
         applied(s.apply(1, run(&[("t2", "a")], None, "g"))),
         Outcome::PlacementConflict
     );
-    assert_eq!(s.tasks["t1"].task.desired_status, TaskStatus::Running);
+    assert_eq!(s.tasks["t1"].desired_status, TaskStatus::Running);
     assert_eq!(
         s.container_instance_view(&s.instances["a"]).status,
         "DRAINING"
@@ -154,7 +154,7 @@ fn deregistration_is_refused_with_tasks_unless_forced() {
     assert_eq!(e.field.as_deref(), Some("force"));
     assert_eq!(s.instances["a"].status, InstanceStatus::Active);
     applied(s.apply(1, deregister(true)));
-    let t = &s.tasks["t1"].task;
+    let t = &s.render_task(&s.tasks["t1"]);
     assert_eq!(t.desired_status, TaskStatus::Stopped);
     assert_eq!(t.stopped_reason.as_deref(), Some(FORCED_DEREGISTRATION));
     assert_eq!(s.instances["a"].status, InstanceStatus::Inactive);
@@ -220,7 +220,7 @@ fn a_lost_instance_stops_its_tasks_once_and_never_resurrects_them() {
     ));
     // A deposed leader's decision never takes effect.
     refused(s.apply(2, lost(1)));
-    assert_eq!(s.tasks["t1"].task.last_status, TaskStatus::Running);
+    assert_eq!(s.tasks["t1"].last_status, TaskStatus::Running);
     let outcome = applied(s.apply(2, lost(2)));
     assert_eq!(
         outcome,
@@ -229,7 +229,7 @@ fn a_lost_instance_stops_its_tasks_once_and_never_resurrects_them() {
         }
     );
     for id in ["t1", "t2"] {
-        let t = &s.tasks[id].task;
+        let t = &s.render_task(&s.tasks[id]);
         assert_eq!(t.last_status, TaskStatus::Stopped);
         assert_eq!(t.stop_code, Some(StopCode::InfrastructureHealth));
         assert_eq!(
@@ -264,7 +264,7 @@ fn a_lost_instance_stops_its_tasks_once_and_never_resurrects_them() {
             ],
         },
     ));
-    let t = &s.tasks["t1"].task;
+    let t = &s.render_task(&s.tasks["t1"]);
     assert_eq!(t.last_status, TaskStatus::Stopped);
     assert_eq!(t.stop_code, Some(StopCode::InfrastructureHealth));
     assert_eq!(t.containers[0].exit_code, Some(137));
