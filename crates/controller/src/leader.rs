@@ -66,6 +66,7 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                 tracing::info!(term, "stopping leader-only work");
                 token.cancel();
                 work.node.leader_work_term.store(0, Ordering::Relaxed);
+                work.sessions.registry.end_term(term);
                 *work
                     .node
                     .plan_queue
@@ -96,6 +97,7 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
             if let Some(term) = leading_term {
                 tracing::info!(term, "starting leader-only work");
                 let token = shutdown.child_token();
+                work.sessions.registry.begin_term(term);
                 let queue = crate::plan_apply::start(
                     crate::plan_apply::Applier {
                         node: work.node.clone(),
@@ -129,8 +131,9 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
             changed = metrics.changed() => if changed.is_err() { break },
         }
     }
-    if let Some((_, token)) = running {
+    if let Some((term, token)) = running {
         token.cancel();
+        work.sessions.registry.end_term(term);
     }
     work.node.leader_work_term.store(0, Ordering::Relaxed);
 }

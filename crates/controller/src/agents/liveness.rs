@@ -52,7 +52,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = token.cancelled() => {
-                registry.close_all();
+                registry.end_term(term);
                 return;
             }
             _ = tokio::time::sleep(config.tick()) => {}

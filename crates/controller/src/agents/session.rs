@@ -92,10 +92,18 @@ async fn serve(
     mut inbound: Streaming<AgentJson>,
     out: Outbound,
 ) {
-    let (session_id, cancel) = ctx.registry.open(&instance_id);
+    let Some((session_id, cancel)) = ctx.registry.open(&instance_id, term) else {
+        // Leadership moved on since the session's first check: the agent
+        // finds the new leader when its stream ends.
+        tracing::info!("not leading term {term} any more: not serving the agent");
+        return;
+    };
     ctx.registry.heard(&instance_id);
     tracing::info!("agent connected");
-    set_connected(&ctx, term, &instance_id, true).await;
+    if !set_connected(&ctx, term, &instance_id, true).await {
+        ctx.registry.close(&instance_id, session_id);
+        return;
+    }
     // Woken only when an apply changed this instance's assignments; what
     // the agent holds is resent when its assignments version moved.
     // Leadership loss ends the session through `cancel` (the registry
@@ -135,6 +143,9 @@ async fn serve(
                     Ok(Some(m)) => m,
                     Ok(None) | Err(_) => break,
                 };
+                if ctx.node.leader_work_term() != term {
+                    break;
+                }
                 deadline = Instant::now() + ctx.heartbeat_timeout;
                 ctx.registry.heard(&instance_id);
                 match parse(&message) {
@@ -166,13 +177,25 @@ async fn serve(
     tracing::info!("agent session ended");
 }
 
-async fn set_connected(ctx: &SessionContext, term: u64, instance_id: &str, connected: bool) {
+/// Records the agent connected; false if that could not be committed in
+/// `term` (fenced: leadership moved on), and the session must end so the
+/// agent finds the current leader.
+async fn set_connected(
+    ctx: &SessionContext,
+    term: u64,
+    instance_id: &str,
+    connected: bool,
+) -> bool {
     let command = Command::SetAgentConnected {
         instance_id: instance_id.to_string(),
         connected,
         decided_in_term: term,
     };
-    if let Err(e) = ctx.node.propose(command).await {
-        tracing::warn!(connected, error = %e, "could not record the agent's connection");
+    match ctx.node.propose(command).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(connected, error = %e, "could not record the agent's connection: ending the session");
+            false
+        }
     }
 }
