@@ -4,7 +4,6 @@
 use super::{shape, Ctx};
 use crate::exit::CliError;
 use crate::failover::Call;
-use crate::input;
 use orca_api::v1::EcsJsonRequest;
 use serde_json::Value;
 
@@ -27,14 +26,11 @@ pub struct Args {
 
 /// The `input_json` to send: `--cli-input-json` with the flags' keys laid over it.
 pub fn build_input(a: &Args) -> Result<String, CliError> {
-    let flags = shape::input_object([
-        ("cluster", a.cluster.clone().map(Value::String)),
-        (
-            "attributes",
-            shape::attributes_flag("--attributes", &a.attributes)?,
-        ),
-    ]);
-    input::merge_cli_input(a.cli_input_json.as_deref(), flags)
+    shape::attributes_call_input(
+        a.cli_input_json.as_deref(),
+        a.cluster.as_deref(),
+        &a.attributes,
+    )
 }
 
 pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<Value> {

@@ -144,6 +144,20 @@ pub const CONTAINER_INSTANCE_TARGET: &str = "container-instance";
 /// `--attributes name=stack,value=prod,targetId=ID ...` (shorthand or JSON) as
 /// ECS's `attributes` list; `None` when the flag was not given. Like
 /// botocore, each item must be a structure with a `name`; `name`, `value`,
+/// The input of PutAttributes and DeleteAttributes (the same shape):
+/// `--cli-input-json` with `--cluster` and `--attributes` laid over it.
+pub fn attributes_call_input(
+    cli_input_json: Option<&str>,
+    cluster: Option<&str>,
+    attributes: &[String],
+) -> Result<String, CliError> {
+    let flags = input_object([
+        ("cluster", cluster.map(|c| Value::String(c.to_string()))),
+        ("attributes", attributes_flag("--attributes", attributes)?),
+    ]);
+    input::merge_cli_input(cli_input_json, flags)
+}
+
 /// `targetType` and `targetId` are strings (a number or boolean is written
 /// out), and an item without `targetType` gets [`CONTAINER_INSTANCE_TARGET`].
 /// Anything else in an item is passed on for the controller to judge.
