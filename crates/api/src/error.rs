@@ -15,10 +15,12 @@ fn code_of(exception: Exception) -> Code {
         | Exception::InvalidParameterException
         | Exception::LimitExceededException
         | Exception::AttributeLimitExceededException => Code::InvalidArgument,
-        Exception::ClusterNotFoundException | Exception::ResourceNotFoundException => {
-            Code::NotFound
-        }
-        Exception::ClusterContainsContainerInstancesException
+        Exception::ClusterNotFoundException
+        | Exception::ResourceNotFoundException
+        | Exception::ServiceNotFoundException => Code::NotFound,
+        Exception::UnsupportedFeatureException => Code::Unimplemented,
+        Exception::ServiceNotActiveException
+        | Exception::ClusterContainsContainerInstancesException
         | Exception::ClusterContainsServicesException
         | Exception::ClusterContainsTasksException => Code::FailedPrecondition,
         Exception::ServerException => Code::Internal,

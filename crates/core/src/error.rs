@@ -22,10 +22,15 @@ pub enum Exception {
     LimitExceededException,
     /// More custom attributes on a resource than ECS allows (10).
     AttributeLimitExceededException,
+    ServiceNotFoundException,
+    /// The service is DRAINING or INACTIVE.
+    ServiceNotActiveException,
+    /// ECS supports it; orca does not (yet).
+    UnsupportedFeatureException,
 }
 
 impl Exception {
-    pub const ALL: [Exception; 10] = [
+    pub const ALL: [Exception; 13] = [
         Exception::ClientException,
         Exception::InvalidParameterException,
         Exception::ServerException,
@@ -36,6 +41,9 @@ impl Exception {
         Exception::ResourceNotFoundException,
         Exception::LimitExceededException,
         Exception::AttributeLimitExceededException,
+        Exception::ServiceNotFoundException,
+        Exception::ServiceNotActiveException,
+        Exception::UnsupportedFeatureException,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +60,9 @@ impl Exception {
             Exception::ResourceNotFoundException => "ResourceNotFoundException",
             Exception::LimitExceededException => "LimitExceededException",
             Exception::AttributeLimitExceededException => "AttributeLimitExceededException",
+            Exception::ServiceNotFoundException => "ServiceNotFoundException",
+            Exception::ServiceNotActiveException => "ServiceNotActiveException",
+            Exception::UnsupportedFeatureException => "UnsupportedFeatureException",
         }
     }
 

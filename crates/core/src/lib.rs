@@ -14,6 +14,7 @@ pub mod error;
 pub mod instance_calls;
 pub mod json_input;
 pub mod placement;
+pub mod service;
 pub mod task;
 pub mod task_definition;
 

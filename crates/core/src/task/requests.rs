@@ -40,7 +40,8 @@ pub struct RunTaskInput {
     pub tags: Option<Vec<Tag>>,
     #[serde(default)]
     pub enable_execute_command: Option<bool>,
-    #[serde(default)]
+    /// ECS spells it `enableECSManagedTags`.
+    #[serde(default, rename = "enableECSManagedTags")]
     pub enable_ecs_managed_tags: Option<bool>,
     #[serde(default)]
     pub propagate_tags: Option<String>,
