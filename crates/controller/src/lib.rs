@@ -21,6 +21,7 @@ mod node_id;
 pub mod plan_apply;
 mod proposer;
 pub mod raft;
+pub mod reconciler;
 pub mod scheduler;
 pub mod state;
 

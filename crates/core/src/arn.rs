@@ -46,6 +46,10 @@ impl ArnContext {
         self.arn(&format!("container-instance/{cluster}/{instance_id}"))
     }
 
+    pub fn service(&self, cluster: &str, name: &str) -> String {
+        self.arn(&format!("service/{cluster}/{name}"))
+    }
+
     /// The identity recorded as `registeredBy` when a caller names none.
     pub fn default_principal(&self) -> String {
         format!("arn:orca:iam::{}:root", self.account)
@@ -121,7 +125,7 @@ pub fn resource_id(
 }
 
 /// A task-definition reference as ECS takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskDefinitionRef {
     pub family: String,
     /// None: the latest ACTIVE revision.

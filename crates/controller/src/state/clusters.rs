@@ -7,7 +7,7 @@ use orca_core::{ApiError, Exception};
 use super::{ClusterRecord, ClusterState, Outcome};
 
 /// What a cluster holds, for DescribeClusters' counts and DeleteCluster's
-/// rules (services arrive with the service issue; until then none).
+/// rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterUsage {
     pub container_instances: u32,

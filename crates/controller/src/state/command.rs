@@ -33,7 +33,9 @@ pub enum Command {
         settings: Vec<ClusterSetting>,
     },
     /// DeleteCluster: moves an empty cluster to INACTIVE.
-    DeleteCluster { name: String },
+    DeleteCluster {
+        name: String,
+    },
     /// RegisterTaskDefinition: the next revision of `spec.family`.
     RegisterTaskDefinition {
         spec: Box<TaskDefinitionSpec>,
@@ -55,7 +57,9 @@ pub enum Command {
     },
     /// Several commands proposed together (see `proposer`): one log entry,
     /// applied in order, each with its own result.
-    Batch { commands: Vec<Command> },
+    Batch {
+        commands: Vec<Command>,
+    },
     /// Leader-only work: removes DELETE_IN_PROGRESS revisions for good (their
     /// numbers stay used). Refused unless committed in the term it was
     /// decided in, so a deposed leader's decision never takes effect.
@@ -99,7 +103,9 @@ pub enum Command {
     },
     /// Fixes the controller cluster's region, account and task CIDR, once:
     /// proposed by the first leader from its flags; later ones change nothing.
-    FixIdentity { identity: super::Identity },
+    FixIdentity {
+        identity: super::Identity,
+    },
     /// Leader-only: the plan applier's decisions, one RunTask per ask, as
     /// one entry. Each run is re-checked and applied on its own (a run that
     /// no longer fits changes nothing and is placed again).
@@ -138,6 +144,32 @@ pub enum Command {
         instance_id: String,
         force: bool,
         at: Timestamp,
+    },
+    /// CreateService: the record as the handler built it; `apply` resolves
+    /// the task definition and opens the first deployment.
+    CreateService {
+        service: Box<super::ServiceRecord>,
+        task_definition: orca_core::arn::TaskDefinitionRef,
+        deployment_id: String,
+    },
+    UpdateService(Box<super::services::ServiceUpdate>),
+    DeleteService {
+        cluster: String,
+        name: String,
+        force: bool,
+    },
+    /// One reconciler step, decided by the leader of `decided_in_term`.
+    ServiceStep {
+        step: Box<super::services::ServiceStepCommand>,
+        decided_in_term: u64,
+    },
+    /// Events the leader's service loop reports after acting.
+    RecordServiceEvents {
+        cluster: String,
+        name: String,
+        messages: Vec<String>,
+        at: Timestamp,
+        decided_in_term: u64,
     },
 }
 
@@ -191,6 +223,11 @@ pub enum Outcome {
     Attributes(Vec<orca_core::task_definition::Attribute>),
     /// The instances a command changed, by id.
     Instances(Vec<String>),
+    /// The service a command created or changed, by key.
+    Service(String),
+    /// A reconciler step computed from an older version of its service:
+    /// nothing changed; the reconciler runs again.
+    StaleStep,
 }
 
 /// The Raft response type: a command either takes effect or is refused by a

@@ -12,6 +12,9 @@ pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
 pub mod query;
+pub mod service_record;
+mod service_render;
+pub mod services;
 pub mod task_definitions;
 pub mod task_queries;
 pub mod task_record;
@@ -31,6 +34,10 @@ pub use clusters::ClusterUsage;
 pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition};
 pub use identity::Identity;
 pub use instances::{InstanceRecord, RecordFacts};
+pub use service_record::{
+    service_group, service_key, DeploymentRecord, EventRecord, ServiceInfrastructure,
+    ServiceRecord, Throttle,
+};
 pub use task_record::{ContainerRecord, TaskNetwork, TaskRecord, TaskTimes};
 pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand};
 pub use view::{AssignmentWatch, ClusterView};
@@ -89,6 +96,9 @@ pub struct ClusterState {
     /// Tasks by id (task ids are unique across clusters).
     #[serde(default)]
     pub tasks: OrdMap<String, TaskRecord>,
+    /// Services by `service_key(cluster, name)`.
+    #[serde(default)]
+    pub services: OrdMap<String, ServiceRecord>,
     /// RunTask clientTokens by (cluster, token).
     #[serde(default, with = "token_map")]
     pub client_tokens: OrdMap<(String, String), ClientTokenRecord>,
@@ -138,6 +148,7 @@ impl ClusterState {
             families: OrdMap::new(),
             instances: OrdMap::new(),
             tasks: OrdMap::new(),
+            services: OrdMap::new(),
             client_tokens: OrdMap::new(),
             changed_assignments: view::ChangedInstances::default(),
         }
@@ -231,6 +242,29 @@ impl ClusterState {
                 force,
                 at,
             } => self.deregister_instance(&cluster, &instance_id, force, at),
+            Command::CreateService {
+                service,
+                task_definition,
+                deployment_id,
+            } => self.create_service(*service, &task_definition, deployment_id),
+            Command::UpdateService(update) => self.update_service(*update),
+            Command::DeleteService {
+                cluster,
+                name,
+                force,
+            } => self.delete_service(&cluster, &name, force),
+            Command::ServiceStep {
+                step,
+                decided_in_term,
+            } => fence(term, decided_in_term).and_then(|()| self.service_step(*step)),
+            Command::RecordServiceEvents {
+                cluster,
+                name,
+                messages,
+                at,
+                decided_in_term,
+            } => fence(term, decided_in_term)
+                .and_then(|()| self.record_service_events(&cluster, &name, messages, at)),
             Command::ApplyPlan {
                 runs,
                 decided_in_term,

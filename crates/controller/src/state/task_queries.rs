@@ -35,6 +35,14 @@ impl ClusterState {
                 .values()
                 .filter(|i| i.cluster == name)
                 .count() as u32,
+            // ECS counts ACTIVE services (DRAINING ones block deletion too).
+            active_services: self
+                .services
+                .values()
+                .filter(|s| {
+                    s.cluster == name && s.status != orca_core::service::ServiceStatus::Inactive
+                })
+                .count() as u32,
             ..ClusterUsage::default()
         };
         for t in self.tasks.values().filter(|t| t.cluster == name) {
