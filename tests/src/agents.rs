@@ -96,6 +96,11 @@ pub async fn ecs(
         "ListAttributes" => client.list_attributes(request).await,
         "UpdateContainerInstancesState" => client.update_container_instances_state(request).await,
         "DeregisterContainerInstance" => client.deregister_container_instance(request).await,
+        "CreateService" => client.create_service(request).await,
+        "UpdateService" => client.update_service(request).await,
+        "DeleteService" => client.delete_service(request).await,
+        "DescribeServices" => client.describe_services(request).await,
+        "ListServices" => client.list_services(request).await,
         other => panic!("no such call in tests: {other}"),
     }
     .map_err(|s| orca_api::error::from_status(&s))?;

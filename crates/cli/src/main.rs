@@ -82,6 +82,16 @@ enum Command {
     DeleteAttributes(delete_attributes::Args),
     /// Lists the attributes of a cluster's container instances.
     ListAttributes(list_attributes::Args),
+    /// Creates a service: N copies of a task kept running and deployed safely.
+    CreateService(Box<create_service::Args>),
+    /// Changes a service: desired count, task definition (a new deployment), configuration.
+    UpdateService(Box<update_service::Args>),
+    /// Deletes a service (--force while it is scaled above 0).
+    DeleteService(delete_service::Args),
+    /// Describes services: deployments, counts and the latest events.
+    DescribeServices(describe_services::Args),
+    /// Lists service ARNs.
+    ListServices(list_services::Args),
     /// Images in this machine's containerd.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -209,6 +219,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             list_attributes::OPERATION,
             list_attributes::run(a, ctx).await?,
         ),
+        Command::CreateService(a) => (
+            create_service::OPERATION,
+            create_service::run(a, ctx).await?,
+        ),
+        Command::UpdateService(a) => (
+            update_service::OPERATION,
+            update_service::run(a, ctx).await?,
+        ),
+        Command::DeleteService(a) => (
+            delete_service::OPERATION,
+            delete_service::run(a, ctx).await?,
+        ),
+        Command::DescribeServices(a) => (
+            describe_services::OPERATION,
+            describe_services::run(a, ctx).await?,
+        ),
+        Command::ListServices(a) => (list_services::OPERATION, list_services::run(a, ctx).await?),
         Command::Controller(c) => return controller(c, ctx, settings.output).await.map(|()| 0),
         Command::ClusterStatus(a) => {
             let members = ControllerCommand::Members(a.clone());

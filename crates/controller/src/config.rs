@@ -39,6 +39,8 @@ pub struct Config {
     pub agent_loss_grace: Duration,
     /// The block each container instance's task subnet is carved from.
     pub task_cidr: orca_core::cidr::Ipv4Cidr,
+    /// The service reconciler's timers (ECS's 40 s rule, the throttle).
+    pub services: crate::services_loop::ServiceLoopConfig,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             agent_loss_grace: Duration::from_secs(3),
             purge_stopped_tasks_after: Duration::from_secs(3600),
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
+            services: crate::services_loop::ServiceLoopConfig::default(),
         }
     }
 

@@ -5,9 +5,9 @@
 //! knows the term it runs for and stamps it into what it proposes; `apply`
 //! refuses a decision committed in any other term.
 //!
-//! The loops today: purging DELETE_IN_PROGRESS task definitions, and agent
-//! liveness (instances without a session are marked disconnected; sessions
-//! end when leadership does). The service reconciler joins them.
+//! The loops: purging DELETE_IN_PROGRESS task definitions and STOPPED tasks,
+//! agent liveness (instances without a session are marked disconnected;
+//! sessions end when leadership does), and the service reconciler.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct LeaderWork {
     /// This controller's region/account and task CIDR flags, proposed as the
     /// cluster's identity when none is fixed yet.
     pub identity: (orca_core::arn::ArnContext, orca_core::cidr::Ipv4Cidr),
+    /// The service reconciler's timers.
+    pub services: crate::services_loop::ServiceLoopConfig,
 }
 
 /// Watches this node's Raft role and runs the leader-only loops exactly
@@ -119,6 +121,13 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                     work.sessions.registry.clone(),
                     work.clock.clone(),
                     work.liveness,
+                    term,
+                    token.clone(),
+                ));
+                tokio::spawn(crate::services_loop::run(
+                    work.node.clone(),
+                    work.clock.clone(),
+                    work.services,
                     term,
                     token.clone(),
                 ));

@@ -23,6 +23,7 @@ mod proposer;
 pub mod raft;
 pub mod reconciler;
 pub mod scheduler;
+pub mod services_loop;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -156,6 +157,7 @@ async fn serve(
             loss_grace: config.agent_loss_grace,
         },
         identity: (config.arn.clone(), config.task_cidr),
+        services: config.services,
     };
     tasks.spawn(leader::run(work, background.clone()));
     tasks.spawn(raft::election::run(

@@ -54,6 +54,20 @@ struct Args {
     /// The account named in the ARNs this cluster mints (12 digits).
     #[arg(long, default_value = "000000000000")]
     account: String,
+    /// Seconds after RUNNING a service task without a health check counts
+    /// as healthy (ECS: 40).
+    #[arg(long, default_value_t = 40.0)]
+    service_healthy_after_secs: f64,
+    /// The service throttle's first delay after a task fails to start, in
+    /// seconds, doubling with each failure in a row (ECS: about 10).
+    #[arg(long, default_value_t = 10.0)]
+    service_throttle_base_secs: f64,
+    /// The service throttle's longest delay, in seconds (ECS: 900).
+    #[arg(long, default_value_t = 900.0)]
+    service_throttle_max_secs: f64,
+    /// Seconds between looks at every service when nothing changes.
+    #[arg(long, default_value_t = 1.0)]
+    service_tick_secs: f64,
     /// Build a snapshot after this many log entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
@@ -90,6 +104,27 @@ async fn main() -> anyhow::Result<()> {
     )?;
     config.agent_loss_grace = seconds("--agent-loss-grace-secs", args.agent_loss_grace_secs)?;
     config.task_cidr = args.task_cidr;
+    let millis = |flag: &str, value: f64| -> anyhow::Result<i64> {
+        Ok(i64::try_from(seconds(flag, value)?.as_millis()).unwrap_or(i64::MAX))
+    };
+    config.services = orca_controller::services_loop::ServiceLoopConfig {
+        timers: orca_controller::reconciler::Timers {
+            healthy_after_running_ms: millis(
+                "--service-healthy-after-secs",
+                args.service_healthy_after_secs,
+            )?,
+            throttle_base_ms: millis(
+                "--service-throttle-base-secs",
+                args.service_throttle_base_secs,
+            )?,
+            throttle_max_ms: millis(
+                "--service-throttle-max-secs",
+                args.service_throttle_max_secs,
+            )?,
+            ..Default::default()
+        },
+        tick: seconds("--service-tick-secs", args.service_tick_secs)?,
+    };
     config.purge_stopped_tasks_after =
         std::time::Duration::from_secs(args.purge_stopped_tasks_after_secs);
     config.arn = ArnContext {

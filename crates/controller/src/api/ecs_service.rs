@@ -472,6 +472,49 @@ impl Ecs for EcsService {
                 .await,
         )
     }
+
+    async fn create_service(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.create_service_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn update_service(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.update_service_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn delete_service(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.delete_service_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn describe_services(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.describe_services_json(&request.into_inner().input_json))
+    }
+
+    async fn list_services(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_services_json(&request.into_inner().input_json))
+    }
 }
 
 fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {

@@ -9,4 +9,5 @@ mod convert;
 pub mod ecs_service;
 mod instance_api;
 pub mod raft_service;
+mod service_api;
 mod task_api;

@@ -72,7 +72,7 @@ pub(super) fn plan(
     let mut keepers: Vec<&TaskRecord> = Vec::new();
     for &task in &live {
         let healthy = judge.is_healthy(task);
-        let of_primary = primary.is_some_and(|p| task.started_by.as_deref() == Some(&p.id));
+        let of_primary = primary.is_some_and(|p| p.owns(task));
         let reason = if judge.is_unhealthy(task) {
             Some(UNHEALTHY_REASON.to_string())
         } else if judge.is_misplaced(task) {

@@ -167,6 +167,14 @@ pub(super) fn judge_primary(
                 "(deployment {failed_id}) rolling back to {family}:{revision} as deployment {id}."
             ));
             let at = events.now;
+            // The tasks still running the target revision stay: the
+            // rollback adopts them instead of replacing healthy tasks.
+            let adopts = progress
+                .deployments
+                .iter()
+                .filter(|d| d.family == family && d.revision == revision)
+                .map(|d| d.id.clone())
+                .collect();
             progress.deployments.insert(
                 0,
                 DeploymentRecord {
@@ -180,6 +188,7 @@ pub(super) fn judge_primary(
                     ),
                     failed_tasks: 0,
                     judged: Default::default(),
+                    adopts,
                     created_at: at,
                     updated_at: at,
                 },
@@ -212,13 +221,6 @@ pub(super) fn finish(
     progress: &mut Progress,
     events: &mut Events<'_>,
 ) {
-    let live_of = |id: &str| {
-        tasks.iter().any(|t| {
-            !t.is_stopped()
-                && t.desired_status == TaskStatus::Running
-                && t.started_by.as_deref() == Some(id)
-        })
-    };
     let stopping: Vec<&str> = plan.stops.iter().map(|s| s.task_id.as_str()).collect();
     // Older deployments stay ACTIVE while they have tasks, then go.
     let mut deployments = std::mem::take(&mut progress.deployments);
@@ -234,7 +236,8 @@ pub(super) fn finish(
             let has_tasks = tasks.iter().any(|t| {
                 !t.is_stopped()
                     && t.desired_status == TaskStatus::Running
-                    && t.started_by.as_deref() == Some(&d.id)
+                    && d.owns(t)
+                    && !primary.as_ref().is_some_and(|p| p.owns(t))
                     && !stopping.contains(&t.id.as_str())
             });
             has_tasks.then(|| {
@@ -264,8 +267,7 @@ pub(super) fn finish(
     if service.status != ServiceStatus::Active {
         let any_live = tasks
             .iter()
-            .any(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running)
-            || primary.as_ref().is_some_and(|p| live_of(&p.id));
+            .any(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running);
         if !any_live && plan.stops.is_empty() {
             progress.status = ServiceStatus::Inactive;
         }

@@ -549,6 +549,7 @@ fn the_breaker_trips_at_the_bounded_threshold_and_rolls_back() {
     let mut sim = Sim::new(&[("a", 2), ("b", 2)]);
     sim.create(3, with_breaker(ThresholdType::BoundedPercent, 50, true));
     sim.run(8, 0);
+    let kept: Vec<String> = sim.tasks().iter().map(|t| t.id.clone()).collect();
     sim.broken.push(2);
     revision(&mut sim, 2);
     let failing = sim.service().deployments[0].id.clone();
@@ -576,6 +577,16 @@ fn the_breaker_trips_at_the_bounded_threshold_and_rolls_back() {
         .filter(|t| t.revision == 2 && t.is_stopped())
         .count();
     assert_eq!(failed_starts, 3);
+    // The rollback adopted the revision-1 tasks still running: with 100/200
+    // none of them was stopped, so all three are the originals.
+    let live: Vec<String> = sim
+        .tasks()
+        .iter()
+        .filter(|t| !t.is_stopped())
+        .map(|t| t.id.clone())
+        .collect();
+    assert_eq!(live, kept);
+    assert_eq!(sim.service().deployments.len(), 1);
 }
 
 #[test]

@@ -82,8 +82,28 @@ pub struct DeploymentRecord {
     /// Tasks of this deployment the breaker has already judged (failed or
     /// healthy), so none counts twice, whichever leader looks.
     pub judged: BTreeSet<String>,
+    /// Older deployments whose tasks of this deployment's revision this one
+    /// takes over: a rollback keeps the healthy tasks of the revision it
+    /// rolls back to instead of replacing them.
+    #[serde(default)]
+    pub adopts: BTreeSet<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl DeploymentRecord {
+    /// Whether `task` belongs to this deployment.
+    pub fn owns(&self, task: &super::TaskRecord) -> bool {
+        match task.started_by.as_deref() {
+            Some(id) if id == self.id => true,
+            Some(id) => {
+                self.adopts.contains(id)
+                    && task.family == self.family
+                    && task.revision == self.revision
+            }
+            None => false,
+        }
+    }
 }
 
 /// One service event.

@@ -42,12 +42,7 @@ impl ClusterState {
             .deployments
             .iter()
             .map(|d| {
-                let (running, pending) = counts(
-                    tasks
-                        .iter()
-                        .copied()
-                        .filter(|t| t.started_by.as_deref() == Some(&d.id)),
-                );
+                let (running, pending) = counts(tasks.iter().copied().filter(|t| d.owns(t)));
                 Deployment {
                     id: d.id.clone(),
                     status: d.status,

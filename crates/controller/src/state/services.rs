@@ -296,6 +296,7 @@ fn new_deployment(id: String, family: String, revision: u32, at: Timestamp) -> D
         rollout: RolloutState::InProgress,
         failed_tasks: 0,
         judged: Default::default(),
+        adopts: Default::default(),
         created_at: at,
         updated_at: at,
     }

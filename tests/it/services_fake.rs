@@ -1,0 +1,327 @@
+//! Services end to end through the controller's API and its leader loop,
+//! with three in-process agents (three zones) on the fake runtime: a service
+//! reaches steady state spread over the zones, a task stopped behind its back
+//! is replaced, a rolling update at 50/200 never drops below the minimum, a
+//! revision whose tasks cannot start trips the circuit breaker and rolls
+//! back, an agent lost has its tasks replaced elsewhere, and delete drains.
+
+use std::time::Duration;
+
+use orca_tests::agents::{ecs, wait_for_instances, FakeNode, FAKE_IMAGE};
+use orca_tests::controller::InProcessController;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::support::{register, Client};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Setup {
+    _controller: InProcessController,
+    nodes: Vec<Option<FakeNode>>,
+    client: Client,
+}
+
+async fn setup() -> Setup {
+    let controller = InProcessController::start_with(|c| {
+        c.agent_heartbeat_timeout = Duration::from_millis(1500);
+        c.agent_loss_grace = Duration::from_millis(500);
+        c.services.timers.healthy_after_running_ms = 300;
+        c.services.timers.throttle_base_ms = 200;
+        c.services.timers.throttle_max_ms = 800;
+        c.services.tick = Duration::from_millis(100);
+    })
+    .await
+    .expect("controller");
+    let mut nodes = Vec::new();
+    for zone in ["zone-a", "zone-b", "zone-c"] {
+        let node = FakeNode::start(&controller.endpoint(), |c| {
+            c.availability_zone = Some(zone.to_string());
+        })
+        .await
+        .expect("agent");
+        nodes.push(Some(node));
+    }
+    let mut client = controller.client().await.expect("client");
+    wait_for_instances(&mut client, "default", 3, WAIT)
+        .await
+        .expect("instances");
+    Setup {
+        _controller: controller,
+        nodes,
+        client,
+    }
+}
+
+async fn register_revision(client: &mut Client, image: &str) {
+    let td = json!({"family": "web", "containerDefinitions": [
+        {"name": "app", "image": image, "memory": 64, "command": ["sh", "-c", "sleep 3600"]}
+    ]});
+    register(client, &td.to_string()).await.expect("register");
+}
+
+async fn describe(client: &mut Client) -> Value {
+    let out = ecs(client, "DescribeServices", json!({"services": ["web"]}))
+        .await
+        .expect("describe-services");
+    out["services"][0].clone()
+}
+
+/// Waits until the service satisfies `done`, checking `always` on every look.
+async fn wait_service(
+    client: &mut Client,
+    what: &str,
+    mut always: impl FnMut(&Value),
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = describe(client).await;
+        always(&s);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service never {what}; last: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn steady(desired: u64) -> impl Fn(&Value) -> bool {
+    move |s: &Value| {
+        s["runningCount"] == desired
+            && s["pendingCount"] == 0
+            && s["deployments"].as_array().map(Vec::len) == Some(1)
+            && s["deployments"][0]["rolloutState"] == "COMPLETED"
+    }
+}
+
+async fn running_tasks(client: &mut Client) -> Vec<Value> {
+    let listed = ecs(client, "ListTasks", json!({"serviceName": "web"}))
+        .await
+        .expect("list-tasks");
+    let arns = listed["taskArns"].as_array().cloned().unwrap_or_default();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    let described = ecs(client, "DescribeTasks", json!({"tasks": arns}))
+        .await
+        .expect("describe-tasks");
+    described["tasks"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_service_keeps_its_tasks_deploys_rolls_back_and_survives_a_lost_node() {
+    let mut s = setup().await;
+    register_revision(&mut s.client, FAKE_IMAGE).await;
+    let created = ecs(
+        &mut s.client,
+        "CreateService",
+        json!({"serviceName": "web", "taskDefinition": "web:1", "desiredCount": 3,
+               "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 200,
+                   "deploymentCircuitBreaker": {"enable": true, "rollback": true}}}),
+    )
+    .await
+    .expect("create-service");
+    assert_eq!(created["service"]["status"], "ACTIVE");
+    assert_eq!(created["service"]["desiredCount"], 3);
+    let first = wait_service(&mut s.client, "reached steady state", |_| {}, steady(3)).await;
+    let first_deployment = first["deployments"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(first_deployment.starts_with("ecs-svc/"));
+    let events: Vec<&str> = first["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(
+        events[0], "(service web) has reached a steady state.",
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.starts_with("(service web) has started 3 tasks:")));
+    let tasks = running_tasks(&mut s.client).await;
+    let instances: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .filter_map(|t| t["containerInstanceArn"].as_str())
+        .collect();
+    assert_eq!(instances.len(), 3, "spread over the three zones");
+    for t in &tasks {
+        assert_eq!(t["group"], "service:web");
+        assert_eq!(t["startedBy"], first_deployment.as_str());
+    }
+
+    // A task stopped behind the service's back is replaced.
+    let victim = tasks[0]["taskArn"].as_str().expect("arn").to_string();
+    ecs(&mut s.client, "StopTask", json!({"task": victim}))
+        .await
+        .expect("stop-task");
+    wait_service(
+        &mut s.client,
+        "replaced the stopped task",
+        |_| {},
+        |svc| steady(3)(svc),
+    )
+    .await;
+    let now_running: Vec<String> = running_tasks(&mut s.client)
+        .await
+        .iter()
+        .filter_map(|t| t["taskArn"].as_str().map(str::to_string))
+        .collect();
+    assert!(!now_running.contains(&victim));
+    assert_eq!(now_running.len(), 3);
+
+    // A rolling update at 50/200 never has fewer than 2 running.
+    register_revision(&mut s.client, FAKE_IMAGE).await;
+    ecs(
+        &mut s.client,
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": "web:2"}),
+    )
+    .await
+    .expect("update-service");
+    let done = wait_service(
+        &mut s.client,
+        "completed the update to web:2",
+        |svc| {
+            let running = svc["runningCount"].as_u64().unwrap_or(0);
+            assert!(
+                running >= 2,
+                "running fell to {running} during the update: {svc:#}"
+            );
+        },
+        |svc| {
+            steady(3)(svc)
+                && svc["taskDefinition"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("web:2"))
+        },
+    )
+    .await;
+    assert_eq!(
+        done["deployments"][0]["taskDefinition"]
+            .as_str()
+            .map(|t| t.ends_with("web:2")),
+        Some(true)
+    );
+
+    // A revision whose image cannot be pulled trips the breaker (threshold
+    // clamp(ceil(0.5 × 3), 3, 200) = 3) and rolls back to web:2.
+    register_revision(&mut s.client, "registry.invalid/missing:1").await;
+    ecs(
+        &mut s.client,
+        "UpdateService",
+        json!({"service": "web", "taskDefinition": "web:3"}),
+    )
+    .await
+    .expect("update-service");
+    let rolled_back = wait_service(
+        &mut s.client,
+        "rolled back to web:2",
+        |svc| {
+            let running = svc["runningCount"].as_u64().unwrap_or(0);
+            assert!(
+                running >= 2,
+                "running fell to {running} during the failed update"
+            );
+        },
+        |svc| {
+            steady(3)(svc)
+                && svc["deployments"][0]["taskDefinition"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("web:2"))
+        },
+    )
+    .await;
+    let messages: Vec<&str> = rolled_back["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("deployment failed: tasks failed to start.")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("rolling back to web:2")),
+        "{messages:?}"
+    );
+    eprintln!("events after the rollback: {messages:#?}");
+
+    // A node lost: its task runs elsewhere.
+    let lost = s.nodes[0].take().expect("node");
+    lost.stop().await;
+    wait_service(
+        &mut s.client,
+        "replaced the lost node's task",
+        |_| {},
+        steady(3),
+    )
+    .await;
+    let tasks = running_tasks(&mut s.client).await;
+    assert_eq!(tasks.len(), 3);
+
+    // Delete needs --force above 0, then drains to INACTIVE.
+    let refused = ecs(&mut s.client, "DeleteService", json!({"service": "web"})).await;
+    assert!(matches!(refused, Err(e) if e.field.as_deref() == Some("force")));
+    let deleted = ecs(
+        &mut s.client,
+        "DeleteService",
+        json!({"service": "web", "force": true}),
+    )
+    .await
+    .expect("delete-service");
+    assert_eq!(deleted["service"]["status"], "DRAINING");
+    wait_service(
+        &mut s.client,
+        "became INACTIVE",
+        |_| {},
+        |svc| svc["status"] == "INACTIVE" && svc["runningCount"] == 0,
+    )
+    .await;
+    let listed = ecs(&mut s.client, "ListServices", json!({}))
+        .await
+        .expect("list-services");
+    assert_eq!(listed["serviceArns"], json!([]));
+    drop(s.nodes);
+}
+
+#[tokio::test]
+async fn service_calls_refuse_bad_input_naming_the_field() {
+    let mut s = setup().await;
+    register_revision(&mut s.client, FAKE_IMAGE).await;
+    let e = ecs(
+        &mut s.client,
+        "CreateService",
+        json!({"serviceName": "web", "taskDefinition": "nope:1", "desiredCount": 1}),
+    )
+    .await
+    .expect_err("no such task definition");
+    assert_eq!(e.field.as_deref(), Some("taskDefinition"), "{e:?}");
+    let e = ecs(
+        &mut s.client,
+        "UpdateService",
+        json!({"service": "missing", "desiredCount": 1}),
+    )
+    .await
+    .expect_err("no such service");
+    assert_eq!(e.exception, orca_core::Exception::ServiceNotFoundException);
+    let d = ecs(
+        &mut s.client,
+        "DescribeServices",
+        json!({"services": ["missing"]}),
+    )
+    .await
+    .expect("describe");
+    assert_eq!(d["failures"][0]["reason"], "MISSING");
+    drop(s.nodes);
+}
