@@ -325,3 +325,39 @@ async fn service_calls_refuse_bad_input_naming_the_field() {
     assert_eq!(d["failures"][0]["reason"], "MISSING");
     drop(s.nodes);
 }
+
+#[tokio::test]
+async fn a_daemon_service_runs_one_task_on_each_instance() {
+    let mut s = setup().await;
+    register_revision(&mut s.client, FAKE_IMAGE).await;
+    let created = ecs(
+        &mut s.client,
+        "CreateService",
+        json!({"serviceName": "web", "taskDefinition": "web", "schedulingStrategy": "DAEMON"}),
+    )
+    .await
+    .expect("create-service");
+    assert_eq!(created["service"]["schedulingStrategy"], "DAEMON");
+    wait_service(
+        &mut s.client,
+        "ran one task per instance",
+        |_| {},
+        steady(3),
+    )
+    .await;
+    let tasks = running_tasks(&mut s.client).await;
+    let instances: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .filter_map(|t| t["containerInstanceArn"].as_str())
+        .collect();
+    assert_eq!((tasks.len(), instances.len()), (3, 3));
+    let e = ecs(
+        &mut s.client,
+        "UpdateService",
+        json!({"service": "web", "desiredCount": 2}),
+    )
+    .await
+    .expect_err("a daemon has no desired count");
+    assert_eq!(e.field.as_deref(), Some("desiredCount"));
+    drop(s.nodes);
+}

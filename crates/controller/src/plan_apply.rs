@@ -346,7 +346,8 @@ fn resolve(view: &ClusterView, ask: &RunTaskAsk) -> Result<(PlacementAsk, usize,
     ))
 }
 
-fn definition_constraint(c: &PlacementConstraint) -> PlacementConstraintInput {
+/// A task definition's placement constraint in RunTask's input shape.
+pub(crate) fn definition_constraint(c: &PlacementConstraint) -> PlacementConstraintInput {
     PlacementConstraintInput {
         r#type: c.r#type.to_string(),
         expression: c.expression.clone(),

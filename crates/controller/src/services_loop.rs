@@ -155,65 +155,93 @@ async fn start_tasks(
     now: Timestamp,
     term: u64,
 ) {
-    let ask = RunTaskAsk {
-        cluster: service.cluster.clone(),
-        family: start.family.clone(),
-        revision: start.revision,
-        count: start.count as usize,
-        overrides: Default::default(),
-        started_by: Some(start.deployment_id.clone()),
-        group: Some(service.group()),
-        client_token: None,
-        fingerprint: String::new(),
-        launch_type: service
-            .launch_type
-            .clone()
-            .unwrap_or_else(|| "EC2".to_string()),
-        network_configuration: service.network_configuration.clone(),
-        tags: match service.infrastructure.propagate_tags.as_deref() {
-            Some("SERVICE") => service.tags.clone(),
-            _ => Vec::new(),
-        },
-        enable_execute_command: service.enable_execute_command,
-        placement_constraints: service.placement_constraints.clone(),
-        placement_strategy: service.placement_strategy.clone(),
-    };
-    let messages = match node.submit_here(ask).await {
-        AskReply::NotLeader => return,
-        AskReply::Done(Err(e)) => vec![format!(
-            "(service {}) was unable to start tasks: {}",
-            service.name, e.message
-        )],
-        AskReply::Done(Ok(Outcome::Tasks { tasks, failures })) => {
-            let mut messages = Vec::new();
-            if !tasks.is_empty() {
-                let ids: Vec<String> = tasks
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "(task {})",
-                            t.task_arn.rsplit('/').next().unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                tracing::info!(count = tasks.len(), "started service tasks");
-                messages.push(format!(
-                    "(service {}) has started {} tasks: {}.",
-                    service.name,
-                    tasks.len(),
-                    ids.join(" ")
-                ));
-            }
-            if let Some(f) = failures.first() {
-                messages.push(placement_failure(&service.name, f));
-            }
-            messages
+    let ask = |count: usize, on: Option<&str>| {
+        let mut placement_constraints = service.placement_constraints.clone();
+        if let Some(instance) = on {
+            // A DAEMON's task goes to this instance and no other.
+            placement_constraints.push(orca_core::placement::PlacementConstraintInput {
+                r#type: "memberOf".to_string(),
+                expression: Some(format!("instanceId == {instance}")),
+            });
         }
-        AskReply::Done(Ok(other)) => {
-            tracing::warn!(?other, "unexpected outcome of a service start");
-            return;
+        RunTaskAsk {
+            cluster: service.cluster.clone(),
+            family: start.family.clone(),
+            revision: start.revision,
+            count,
+            overrides: Default::default(),
+            started_by: Some(start.deployment_id.clone()),
+            group: Some(service.group()),
+            client_token: None,
+            fingerprint: String::new(),
+            launch_type: service
+                .launch_type
+                .clone()
+                .unwrap_or_else(|| "EC2".to_string()),
+            network_configuration: service.network_configuration.clone(),
+            tags: match service.infrastructure.propagate_tags.as_deref() {
+                Some("SERVICE") => service.tags.clone(),
+                _ => Vec::new(),
+            },
+            enable_execute_command: service.enable_execute_command,
+            placement_constraints,
+            placement_strategy: service.placement_strategy.clone(),
         }
     };
+    let asks: Vec<RunTaskAsk> = if start.instances.is_empty() {
+        vec![ask(start.count as usize, None)]
+    } else {
+        start.instances.iter().map(|i| ask(1, Some(i))).collect()
+    };
+    // Submitted together: the plan applier places them in one plan.
+    let replies = futures::future::join_all(asks.into_iter().map(|a| node.submit_here(a))).await;
+    let mut started = Vec::new();
+    let mut failures = Vec::new();
+    let mut errors = Vec::new();
+    for reply in replies {
+        match reply {
+            AskReply::NotLeader => return,
+            AskReply::Done(Err(e)) => errors.push(e.message),
+            AskReply::Done(Ok(Outcome::Tasks { tasks, failures: f })) => {
+                started.extend(tasks);
+                failures.extend(f);
+            }
+            AskReply::Done(Ok(other)) => {
+                tracing::warn!(?other, "unexpected outcome of a service start");
+            }
+        }
+    }
+    let mut messages = Vec::new();
+    if !started.is_empty() {
+        let ids: Vec<String> = started
+            .iter()
+            .map(|t| {
+                format!(
+                    "(task {})",
+                    t.task_arn.rsplit('/').next().unwrap_or_default()
+                )
+            })
+            .collect();
+        tracing::info!(count = started.len(), "started service tasks");
+        messages.push(format!(
+            "(service {}) has started {} tasks: {}.",
+            service.name,
+            started.len(),
+            ids.join(" ")
+        ));
+    }
+    if let Some(f) = failures.first() {
+        messages.push(placement_failure(&service.name, f));
+    }
+    if let Some(e) = errors.first() {
+        messages.push(format!(
+            "(service {}) was unable to start tasks: {e}",
+            service.name
+        ));
+    }
+    if messages.is_empty() {
+        return;
+    }
     let command = Command::RecordServiceEvents {
         cluster: service.cluster.clone(),
         name: service.name.clone(),

@@ -114,6 +114,25 @@ impl<'a> Judge<'a> {
             .is_none_or(|i| i.status != InstanceStatus::Active)
     }
 
+    /// A DAEMON service's instances (see `ClusterState::daemon_targets`).
+    pub(super) fn daemon_targets(
+        &self,
+        service: &ServiceRecord,
+    ) -> std::collections::BTreeSet<&'a str> {
+        self.view
+            .daemon_targets(service)
+            .into_iter()
+            .map(|i| i.id.as_str())
+            .collect()
+    }
+
+    pub(super) fn is_connected(&self, instance_id: &str) -> bool {
+        self.view
+            .instances
+            .get(instance_id)
+            .is_some_and(|i| i.agent_connected)
+    }
+
     /// The instance's availability zone, for scale-in.
     pub(super) fn zone(&self, task: &TaskRecord) -> &'a str {
         self.view

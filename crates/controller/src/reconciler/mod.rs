@@ -64,6 +64,9 @@ pub struct StartOrder {
     pub family: String,
     pub revision: u32,
     pub count: u32,
+    /// A DAEMON service's starts: one task on each of these instances
+    /// (`count` of them). Empty for a REPLICA service: the scheduler places.
+    pub instances: Vec<String>,
 }
 
 /// What a step changes in the service record.

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use orca_core::service::{RolloutState, ServiceStatus};
+use orca_core::service::{RolloutState, SchedulingStrategy, ServiceStatus};
 use orca_core::task::TaskStatus;
 use orca_core::task_definition::Timestamp;
 
@@ -49,8 +49,12 @@ pub(super) fn plan(
     now: Timestamp,
 ) -> RollingPlan {
     let rules = service.rules();
-    let desired = match service.status {
-        ServiceStatus::Active => service.desired_count,
+    // A DAEMON service wants one task on each matching ACTIVE instance.
+    let targets =
+        (service.strategy == SchedulingStrategy::Daemon).then(|| judge.daemon_targets(service));
+    let desired = match (service.status, &targets) {
+        (ServiceStatus::Active, Some(t)) => t.len() as u32,
+        (ServiceStatus::Active, None) => service.desired_count,
         _ => 0,
     };
     let primary = progress.deployments.first();
@@ -80,6 +84,14 @@ pub(super) fn plan(
                 "Container instance {} is draining or deregistered",
                 task.instance_id
             ))
+        } else if targets
+            .as_ref()
+            .is_some_and(|t| !t.contains(task.instance_id.as_str()))
+        {
+            Some(format!(
+                "Container instance {} no longer matches the service's placement constraints",
+                task.instance_id
+            ))
         } else if !of_primary {
             Some(primary_reason.clone())
         } else {
@@ -94,8 +106,13 @@ pub(super) fn plan(
             None => keepers.push(task),
         }
     }
-    // The primary's surplus, in ECS's scale-in order.
-    for task in scale_in(judge, &mut keepers, desired as usize) {
+    // The primary's surplus: a DAEMON's second task on an instance, or a
+    // REPLICA's beyond the desired count in ECS's scale-in order.
+    let surplus = match &targets {
+        Some(_) => one_per_instance(judge, &mut keepers),
+        None => scale_in(judge, &mut keepers, desired as usize),
+    };
+    for task in surplus {
         leaving.push(Leaving {
             task,
             reason: primary_reason.clone(),
@@ -133,12 +150,29 @@ pub(super) fn plan(
     } else {
         0
     };
+    // A DAEMON's starts go to its connected target instances without one.
+    let instances: Vec<String> = match &targets {
+        Some(t) => t
+            .iter()
+            .filter(|i| judge.is_connected(i))
+            .filter(|i| !keepers.iter().any(|k| k.instance_id == **i))
+            .take(count)
+            .map(|i| i.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    let count = if targets.is_some() {
+        instances.len()
+    } else {
+        count
+    };
     let start = match (primary, count) {
         (Some(p), n) if n > 0 => Some(StartOrder {
             deployment_id: p.id.clone(),
             family: p.family.clone(),
             revision: p.revision,
             count: n as u32,
+            instances,
         }),
         _ => None,
     };
@@ -162,6 +196,21 @@ pub(super) fn plan(
         deadlocked,
         steady,
     }
+}
+
+/// A DAEMON service's extra tasks: all but one on each instance (the
+/// healthy one kept, else the lowest id).
+fn one_per_instance<'t>(
+    judge: &Judge<'_>,
+    keepers: &mut Vec<&'t TaskRecord>,
+) -> Vec<&'t TaskRecord> {
+    keepers.sort_by_key(|t| (t.instance_id.clone(), !judge.is_healthy(t), t.id.clone()));
+    let mut seen = std::collections::BTreeSet::new();
+    let (kept, extra): (Vec<_>, Vec<_>) = keepers
+        .iter()
+        .partition(|t| seen.insert(t.instance_id.clone()));
+    *keepers = kept;
+    extra
 }
 
 /// ECS's scale-in: takes tasks from `keepers` until `keep` are left, each

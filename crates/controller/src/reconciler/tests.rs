@@ -26,6 +26,7 @@ struct Sim {
     next_task: u64,
     /// Revisions whose tasks fail before RUNNING.
     broken: Vec<u32>,
+    instances: usize,
 }
 
 fn ok(result: CommandResult) -> Outcome {
@@ -55,45 +56,7 @@ impl Sim {
                 },
             ));
         }
-        let mut n = 0;
-        for (zone, count) in zones {
-            for _ in 0..*count {
-                n += 1;
-                let id = format!("i{n:02}");
-                ok(state.apply(
-                    1,
-                    Command::RegisterContainerInstance {
-                        instance_id: id.clone(),
-                        registration: Registration {
-                            cluster: "default".into(),
-                            container_instance_arn: None,
-                            hostname: id.clone(),
-                            cpu: 20 * 1024,
-                            memory: 2000,
-                            attributes: vec![Attribute {
-                                name: scheduler::AVAILABILITY_ZONE.into(),
-                                value: Some(zone.to_string()),
-                                target_type: None,
-                                target_id: None,
-                            }],
-                            agent_version: "t".into(),
-                            runtime_version: "t".into(),
-                            task_subnet: None,
-                        },
-                        at: Timestamp(0),
-                    },
-                ));
-                ok(state.apply(
-                    1,
-                    Command::SetAgentConnected {
-                        instance_id: id,
-                        connected: true,
-                        decided_in_term: 1,
-                    },
-                ));
-            }
-        }
-        Sim {
+        let mut sim = Sim {
             state,
             now: Timestamp(1_000_000),
             timers: Timers {
@@ -104,19 +67,79 @@ impl Sim {
             },
             next_task: 0,
             broken: Vec::new(),
+            instances: 0,
+        };
+        for (zone, count) in zones {
+            for _ in 0..*count {
+                sim.add_instance(zone);
+            }
         }
+        sim
+    }
+
+    /// Registers a connected instance in `zone`; returns its id.
+    fn add_instance(&mut self, zone: &str) -> String {
+        self.instances += 1;
+        let id = format!("i{:02}", self.instances);
+        ok(self.state.apply(
+            1,
+            Command::RegisterContainerInstance {
+                instance_id: id.clone(),
+                registration: Registration {
+                    cluster: "default".into(),
+                    container_instance_arn: None,
+                    hostname: id.clone(),
+                    cpu: 20 * 1024,
+                    memory: 2000,
+                    attributes: vec![Attribute {
+                        name: scheduler::AVAILABILITY_ZONE.into(),
+                        value: Some(zone.to_string()),
+                        target_type: None,
+                        target_id: None,
+                    }],
+                    agent_version: "t".into(),
+                    runtime_version: "t".into(),
+                    task_subnet: None,
+                },
+                at: Timestamp(0),
+            },
+        ));
+        ok(self.state.apply(
+            1,
+            Command::SetAgentConnected {
+                instance_id: id.clone(),
+                connected: true,
+                decided_in_term: 1,
+            },
+        ));
+        id
     }
 
     fn create(&mut self, desired: u32, configuration: DeploymentConfiguration) {
+        self.create_with(
+            SchedulingStrategy::Replica,
+            desired,
+            configuration,
+            Vec::new(),
+        );
+    }
+
+    fn create_with(
+        &mut self,
+        strategy: SchedulingStrategy,
+        desired: u32,
+        configuration: DeploymentConfiguration,
+        placement_constraints: Vec<orca_core::placement::PlacementConstraintInput>,
+    ) {
         let record = crate::state::ServiceRecord {
             name: "web".into(),
             cluster: "default".into(),
             status: ServiceStatus::Active,
-            strategy: SchedulingStrategy::Replica,
+            strategy,
             desired_count: desired,
             deployments: Vec::new(),
             configuration,
-            placement_constraints: Vec::new(),
+            placement_constraints,
             placement_strategy: Vec::new(),
             network_configuration: None,
             health_check_grace_period_seconds: None,
@@ -231,8 +254,12 @@ impl Sim {
             required_attributes: Vec::new(),
         };
         let plan = scheduler::schedule(&view, &[ask], self.now.0 as u64);
-        let placements = plan.asks[0]
-            .instances
+        let chosen = if start.instances.is_empty() {
+            plan.asks[0].instances.clone()
+        } else {
+            start.instances.clone()
+        };
+        let placements = chosen
             .iter()
             .map(|instance| {
                 self.next_task += 1;
@@ -758,6 +785,75 @@ fn a_step_from_an_older_version_changes_nothing() {
     assert_eq!(outcome, Outcome::StaleStep);
     assert_eq!(sim.service().desired_count, 5);
     assert!(sim.events().is_empty());
+}
+
+/// Live tasks per instance.
+fn per_instance(sim: &Sim) -> std::collections::BTreeMap<String, usize> {
+    let mut map = std::collections::BTreeMap::new();
+    for t in sim.tasks() {
+        if !t.is_stopped() && t.desired_status == TaskStatus::Running {
+            *map.entry(t.instance_id.clone()).or_default() += 1;
+        }
+    }
+    map
+}
+
+#[test]
+fn a_daemon_runs_one_task_per_matching_instance_as_instances_come_drain_and_stop_matching() {
+    let mut sim = Sim::new(&[("a", 2), ("b", 1)]);
+    let gpu = orca_core::placement::PlacementConstraintInput {
+        r#type: "memberOf".into(),
+        expression: Some("attribute:ecs.availability-zone != c".into()),
+    };
+    sim.create_with(
+        SchedulingStrategy::Daemon,
+        0,
+        DeploymentConfiguration::default(),
+        vec![gpu],
+    );
+    sim.run(8, 0);
+    let expect = |ids: &[&str]| -> std::collections::BTreeMap<String, usize> {
+        ids.iter().map(|i| (i.to_string(), 1)).collect()
+    };
+    assert_eq!(per_instance(&sim), expect(&["i01", "i02", "i03"]));
+    assert_eq!(sim.primary_rollout(), RolloutState::Completed);
+    assert_eq!(sim.state.wanted_count(sim.service()), 3);
+    // A new matching instance gets one; one in zone c does not.
+    sim.add_instance("b");
+    sim.add_instance("c");
+    sim.run(8, 0);
+    assert_eq!(per_instance(&sim), expect(&["i01", "i02", "i03", "i04"]));
+    // Draining: its daemon task stops and none starts there.
+    ok(sim.state.apply(
+        1,
+        Command::SetInstancesStatus {
+            cluster: "default".into(),
+            instance_ids: vec!["i02".into()],
+            status: InstanceStatus::Draining,
+        },
+    ));
+    sim.run(8, 0);
+    assert_eq!(per_instance(&sim), expect(&["i01", "i03", "i04"]));
+    // An instance that stops matching loses its task.
+    ok(sim.state.apply(
+        1,
+        Command::PutAttributes {
+            cluster: "default".into(),
+            attributes: vec![crate::state::instance_admin::InstanceAttribute {
+                instance_id: "i03".into(),
+                name: scheduler::AVAILABILITY_ZONE.into(),
+                value: Some("c".into()),
+            }],
+        },
+    ));
+    sim.run(8, 0);
+    assert_eq!(per_instance(&sim), expect(&["i01", "i04"]));
+    // A new revision replaces each instance's task (0/100: stop, then start).
+    revision(&mut sim, 2);
+    sim.run(10, 0);
+    assert_eq!(per_instance(&sim), expect(&["i01", "i04"]));
+    assert_eq!(sim.live_of_revision(2), 2);
+    assert_eq!(sim.primary_rollout(), RolloutState::Completed);
 }
 
 proptest! {

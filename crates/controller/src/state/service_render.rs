@@ -20,6 +20,60 @@ fn counts<'a>(tasks: impl Iterator<Item = &'a TaskRecord>) -> (u32, u32) {
 }
 
 impl ClusterState {
+    /// The instances a DAEMON service runs one task on: ACTIVE instances of
+    /// its cluster that every memberOf constraint (the service's and its
+    /// primary task definition's) matches. Disconnected ones included: their
+    /// task stays; none is started there until the agent is back.
+    pub fn daemon_targets(&self, service: &ServiceRecord) -> Vec<&super::InstanceRecord> {
+        use orca_core::placement::{parse_constraints, Constraint};
+        let mut inputs = service.placement_constraints.clone();
+        if let Some(stored) = service
+            .primary()
+            .and_then(|p| self.families.get(&p.family)?.revisions.get(&p.revision))
+        {
+            inputs.extend(
+                stored
+                    .task_definition
+                    .spec
+                    .placement_constraints
+                    .iter()
+                    .flatten()
+                    .map(crate::plan_apply::definition_constraint),
+            );
+        }
+        // Validated when stored; an expression that no longer parses matches
+        // nothing rather than everything.
+        let constraints = parse_constraints(&inputs, "placementConstraints").ok();
+        self.instances
+            .values()
+            .filter(|i| {
+                i.cluster == service.cluster && i.status == super::instances::InstanceStatus::Active
+            })
+            .filter(|i| match &constraints {
+                Some(cs) => cs.iter().all(|c| match c {
+                    Constraint::MemberOf(e) => e.matches(&super::RecordFacts(i)),
+                    Constraint::DistinctInstance => true,
+                }),
+                None => false,
+            })
+            .collect()
+    }
+
+    /// The count a service wants: desiredCount, or for a DAEMON service its
+    /// matching instances.
+    pub fn wanted_count(&self, service: &ServiceRecord) -> u32 {
+        match service.strategy {
+            orca_core::service::SchedulingStrategy::Replica => service.desired_count,
+            orca_core::service::SchedulingStrategy::Daemon => {
+                if service.status == orca_core::service::ServiceStatus::Active {
+                    self.daemon_targets(service).len() as u32
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
     /// Every task of the service (its group in its cluster), stopped ones too.
     pub fn service_tasks(&self, service: &ServiceRecord) -> Vec<&TaskRecord> {
         let group = service.group();
@@ -48,7 +102,7 @@ impl ClusterState {
                     status: d.status,
                     task_definition: self.arn.task_definition(&d.family, d.revision),
                     desired_count: if d.status == orca_core::service::DeploymentStatus::Primary {
-                        service.desired_count
+                        self.wanted_count(service)
                     } else {
                         0
                     },
@@ -71,7 +125,7 @@ impl ClusterState {
             service_name: service.name.clone(),
             cluster_arn: self.arn.cluster(&service.cluster),
             status: service.status,
-            desired_count: service.desired_count,
+            desired_count: self.wanted_count(service),
             running_count,
             pending_count,
             launch_type: service.launch_type.clone(),
