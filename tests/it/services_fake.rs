@@ -361,3 +361,96 @@ async fn a_daemon_service_runs_one_task_on_each_instance() {
     assert_eq!(e.field.as_deref(), Some("desiredCount"));
     drop(s.nodes);
 }
+
+/// The `orca` binary, as a tutorial drives it: create-service and
+/// update-service with `--wait`, `--query` with `--output text`, the
+/// waiters, and a failed rollout's non-zero exit.
+#[tokio::test]
+async fn the_cli_creates_waits_queries_and_reports_a_failed_rollout() {
+    let mut s = setup().await;
+    let endpoint = s._controller.endpoint();
+    register_revision(&mut s.client, FAKE_IMAGE).await;
+    let created = crate::support::orca(
+        &endpoint,
+        &[
+            "create-service", "--service-name", "web", "--task-definition", "web:1",
+            "--desired-count", "2", "--launch-type", "FARGATE",
+            "--network-configuration",
+            "awsvpcConfiguration={subnets=[subnet-0a1b2c,subnet-0d4e5f],securityGroups=[sg-api-tasks],assignPublicIp=DISABLED}",
+            "--health-check-grace-period-seconds", "30",
+            "--deployment-configuration", "deploymentCircuitBreaker={enable=true,rollback=true}",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(created.code, 0, "stderr: {}", created.stderr);
+    assert!(
+        created.stderr.contains("has reached a steady state."),
+        "{}",
+        created.stderr
+    );
+    let state = crate::support::orca(
+        &endpoint,
+        &[
+            "describe-services",
+            "--services",
+            "web",
+            "--query",
+            "services[0].deployments[0].rolloutState",
+            "--output",
+            "text",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (state.code, state.stdout.trim()),
+        (0, "COMPLETED"),
+        "{}",
+        state.stderr
+    );
+    let stable = crate::support::orca(
+        &endpoint,
+        &[
+            "wait",
+            "services-stable",
+            "--services",
+            "web",
+            "--delay",
+            "0.1",
+        ],
+    )
+    .await;
+    assert_eq!(stable.code, 0, "{}", stable.stderr);
+    // A revision that cannot start: --wait says so and exits non-zero.
+    register_revision(&mut s.client, "registry.invalid/missing:1").await;
+    let failed = crate::support::orca(
+        &endpoint,
+        &[
+            "update-service", "--service", "web", "--task-definition", "web:2",
+            "--deployment-configuration", "minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_ne!(failed.code, 0);
+    assert!(
+        failed.stderr.contains("failed") && failed.stderr.contains("tasks failed to start"),
+        "{}",
+        failed.stderr
+    );
+    let gone = crate::support::orca(
+        &endpoint,
+        &[
+            "wait",
+            "services-stable",
+            "--services",
+            "nope",
+            "--delay",
+            "0.1",
+        ],
+    )
+    .await;
+    assert_eq!(gone.code, 255);
+    assert!(gone.stderr.contains("MISSING"), "{}", gone.stderr);
+    drop(s.nodes);
+}

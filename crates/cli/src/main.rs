@@ -8,6 +8,7 @@ mod failover;
 mod input;
 mod output;
 mod paginate;
+mod query;
 mod shorthand;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ struct Cli {
     /// with the leader that it has applied every committed write
     #[arg(long, global = true)]
     consistent_read: bool,
+    /// A JMESPath expression selecting what to print, as the aws CLI's
+    /// `--query` (`services[0].deployments[0].rolloutState`)
+    #[arg(long, global = true)]
+    query: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +97,9 @@ enum Command {
     DescribeServices(describe_services::Args),
     /// Lists service ARNs.
     ListServices(list_services::Args),
+    /// Waits for services or tasks to reach a state, as the aws CLI's waiters.
+    #[command(subcommand)]
+    Wait(wait::Waiter),
     /// Images in this machine's containerd.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -219,14 +227,21 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             list_attributes::OPERATION,
             list_attributes::run(a, ctx).await?,
         ),
-        Command::CreateService(a) => (
-            create_service::OPERATION,
-            create_service::run(a, ctx).await?,
-        ),
-        Command::UpdateService(a) => (
-            update_service::OPERATION,
-            update_service::run(a, ctx).await?,
-        ),
+        Command::CreateService(a) => {
+            let out = create_service::run(a, ctx).await?;
+            if a.wait {
+                wait::follow_rollout(ctx, a.cluster.clone(), &out).await?;
+            }
+            (create_service::OPERATION, out)
+        }
+        Command::UpdateService(a) => {
+            let out = update_service::run(a, ctx).await?;
+            if a.wait {
+                wait::follow_rollout(ctx, a.cluster.clone(), &out).await?;
+            }
+            (update_service::OPERATION, out)
+        }
+        Command::Wait(w) => return wait::run(w, ctx).await,
         Command::DeleteService(a) => (
             delete_service::OPERATION,
             delete_service::run(a, ctx).await?,
@@ -243,6 +258,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         // Run above.
         Command::Dev(_) | Command::Image(_) => return Ok(0),
+    };
+    let response = match &cli.query {
+        Some(expression) => query::apply(expression, response)?,
+        None => response,
     };
     output::print(settings.output, operation, &response)?;
     Ok(0)

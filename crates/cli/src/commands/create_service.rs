@@ -16,6 +16,10 @@ pub struct Args {
     /// The whole input as JSON (inline or file://path); flags override its keys.
     #[arg(long)]
     pub cli_input_json: Option<String>,
+    /// Follow the rollout until steady state (counts and events on stderr);
+    /// exit non-zero with the reason if the deployment fails or rolls back.
+    #[arg(long)]
+    pub wait: bool,
     /// Name or ARN; defaults to `default`.
     #[arg(long)]
     pub cluster: Option<String>,

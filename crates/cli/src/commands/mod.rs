@@ -38,6 +38,7 @@ pub mod stop_task;
 pub mod update_cluster;
 pub mod update_container_instances_state;
 pub mod update_service;
+pub mod wait;
 
 use crate::exit::CliError;
 use crate::failover::{self, Call, Failure};
