@@ -328,3 +328,46 @@ async fn errors_exit_non_zero_with_the_exception() {
     assert_eq!(orca(&both, &["list-clusters"]).await.code, 0);
     controller.running.stop().await.unwrap();
 }
+
+/// The first command of ECS's Fargate tutorial runs as written, and the
+/// capacity providers are stored and returned as ECS returns them.
+#[tokio::test]
+async fn create_cluster_takes_capacity_providers_as_the_tutorial_gives_them() {
+    let controller = InProcessController::start().await.unwrap();
+    let ep = &controller.endpoint();
+    let created = orca(
+        ep,
+        &[
+            "create-cluster",
+            "--cluster-name",
+            "fargate-cluster",
+            "--capacity-providers",
+            "FARGATE",
+            "FARGATE_SPOT",
+            "--default-capacity-provider-strategy",
+            "capacityProvider=FARGATE,weight=1,base=1",
+            "capacityProvider=FARGATE_SPOT,weight=4",
+        ],
+    )
+    .await
+    .json();
+    let cluster = &created["cluster"];
+    assert_eq!(
+        cluster["capacityProviders"],
+        serde_json::json!(["FARGATE", "FARGATE_SPOT"])
+    );
+    assert_eq!(
+        cluster["defaultCapacityProviderStrategy"],
+        serde_json::json!([
+            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+            {"capacityProvider": "FARGATE_SPOT", "weight": 4}
+        ])
+    );
+    let described = orca(ep, &["describe-clusters", "--clusters", "fargate-cluster"])
+        .await
+        .json();
+    assert_eq!(
+        described["clusters"][0]["capacityProviders"],
+        serde_json::json!(["FARGATE", "FARGATE_SPOT"])
+    );
+}

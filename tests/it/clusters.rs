@@ -41,6 +41,7 @@ async fn default_cluster_and_cluster_lifecycle() {
             key: "team".into(),
             value: "infra".into(),
         }],
+        ..Default::default()
     };
     let prod = c
         .create_cluster(create("prod", vec![]))
@@ -152,6 +153,16 @@ async fn bad_cluster_input_names_the_field() {
                 ..Default::default()
             },
             "clusterName",
+        ),
+        (
+            v1::CreateClusterRequest {
+                cluster_name: "ok".into(),
+                capacity_providers: vec!["FARGATE".into()],
+                default_capacity_provider_strategy_json:
+                    r#"[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]"#.into(),
+                ..Default::default()
+            },
+            "defaultCapacityProviderStrategy[0].capacityProvider",
         ),
         (
             v1::CreateClusterRequest {

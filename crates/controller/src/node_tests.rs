@@ -16,6 +16,7 @@ fn create(i: usize) -> Command {
         name: format!("c{i}"),
         settings: Vec::<ClusterSetting>::new(),
         tags: vec![],
+        capacity: Default::default(),
     }
 }
 

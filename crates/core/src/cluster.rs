@@ -26,6 +26,87 @@ impl ClusterStatus {
     }
 }
 
+/// ECS's capacity providers of a cluster: accepted and stored as ECS stores
+/// them (FARGATE, FARGATE_SPOT or names of the operator's own), so the
+/// commands of ECS tutorials run; orca places every task on its instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterCapacity {
+    pub providers: Vec<String>,
+    pub default_strategy: Vec<CapacityProviderStrategyItem>,
+}
+
+/// ECS's `capacityProviderStrategy[]` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CapacityProviderStrategyItem {
+    pub capacity_provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u32>,
+}
+
+impl ClusterCapacity {
+    /// ECS's rules: at most 20 providers (ECS: 6 per strategy), a strategy
+    /// names only the cluster's providers, weight 0 to 1000, base 0 to
+    /// 100000 and on at most one item.
+    pub fn validate(&self) -> Result<(), crate::ApiError> {
+        let invalid = |field: String, rule: String| {
+            crate::ApiError::field(crate::Exception::InvalidParameterException, field, rule)
+        };
+        if self.providers.len() > 20 {
+            return Err(invalid(
+                "capacityProviders".into(),
+                "at most 20 capacity providers are allowed".into(),
+            ));
+        }
+        if self.default_strategy.len() > 6 {
+            return Err(invalid(
+                "defaultCapacityProviderStrategy".into(),
+                "at most 6 items are allowed".into(),
+            ));
+        }
+        for (i, item) in self.default_strategy.iter().enumerate() {
+            let path = format!("defaultCapacityProviderStrategy[{i}]");
+            if !self.providers.contains(&item.capacity_provider) {
+                return Err(invalid(
+                    format!("{path}.capacityProvider"),
+                    format!(
+                        "'{}' is not one of the cluster's capacity providers ({})",
+                        item.capacity_provider,
+                        self.providers.join(", ")
+                    ),
+                ));
+            }
+            if item.weight.is_some_and(|w| w > 1000) {
+                return Err(invalid(
+                    format!("{path}.weight"),
+                    "must be between 0 and 1000".into(),
+                ));
+            }
+            if item.base.is_some_and(|b| b > 100_000) {
+                return Err(invalid(
+                    format!("{path}.base"),
+                    "must be between 0 and 100000".into(),
+                ));
+            }
+        }
+        if self
+            .default_strategy
+            .iter()
+            .filter(|i| i.base.is_some_and(|b| b > 0))
+            .count()
+            > 1
+        {
+            return Err(invalid(
+                "defaultCapacityProviderStrategy".into(),
+                "only one item may have a base".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// ECS's cluster setting (`containerInsights` is the only name ECS defines).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSetting {

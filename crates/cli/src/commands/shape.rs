@@ -21,8 +21,9 @@ pub fn cluster(c: &Cluster) -> Value {
         "statistics": [],
         "tags": tags(&c.tags),
         "settings": c.settings.iter().map(|s| json!({"name": s.name, "value": s.value})).collect::<Vec<_>>(),
-        "capacityProviders": [],
-        "defaultCapacityProviderStrategy": [],
+        "capacityProviders": c.capacity_providers,
+        "defaultCapacityProviderStrategy": serde_json::from_str::<Value>(&c.default_capacity_provider_strategy_json)
+            .unwrap_or_else(|_| json!([])),
     })
 }
 

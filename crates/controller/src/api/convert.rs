@@ -89,6 +89,11 @@ pub fn cluster_to_wire(
         } else {
             Vec::new()
         },
+        capacity_providers: c.capacity.providers.clone(),
+        default_capacity_provider_strategy_json: serde_json::to_string(
+            &c.capacity.default_strategy,
+        )
+        .unwrap_or_default(),
     }
 }
 

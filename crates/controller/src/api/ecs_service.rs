@@ -129,12 +129,29 @@ impl EcsService {
         validate_settings(&settings, "settings")?;
         let tags = convert::tags_from_wire(req.tags);
         validate_tags(&tags, "tags")?;
+        let default_strategy = if req.default_capacity_provider_strategy_json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&req.default_capacity_provider_strategy_json).map_err(|e| {
+                ApiError::field(
+                    orca_core::Exception::ClientException,
+                    "defaultCapacityProviderStrategy",
+                    format!("is not a list of {{capacityProvider, weight, base}}: {e}"),
+                )
+            })?
+        };
+        let capacity = orca_core::cluster::ClusterCapacity {
+            providers: req.capacity_providers,
+            default_strategy,
+        };
+        capacity.validate()?;
         let outcome = self
             .node
             .propose(Command::CreateCluster {
                 name,
                 settings,
                 tags,
+                capacity,
             })
             .await?;
         self.cluster_reply(outcome)

@@ -22,6 +22,7 @@ impl ClusterState {
         name: String,
         settings: Vec<ClusterSetting>,
         tags: Vec<Tag>,
+        capacity: orca_core::cluster::ClusterCapacity,
     ) -> Outcome {
         if let Some(existing) = self.clusters.get_mut(&name) {
             if existing.status == ClusterStatus::Active {
@@ -31,6 +32,7 @@ impl ClusterState {
             existing.status = ClusterStatus::Active;
             existing.settings = settings;
             existing.tags = tags;
+            existing.capacity = capacity;
             return Outcome::Cluster(existing.clone());
         }
         let record = ClusterRecord {
@@ -39,6 +41,7 @@ impl ClusterState {
             status: ClusterStatus::Active,
             settings,
             tags,
+            capacity,
         };
         self.clusters.insert(name, record.clone());
         Outcome::Cluster(record)

@@ -26,6 +26,8 @@ pub enum Command {
         name: String,
         settings: Vec<ClusterSetting>,
         tags: Vec<Tag>,
+        #[serde(default)]
+        capacity: orca_core::cluster::ClusterCapacity,
     },
     /// UpdateCluster: replaces the named settings.
     UpdateClusterSettings {

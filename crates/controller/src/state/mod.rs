@@ -57,6 +57,8 @@ pub struct ClusterRecord {
     pub status: ClusterStatus,
     pub settings: Vec<ClusterSetting>,
     pub tags: Vec<Tag>,
+    #[serde(default)]
+    pub capacity: orca_core::cluster::ClusterCapacity,
 }
 
 /// Every revision ever registered in one family.
@@ -139,6 +141,7 @@ impl ClusterState {
             status: ClusterStatus::Active,
             settings: Vec::new(),
             tags: Vec::new(),
+            capacity: Default::default(),
         };
         ClusterState {
             identity: None,
@@ -167,7 +170,8 @@ impl ClusterState {
                 name,
                 settings,
                 tags,
-            } => Ok(self.create_cluster(name, settings, tags)),
+                capacity,
+            } => Ok(self.create_cluster(name, settings, tags, capacity)),
             Command::UpdateClusterSettings { name, settings } => {
                 self.update_cluster_settings(&name, settings)
             }

@@ -248,6 +248,7 @@ fn clusters_default_create_idempotent_delete_inactive() {
         name: "prod".into(),
         settings,
         tags: vec![],
+        capacity: Default::default(),
     };
     let first = applied(s.apply(1, create(vec![])));
     // Creating it again returns the same cluster, unchanged.
@@ -311,6 +312,7 @@ fn apply_is_deterministic_and_snapshots_round_trip() {
                     name: format!("c{i}"),
                     settings: vec![],
                     tags: vec![],
+                    capacity: Default::default(),
                 }
             } else {
                 register(&format!("f{}", i % 4), i)
