@@ -13,6 +13,7 @@ mod instances;
 mod netns_harness;
 mod placement;
 mod runtime;
+mod services_failover;
 mod services_fake;
 mod support;
 mod task_definitions;

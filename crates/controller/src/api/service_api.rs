@@ -30,8 +30,13 @@ fn deployment_id() -> String {
 }
 
 impl EcsService {
-    /// The applied service a write named, rendered.
-    fn service_reply(&self, outcome: Outcome, call: &str) -> Result<String, ApiError> {
+    /// The applied service a write named, rendered. A write forwarded to
+    /// the leader is committed but maybe not applied here yet: catch up
+    /// first, so the reply shows the write.
+    async fn service_reply(&self, outcome: Outcome, call: &str) -> Result<String, ApiError> {
+        if self.node.current_leader() != Some(self.node.id) {
+            self.node.linearizable_barrier().await?;
+        }
         match outcome {
             Outcome::Service(key) => self.read(|s| {
                 let service = s
@@ -116,7 +121,7 @@ impl EcsService {
                 deployment_id: deployment_id(),
             })
             .await?;
-        self.service_reply(outcome, "CreateService")
+        self.service_reply(outcome, "CreateService").await
     }
 
     pub(super) async fn update_service_json(&self, json: &str) -> Result<String, ApiError> {
@@ -159,7 +164,7 @@ impl EcsService {
             .node
             .propose(Command::UpdateService(Box::new(update)))
             .await?;
-        self.service_reply(outcome, "UpdateService")
+        self.service_reply(outcome, "UpdateService").await
     }
 
     pub(super) async fn delete_service_json(&self, json: &str) -> Result<String, ApiError> {
@@ -186,7 +191,7 @@ impl EcsService {
                 force: input.force.unwrap_or(false),
             })
             .await?;
-        self.service_reply(outcome, "DeleteService")
+        self.service_reply(outcome, "DeleteService").await
     }
 
     pub(super) fn describe_services_json(&self, json: &str) -> Result<String, ApiError> {
