@@ -525,7 +525,7 @@ async fn runtime_term_and_kill() -> anyhow::Result<()> {
     }
     let listed = env.rt.list().await?;
     assert!(
-        listed.iter().any(|c| c.id == "stubborn" && c.running),
+        listed.iter().any(|c| c.id == "stubborn" && c.is_running()),
         "a container ignoring SIGTERM survives it: {listed:?}"
     );
     assert!(
@@ -575,7 +575,11 @@ async fn runtime_remove_leaves_nothing_behind() -> anyhow::Result<()> {
     env.run(&env.spec("doomed", &image, "sleep 100")).await?;
     let listed = env.rt.list().await?;
     assert_eq!(listed.len(), 1);
-    assert!(listed[0].running, "{listed:?} log {:?}", env.log("doomed"));
+    assert!(
+        listed[0].is_running(),
+        "{listed:?} log {:?}",
+        env.log("doomed")
+    );
     assert_eq!(
         listed[0].labels.get("orca.test").map(String::as_str),
         Some("runtime")
@@ -735,7 +739,7 @@ async fn runtime_container_never_blocks_on_a_dropped_runtime() -> anyhow::Result
     // And it exited on its own (listing only reads).
     loop {
         let listed = env.rt.list().await?;
-        if listed.iter().any(|c| c.id == "flood" && !c.running) {
+        if listed.iter().any(|c| c.id == "flood" && !c.is_running()) {
             break;
         }
         assert!(

@@ -15,7 +15,22 @@ pub enum RuntimeError {
     /// No such container.
     #[error("no container {id}")]
     NotFound { id: String },
+    /// The container's process still runs (it cannot be reaped yet).
+    #[error("{id} is still running")]
+    Running { id: String },
+    /// containerd cannot be reached (down, restarting): nothing is known
+    /// about the operation's target, so the caller retries later rather
+    /// than concluding anything.
+    #[error("containerd unavailable: {0}")]
+    Unavailable(String),
     /// Talking to containerd failed.
     #[error("containerd: {0}")]
     Containerd(String),
+}
+
+impl RuntimeError {
+    /// containerd could not be reached: retry later, conclude nothing.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, RuntimeError::Unavailable(_))
+    }
 }
