@@ -2,6 +2,7 @@
 
 mod agent_failover;
 mod agent_loss;
+mod agent_random;
 mod agent_recovery;
 mod cli;
 mod cli_failover;

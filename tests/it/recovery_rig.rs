@@ -16,8 +16,7 @@ use orca_runtime::containerd::{
 };
 use orca_runtime::{ContainerRuntime, ProcessState};
 use orca_tests::agents::{
-    ecs, test_agent_config, wait_for_instances, wait_for_task, wait_running, wait_stopped,
-    AgentProcess,
+    ecs, test_agent_config, wait_for_instances, wait_running, wait_stopped, AgentProcess,
 };
 use orca_tests::containerd::{containerd_socket, unique_namespace, PrivateContainerd};
 use orca_tests::controller::InProcessController;
@@ -230,12 +229,6 @@ impl Rig {
 
     pub async fn stopped(&mut self, arn: &str) -> Value {
         wait_stopped(&mut self.client, "default", arn, WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\nagent log:\n{}", self.agent.log_text()))
-    }
-
-    pub async fn wait_task(&mut self, arn: &str, done: impl Fn(&Value) -> bool) -> Value {
-        wait_for_task(&mut self.client, "default", arn, WAIT, done)
             .await
             .unwrap_or_else(|e| panic!("{e:#}\nagent log:\n{}", self.agent.log_text()))
     }

@@ -15,6 +15,16 @@ pub enum RuntimeError {
     /// No such container.
     #[error("no container {id}")]
     NotFound { id: String },
+    /// The container was started already (by an earlier agent process whose
+    /// start went through after it died): not a failure, the caller should
+    /// look again.
+    #[error("{id} was started already")]
+    AlreadyStarted { id: String },
+    /// containerd is in the middle of another request for this container
+    /// (an earlier agent process's start, still under way after it died):
+    /// try again shortly.
+    #[error("{id}: another request is under way: {message}")]
+    Busy { id: String, message: String },
     /// The container's process still runs (it cannot be reaped yet).
     #[error("{id} is still running")]
     Running { id: String },

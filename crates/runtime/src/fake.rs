@@ -421,10 +421,7 @@ impl ContainerRuntime for FakeRuntime {
             .get_mut(id)
             .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
         if c.running || c.pid.is_some() || c.lost {
-            return Err(RuntimeError::Start {
-                id: id.to_string(),
-                message: "container was already started".to_string(),
-            });
+            return Err(RuntimeError::AlreadyStarted { id: id.to_string() });
         }
         if c.words.iter().any(|w| w == "fail-start") {
             return Err(RuntimeError::Start {

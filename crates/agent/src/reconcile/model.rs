@@ -505,6 +505,32 @@ impl World {
                             self.observe_forward(&id, c);
                         }
                     }
+                    // Started by an earlier agent process whose request
+                    // went through after it died: what it does now is for
+                    // the next relist to say (never "not started", which
+                    // would let the task end without its exit).
+                    Err(RuntimeError::AlreadyStarted { .. }) => {
+                        self.memory(&task_id).failed(op, now);
+                        if let Some(c) = self.containers.get_mut(&id) {
+                            c.state = ProcessState::Unknown;
+                        }
+                    }
+                    // Such a start still under way: look again shortly;
+                    // one that never ends (a bundle left behind) fails the
+                    // task once the back-off has grown to its longest.
+                    Err(e @ RuntimeError::Busy { .. })
+                        if self
+                            .tasks
+                            .get(&task_id)
+                            .and_then(|m| m.retry.get(&op))
+                            .is_none_or(|(_, pause)| *pause < MAX_RETRY) =>
+                    {
+                        tracing::info!(task = %task_id, container = %id, error = %e, "start deferred");
+                        self.memory(&task_id).failed(op, now);
+                        if let Some(c) = self.containers.get_mut(&id) {
+                            c.state = ProcessState::Unknown;
+                        }
+                    }
                     // Unreachable, or gone meanwhile: the next relist says.
                     Err(e) if e.is_unavailable() || matches!(e, RuntimeError::NotFound { .. }) => {
                         self.memory(&task_id).failed(op, now)

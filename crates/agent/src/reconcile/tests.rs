@@ -579,6 +579,39 @@ fn completions_move_the_world_forward_never_back() {
             ..
         }
     ));
+    // Started already by an agent process that died mid-start: not a
+    // failure, and not "never started" either until a relist says.
+    let mut v = world(
+        vec![assignment(t, STOP, &["app"])],
+        vec![observed(t, 0, "app", ProcessState::NotStarted)],
+        &[t],
+        vec![],
+        vec![(t, ready(&["app"], t))],
+    );
+    v.memory(t)
+        .in_flight
+        .insert(Op::Container("t1-0-app".into()));
+    v.complete(
+        Completion::Started {
+            task_id: t.into(),
+            id: "t1-0-app".into(),
+            result: Err(orca_runtime::RuntimeError::AlreadyStarted {
+                id: "t1-0-app".into(),
+            }),
+        },
+        now,
+        Timestamp(1),
+    );
+    assert!(v.tasks[t].stop.is_none(), "not a failure to start");
+    let plan = reconcile(&v, &settings(), now, Timestamp(1));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RecordFinished { .. })),
+        "no final report before its exit is known: {:?}",
+        plan.actions
+    );
     // containerd unreachable: nothing concluded, retried after a pause.
     w.memory(t)
         .in_flight

@@ -317,6 +317,14 @@ pub async fn start(
     };
     if let Err(s) = created {
         logs.cleanup(id);
+        // The shim's bundle directory exists: another Tasks.Create of this
+        // container is under way (an agent process that died mid-start).
+        if status_message(&s).contains("file exists") {
+            return Err(RuntimeError::Busy {
+                id: id.to_string(),
+                message: status_message(&s),
+            });
+        }
         return Err(classify(s, start_err));
     }
     if let Some(pipes) = pipes {
@@ -392,7 +400,7 @@ async fn replace_unstarted_task(ctrd: &Ctrd, id: &str) -> Result<(), RuntimeErro
         .as_ref()
         .is_some_and(|p| p.status == containerd_client::types::v1::Status::Created as i32);
     if !created {
-        return Err(start_err("the container was started already".to_string()));
+        return Err(RuntimeError::AlreadyStarted { id: id.to_string() });
     }
     tracing::warn!(
         container = id,
