@@ -328,7 +328,8 @@ async fn e2e_recovery_containerd_restarts_under_running_tasks() {
 
 /// Image garbage collection (thresholds at 0, so the disk always counts as
 /// full; an image unused for a second may go): an image only a finished
-/// task used is removed; the image of a running task stays.
+/// task used is removed; the image of a running task stays. And the logs of
+/// a task that is gone go once past their retention (1 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_recovery_image_gc_removes_an_unused_image_and_keeps_one_in_use() {
     let _heavy = HEAVY.lock().await;
@@ -339,6 +340,7 @@ async fn e2e_recovery_image_gc_removes_an_unused_image_and_keeps_one_in_use() {
             c.image_gc_min_unused = Duration::from_secs(1);
             c.gc_interval = Duration::from_millis(500);
             c.image_gc_disk_path = std::path::PathBuf::from("/");
+            c.task_log_retention = Duration::from_secs(1);
         }),
         ..RigOptions::default()
     };
@@ -380,6 +382,18 @@ async fn e2e_recovery_image_gc_removes_an_unused_image_and_keeps_one_in_use() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The finished task's logs go once past their retention; the running
+    // one's stay.
+    let logs = |arn: &str| rig.data_dir.path().join("tasks").join(task_id(arn));
+    let deadline = std::time::Instant::now() + WAIT;
+    while logs(&done).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the logs of {done} are still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logs(&running).exists(), "the running task's logs went");
     rig.stop_task(&running, "done").await;
     rig.stopped(&running).await;
     rig.assert_clean().await;

@@ -70,6 +70,8 @@ struct State {
     pull_delay: Duration,
     /// How long a create takes (tokio time).
     create_delay: Duration,
+    /// How long a start waits before it does anything (tokio time).
+    start_delay: Duration,
     /// containerd is "down": every call fails with Unavailable.
     unavailable: bool,
     /// Image records: when each local image was "pulled" (tokio-free wall
@@ -143,6 +145,12 @@ impl FakeRuntime {
     /// Makes every create take this long (tokio time).
     pub fn set_create_delay(&self, delay: Duration) {
         self.lock().create_delay = delay;
+    }
+
+    /// Makes every start wait this long before it does anything (tokio
+    /// time): a caller that goes away meanwhile never started it.
+    pub fn set_start_delay(&self, delay: Duration) {
+        self.lock().start_delay = delay;
     }
 
     /// Takes the "containerd" down (every call fails with
@@ -412,6 +420,10 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
+        let delay = self.lock().start_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut st = self.lock();
         st.check_available()?;
         st.next_pid += 1;
