@@ -399,3 +399,41 @@ async fn e2e_recovery_image_gc_removes_an_unused_image_and_keeps_one_in_use() {
     rig.assert_clean().await;
     rig.finish().await;
 }
+
+/// The agent stays down long enough for the controllers to declare its
+/// instance lost: they record its task STOPPED (InfrastructureHealth) and
+/// release it, while its container still runs. The returning agent is no
+/// longer assigned the task and stops the container all the same, with
+/// SIGTERM as any stop, then removes it and its network: nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_recovery_a_task_lost_while_the_agent_was_down_is_stopped_on_its_return() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut rig) = Rig::start("lost", RigOptions::default())
+        .await
+        .expect("setup")
+    else {
+        return;
+    };
+    let app = rig.container("app", TRAPS_TERM);
+    rig.register("lost", vec![app]).await;
+    let arn = rig.run("lost").await;
+    let t = rig.running(&arn).await;
+    rig.wait_log(&arn, "app", "booted").await;
+    let pid = pid_of(&rig, &runtime_id(&t, "app")).await.expect("pid");
+    rig.agent.kill9().expect("SIGKILL the agent");
+    let t = rig.stopped(&arn).await;
+    assert_eq!(t["stopCode"], "InfrastructureHealth", "{t:#}");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives its agent"
+    );
+    rig.agent.start().expect("restart the agent");
+    rig.wait_connected().await.expect("connected");
+    rig.assert_clean().await;
+    assert!(
+        rig.log(&arn, "app").contains("term"),
+        "stopped with SIGTERM: {:?}",
+        rig.log(&arn, "app")
+    );
+    rig.finish().await;
+}
