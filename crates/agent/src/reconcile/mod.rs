@@ -16,6 +16,8 @@
 //! on this node.
 
 pub mod model;
+#[cfg(test)]
+mod prop_tests;
 pub mod report;
 pub mod step;
 #[cfg(test)]
