@@ -236,3 +236,66 @@ async fn attributes_draining_and_deregistration() {
         node.stop().await;
     }
 }
+
+/// RegisterContainerInstance with an instance id the agent chose (and saved
+/// before registering): registering again with it names the same instance
+/// (an agent that crashed before saving the reply leaves no ghost); a
+/// malformed id is refused naming the field; the id of a deregistered
+/// instance is refused, so its agent chooses a new one.
+#[tokio::test]
+async fn an_agent_chosen_instance_id_names_one_instance() {
+    use orca_api::v1::agent_client::AgentClient;
+    use orca_api::v1::AgentJson;
+    let controller = InProcessController::start().await.expect("controller");
+    let mut client = controller.client().await.expect("client");
+    let channel = orca_api::client::channel(&controller.endpoint())
+        .await
+        .expect("channel");
+    let agent = AgentClient::new(channel);
+    let id = "0123456789abcdef0123456789abcdef";
+    let registration = |instance_id: &str| {
+        json!({"cluster": "default", "instanceId": instance_id, "hostname": "h",
+               "cpu": 1024, "memory": 512, "attributes": [], "agentVersion": "t",
+               "runtimeVersion": "t"})
+    };
+    let register_as = |instance_id: &'static str| {
+        let json = registration(instance_id).to_string();
+        let mut agent = agent.clone();
+        async move {
+            agent
+                .register_container_instance(AgentJson { json })
+                .await
+                .map(|r| serde_json::from_str::<Value>(&r.into_inner().json).expect("json"))
+                .map_err(|s| orca_api::error::from_status(&s))
+        }
+    };
+    let first = register_as(id).await.expect("register");
+    let arn = first["containerInstanceArn"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(arn.ends_with(id), "{first:#}");
+    let again = register_as(id).await.expect("register again");
+    assert_eq!(again["containerInstanceArn"], first["containerInstanceArn"]);
+    let listed = ecs(&mut client, "ListContainerInstances", json!({}))
+        .await
+        .expect("list");
+    assert_eq!(
+        listed["containerInstanceArns"].as_array().map(Vec::len),
+        Some(1),
+        "one instance: {listed:#}"
+    );
+    let e = register_as("not-an-id").await.expect_err("malformed");
+    assert_eq!(e.exception, Exception::InvalidParameterException);
+    assert_eq!(e.field.as_deref(), Some("instanceId"), "{e}");
+    ecs(
+        &mut client,
+        "DeregisterContainerInstance",
+        json!({"containerInstance": arn, "force": true}),
+    )
+    .await
+    .expect("deregister");
+    let e = register_as(id).await.expect_err("deregistered");
+    assert_eq!(e.exception, Exception::ClientException);
+    assert_eq!(e.field.as_deref(), Some("instanceId"), "{e}");
+}

@@ -2,6 +2,8 @@
 
 mod agent_failover;
 mod agent_loss;
+mod agent_random;
+mod agent_recovery;
 mod cli;
 mod cli_failover;
 mod cli_tasks;
@@ -12,6 +14,7 @@ mod identity;
 mod instances;
 mod netns_harness;
 mod placement;
+mod recovery_rig;
 mod runtime;
 mod services_failover;
 mod services_fake;

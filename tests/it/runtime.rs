@@ -525,7 +525,7 @@ async fn runtime_term_and_kill() -> anyhow::Result<()> {
     }
     let listed = env.rt.list().await?;
     assert!(
-        listed.iter().any(|c| c.id == "stubborn" && c.running),
+        listed.iter().any(|c| c.id == "stubborn" && c.is_running()),
         "a container ignoring SIGTERM survives it: {listed:?}"
     );
     assert!(
@@ -575,7 +575,11 @@ async fn runtime_remove_leaves_nothing_behind() -> anyhow::Result<()> {
     env.run(&env.spec("doomed", &image, "sleep 100")).await?;
     let listed = env.rt.list().await?;
     assert_eq!(listed.len(), 1);
-    assert!(listed[0].running, "{listed:?} log {:?}", env.log("doomed"));
+    assert!(
+        listed[0].is_running(),
+        "{listed:?} log {:?}",
+        env.log("doomed")
+    );
     assert_eq!(
         listed[0].labels.get("orca.test").map(String::as_str),
         Some("runtime")
@@ -735,7 +739,7 @@ async fn runtime_container_never_blocks_on_a_dropped_runtime() -> anyhow::Result
     // And it exited on its own (listing only reads).
     loop {
         let listed = env.rt.list().await?;
-        if listed.iter().any(|c| c.id == "flood" && !c.running) {
+        if listed.iter().any(|c| c.id == "flood" && !c.is_running()) {
             break;
         }
         assert!(
@@ -797,4 +801,88 @@ async fn wait_for_descendant(root: u32, comm: &str, within: Duration) -> anyhow:
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The level the agent reconciles against: `list` gives each container's
+/// process state; `reap` records an exit on the container before deleting
+/// its task, so a new runtime (an agent restarted) still lists it; a second
+/// start of a started container is `AlreadyStarted`; the root filesystem of
+/// a container whose record went (a removal cut short) is collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_lists_process_states_and_records_exits() -> anyhow::Result<()> {
+    use orca_runtime::ProcessState;
+    let _heavy = HEAVY.lock().await;
+    let Some(env) = Env::new("states", RegistriesConfig::default()).await? else {
+        return Ok(());
+    };
+    let image = env.busybox().await?;
+    let state = |id: &'static str| {
+        let rt = env.rt.clone();
+        async move {
+            rt.list()
+                .await
+                .map(|l| l.into_iter().find(|c| c.id == id).map(|c| c.state))
+        }
+    };
+    env.rt.create(&env.spec("idle", &image, "true")).await?;
+    assert_eq!(state("idle").await?, Some(ProcessState::NotStarted));
+    env.run(&env.spec("quick", &image, "exit 4")).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match state("quick").await? {
+            Some(ProcessState::Exited {
+                exit,
+                recorded: false,
+            }) => {
+                assert_eq!(exit.exit_code, 4);
+                break;
+            }
+            other => anyhow::ensure!(Instant::now() < deadline, "quick: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.rt.reap("quick").await?.exit_code, 4);
+    assert_eq!(env.rt.reap("quick").await?.exit_code, 4, "idempotent");
+    // A runtime of a restarted agent knows nothing in memory: the exit is
+    // on the container.
+    let mut again = env.config.clone();
+    again.state_dir = env.dir.path().join("state-again");
+    let fresh = ContainerdRuntime::connect(again).await?;
+    let listed = fresh.list().await?;
+    let quick = listed.iter().find(|c| c.id == "quick").map(|c| &c.state);
+    assert!(
+        matches!(quick, Some(ProcessState::Exited { exit, recorded: true }) if exit.exit_code == 4),
+        "{listed:?}"
+    );
+    assert_eq!(fresh.reap("quick").await?.exit_code, 4);
+    env.run(&env.spec("long", &image, "sleep 100")).await?;
+    assert!(matches!(
+        state("long").await?,
+        Some(ProcessState::Running { .. })
+    ));
+    assert!(matches!(
+        fresh.start("long").await,
+        Err(RuntimeError::AlreadyStarted { .. })
+    ));
+    assert!(matches!(
+        env.rt.reap("long").await,
+        Err(RuntimeError::Running { .. })
+    ));
+    // The record of "idle" goes, its root filesystem stays: collected.
+    let ctrd =
+        orca_runtime::containerd::client::Ctrd::connect(&env.config.socket, &env.config.namespace)
+            .await?;
+    ctrd.containers()
+        .delete(
+            ctrd.req(containerd_client::services::v1::DeleteContainerRequest { id: "idle".into() }),
+        )
+        .await?;
+    assert!(env.rt.snapshot_keys().await?.contains(&"idle".to_string()));
+    assert_eq!(env.rt.remove_stray_snapshots().await?, ["idle"]);
+    let keys = env.rt.snapshot_keys().await?;
+    assert!(!keys.contains(&"idle".to_string()), "{keys:?}");
+    assert!(keys.contains(&"long".to_string()) && keys.contains(&"quick".to_string()));
+    env.rt.remove("long").await?;
+    env.rt.remove("quick").await?;
+    env.purge().await
 }

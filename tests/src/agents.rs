@@ -39,6 +39,13 @@ pub fn test_agent_config(endpoint: &str, data_dir: &Path) -> AgentConfig {
         heartbeat_interval: Duration::from_millis(500),
         report_batch_window: Duration::from_millis(5),
         default_stop_timeout: Duration::from_secs(5),
+        relist_interval: Duration::from_millis(500),
+        kill_resend_interval: Duration::from_secs(2),
+        gc_interval: Duration::from_secs(2),
+        task_log_retention: Duration::from_secs(3600),
+        // Image collection only when a test asks for it.
+        image_gc_high_threshold_percent: 100,
+        image_gc_low_threshold_percent: 100,
         ..AgentConfig::default()
     }
 }
@@ -226,6 +233,8 @@ pub fn container_named<'a>(task: &'a Value, name: &str) -> &'a Value {
 /// on the same data directory. Killed by its PID when dropped.
 pub struct AgentProcess {
     child: Option<std::process::Child>,
+    /// Extra environment for the next start (e.g. a crash point).
+    env: Vec<(String, String)>,
     /// `<dir>/agent.toml`.
     config_path: std::path::PathBuf,
     /// `<dir>/agent.log`, appended to across restarts.
@@ -235,16 +244,58 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Writes `config` to `<dir>/agent.toml` and starts the agent on it.
     pub fn spawn(config: &AgentConfig, dir: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with_env(config, dir, &[])
+    }
+
+    /// Like [`AgentProcess::spawn`], with `env` added to every start until
+    /// [`AgentProcess::set_env`] changes it.
+    pub fn spawn_with_env(
+        config: &AgentConfig,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let config_path = dir.join("agent.toml");
         std::fs::write(&config_path, agent_config_toml(config)?)?;
         let mut me = AgentProcess {
             child: None,
+            env: Vec::new(),
             config_path,
             log: dir.join("agent.log"),
         };
+        me.set_env(env);
         me.start()?;
         Ok(me)
+    }
+
+    /// The environment the next [`AgentProcess::start`] adds (replacing
+    /// the last one): `ORCA_AGENT_CRASH_AT` arms a crash point.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Waits up to `within` for the process to exit by itself (a crash
+    /// point), reaping it; its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let Some(child) = self.child.as_mut() else {
+                anyhow::bail!("the agent is not running");
+            };
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the agent did not exit within {within:?}; its log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts the process (again, after [`AgentProcess::kill9`]); an error
@@ -261,6 +312,7 @@ impl AgentProcess {
             // Plain text, so the test can read the log.
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -361,6 +413,26 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
         "default_stop_timeout = {:?}",
         config.default_stop_timeout.as_secs_f64()
     )?;
+    for (key, d) in [
+        ("relist_interval", config.relist_interval),
+        ("kill_resend_interval", config.kill_resend_interval),
+        ("gc_interval", config.gc_interval),
+        ("task_log_retention", config.task_log_retention),
+        ("image_gc_min_unused", config.image_gc_min_unused),
+    ] {
+        writeln!(t, "{key} = {:?}", d.as_secs_f64())?;
+    }
+    writeln!(
+        t,
+        "image_gc_high_threshold_percent = {}",
+        config.image_gc_high_threshold_percent
+    )?;
+    writeln!(
+        t,
+        "image_gc_low_threshold_percent = {}",
+        config.image_gc_low_threshold_percent
+    )?;
+    writeln!(t, "image_gc_disk_path = {}", p(&config.image_gc_disk_path)?)?;
     if let Some(driver) = &config.log_driver {
         writeln!(t, "log_driver = {}", p(driver)?)?;
     }
@@ -447,5 +519,14 @@ mod tests {
         assert_eq!(read.default_stop_timeout, config.default_stop_timeout);
         assert_eq!(read.containerd_namespace, config.containerd_namespace);
         assert_eq!(read.bridge, config.bridge);
+        assert_eq!(read.relist_interval, config.relist_interval);
+        assert_eq!(read.gc_interval, config.gc_interval);
+        assert_eq!(read.task_log_retention, config.task_log_retention);
+        assert_eq!(read.image_gc_min_unused, config.image_gc_min_unused);
+        assert_eq!(
+            read.image_gc_high_threshold_percent,
+            config.image_gc_high_threshold_percent
+        );
+        assert_eq!(read.image_gc_disk_path, config.image_gc_disk_path);
     }
 }

@@ -79,6 +79,34 @@ pub struct AgentConfig {
     /// (ECS_CONTAINER_STOP_TIMEOUT, 30 s in ECS).
     #[serde(with = "secs")]
     pub default_stop_timeout: Duration,
+    /// containerd is listed at least this often (and whenever its events
+    /// hint at a change, and after it was unreachable): the level the agent
+    /// reconciles against.
+    #[serde(with = "secs")]
+    pub relist_interval: Duration,
+    /// SIGKILL is sent again this often to a container that outlives it.
+    #[serde(with = "secs")]
+    pub kill_resend_interval: Duration,
+    /// The garbage collection pass (old logs, stray root filesystems,
+    /// unused images) runs this often.
+    #[serde(with = "secs")]
+    pub gc_interval: Duration,
+    /// Logs of a task that is gone are kept this long (ECS's
+    /// ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION, 3 h).
+    #[serde(with = "secs")]
+    pub task_log_retention: Duration,
+    /// Image garbage collection starts when the disk holding the images is
+    /// fuller than this (percent, 0 to 100; the kubelet's 85)...
+    pub image_gc_high_threshold_percent: u8,
+    /// ... and removes the least recently used images until it expects to
+    /// be under this (the kubelet's 80).
+    pub image_gc_low_threshold_percent: u8,
+    /// An image no task used for less than this is kept.
+    #[serde(with = "secs")]
+    pub image_gc_min_unused: Duration,
+    /// The file system whose fullness drives image collection: containerd's
+    /// root.
+    pub image_gc_disk_path: PathBuf,
     /// The `orca-log-driver` binary containerd's shim runs per container to
     /// write its stdout and stderr to the log file, so containers never
     /// depend on the agent being up. Unset: `orca-log-driver` next to the
@@ -130,6 +158,14 @@ impl Default for AgentConfig {
             heartbeat_interval: Duration::from_secs(1),
             report_batch_window: Duration::from_millis(20),
             default_stop_timeout: Duration::from_secs(30),
+            relist_interval: Duration::from_secs(5),
+            kill_resend_interval: Duration::from_secs(10),
+            gc_interval: Duration::from_secs(60),
+            task_log_retention: Duration::from_secs(3 * 3600),
+            image_gc_high_threshold_percent: 85,
+            image_gc_low_threshold_percent: 80,
+            image_gc_min_unused: Duration::from_secs(30 * 60),
+            image_gc_disk_path: PathBuf::from("/var/lib/containerd"),
             log_driver: None,
         }
     }
@@ -199,6 +235,23 @@ impl AgentConfig {
         }
         if self.heartbeat_interval.is_zero() {
             return Err(invalid("heartbeat_interval", "must be more than 0"));
+        }
+        for (field, d) in [
+            ("relist_interval", self.relist_interval),
+            ("kill_resend_interval", self.kill_resend_interval),
+            ("gc_interval", self.gc_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be more than 0"));
+            }
+        }
+        if self.image_gc_high_threshold_percent > 100
+            || self.image_gc_low_threshold_percent > self.image_gc_high_threshold_percent
+        {
+            return Err(invalid(
+                "image_gc_low_threshold_percent",
+                "thresholds are percentages, the low one at most the high one",
+            ));
         }
         for name in self.attributes.keys() {
             if name.is_empty() || name.len() > 128 {

@@ -1,38 +1,44 @@
 //! orca-agent: the node agent.
 //!
-//! Reading order: [`config`] (what an agent is told), [`host`] (what the
-//! machine offers), [`session`] (registration and the stream with the
-//! leader), [`reporter`] (task states on their way up, batched, resent until
-//! acknowledged), [`manager`] (one runner per assigned task), [`runner`]
-//! (one task's lifecycle through the container runtime and its network
-//! namespace). Side effects sit behind orca-runtime's `ContainerRuntime` and
-//! orca-net's `NetworkConfigurator`, so the layers above run with fakes.
+//! Reading order: [`config`] (what an agent is told), [`identity`] (who it
+//! is, saved before it registers), [`host`] (what the machine offers),
+//! [`session`] (registration and the stream with the leader), [`reporter`]
+//! (task states on their way up, batched, resent until acknowledged),
+//! [`reconcile`] (the pure decision: assignments and what containerd, the
+//! kernel and the disk hold → actions), [`executor`] (the actions carried
+//! out), [`node`] (the loop: relist, reconcile, execute), [`finished`]
+//! (final reports on disk, so a task never runs twice), [`gc`] (what tasks
+//! leave behind, and unused images), [`runner`] (container specs and
+//! dependsOn), [`crash`] (crash points for tests). Side effects sit behind
+//! orca-runtime's `ContainerRuntime` and orca-net's `NetworkConfigurator`,
+//! so the layers above run with fakes.
 
 pub mod config;
+pub mod crash;
+pub mod executor;
 pub mod finished;
+pub mod gc;
 pub mod host;
-pub mod manager;
+pub mod identity;
+pub mod node;
 #[cfg(test)]
-mod manager_tests;
+mod node_tests;
+pub mod reconcile;
 pub mod reporter;
 pub mod runner;
 pub mod session;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use orca_core::agent_protocol::Registration;
 use orca_core::cidr::Ipv4Cidr;
 use orca_net::{NetworkConfigurator, NodeNetworkConfig};
 use orca_runtime::ContainerRuntime;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{AgentConfig, NetworkKind};
 
-use crate::manager::TaskManager;
 use crate::reporter::Reporter;
-use crate::runner::RunnerContext;
 
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,8 @@ pub enum AgentError {
     #[error("data directory {path}: {message}")]
     DataDir { path: String, message: String },
     #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
     Session(#[from] session::SessionError),
     #[error("task network: {0}")]
     Network(#[from] orca_net::NetworkError),
@@ -49,46 +57,11 @@ pub enum AgentError {
     Subnet(String),
 }
 
-/// Who this agent is, kept across restarts so it stays the same instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Identity {
-    cluster: String,
-    container_instance_arn: String,
-}
-
-fn identity_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("instance.json")
-}
-
-fn data_dir_error(path: &Path, e: impl std::fmt::Display) -> AgentError {
+fn data_dir_error(path: &std::path::Path, e: impl std::fmt::Display) -> AgentError {
     AgentError::DataDir {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-fn load_identity(data_dir: &Path, cluster: &str) -> Option<String> {
-    let text = std::fs::read_to_string(identity_path(data_dir)).ok()?;
-    let id: Identity = serde_json::from_str(&text).ok()?;
-    (id.cluster == cluster).then_some(id.container_instance_arn)
-}
-
-/// Saves who this agent is (also after registering again).
-pub(crate) fn save_identity(
-    data_dir: &Path,
-    cluster: &str,
-    container_instance_arn: &str,
-) -> Result<(), AgentError> {
-    let identity = Identity {
-        cluster: cluster.to_string(),
-        container_instance_arn: container_instance_arn.to_string(),
-    };
-    let path = identity_path(data_dir);
-    let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec_pretty(&identity).map_err(|e| data_dir_error(&path, e))?;
-    std::fs::write(&tmp, json).map_err(|e| data_dir_error(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| data_dir_error(&path, e))
 }
 
 /// A running agent, for `orca dev` and tests.
@@ -120,6 +93,27 @@ pub fn start(
     }
 }
 
+/// The reconcile step's settings from the config.
+fn settings(config: &AgentConfig, task_subnet: &str) -> reconcile::Settings {
+    reconcile::Settings {
+        default_stop_timeout: config.default_stop_timeout,
+        kill_resend: config.kill_resend_interval,
+        task_subnet: task_subnet.to_string(),
+        logs_dir: config.data_dir.join("tasks"),
+    }
+}
+
+/// The collector's settings from the config.
+fn gc_config(config: &AgentConfig) -> gc::GcConfig {
+    gc::GcConfig {
+        task_log_retention: config.task_log_retention,
+        image_gc_high_threshold_percent: config.image_gc_high_threshold_percent,
+        image_gc_low_threshold_percent: config.image_gc_low_threshold_percent,
+        image_gc_min_unused: config.image_gc_min_unused,
+        image_gc_disk_path: config.image_gc_disk_path.clone(),
+    }
+}
+
 /// Registers this machine and serves its tasks until `shutdown`. Running
 /// containers are left running when the agent stops: a restarted agent
 /// adopts them.
@@ -132,9 +126,13 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(&config.data_dir, e))?;
-    let registration = Registration {
+    orca_fs::remove_temp_files(&config.data_dir)
+        .map_err(|e| data_dir_error(&config.data_dir, e))?;
+    let mut identity = identity::Identity::load_or_create(&config.data_dir, &config.cluster)?;
+    let mut registration = Registration {
         cluster: config.cluster.clone(),
-        container_instance_arn: load_identity(&config.data_dir, &config.cluster),
+        container_instance_arn: None,
+        instance_id: None,
         hostname: host::hostname(),
         cpu: host::cpu_units(&config),
         memory: host::memory_mib(&config),
@@ -143,37 +141,48 @@ pub async fn run(
         runtime_version,
         task_subnet: config.task_subnet.clone(),
     };
-    let Some(reply) = session::register(&config.endpoints, &registration, &shutdown).await? else {
+    let Some(reply) = session::register_as(
+        &config.endpoints,
+        &mut registration,
+        &mut identity,
+        &config.data_dir,
+        &shutdown,
+    )
+    .await?
+    else {
         return Ok(());
     };
-    save_identity(
-        &config.data_dir,
-        &config.cluster,
-        &reply.container_instance_arn,
-    )?;
     tracing::info!(instance = %reply.container_instance_arn, subnet = %reply.task_subnet, cpu = registration.cpu, memory = registration.memory, "registered");
     let network = open_network(&config, &reply.task_subnet).await?;
-    let ctx = Arc::new(RunnerContext {
+    let (assignments_tx, assignments_rx) = tokio::sync::watch::channel(None);
+    let node = node::Node::new(node::NodeParts {
         runtime,
         network,
         reporter: reporter.clone(),
-        logs_dir: config.data_dir.join("tasks"),
-        default_stop_timeout: config.default_stop_timeout,
-        task_subnet: reply.task_subnet.clone(),
         finished: finished::FinishedTasks::new(config.data_dir.join("finished")),
-    });
-    let mut again = registration.clone();
-    again.container_instance_arn = Some(reply.container_instance_arn.clone());
-    again.task_subnet = Some(reply.task_subnet.clone());
+        settings: settings(&config, &reply.task_subnet),
+        config: node::LoopConfig {
+            relist_interval: config.relist_interval,
+            gc_interval: config.gc_interval,
+        },
+        gc: gc_config(&config),
+        assignments: assignments_rx,
+    })
+    .map_err(|e| data_dir_error(&config.data_dir.join("finished"), e))?;
+    let node_task = tokio::spawn(node.run(shutdown.clone()));
+    registration.task_subnet = Some(reply.task_subnet.clone());
     let session = session::SessionConfig {
         endpoints: config.endpoints.clone(),
         instance_arn: reply.container_instance_arn,
-        registration: again,
+        registration,
+        identity,
         data_dir: config.data_dir.clone(),
         heartbeat_interval: config.heartbeat_interval,
         report_batch_window: config.report_batch_window,
     };
-    session::run(session, reporter, TaskManager::new(ctx), shutdown).await;
+    session::run(session, reporter, assignments_tx, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = node_task.await;
     Ok(())
 }
 

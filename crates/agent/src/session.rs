@@ -13,8 +13,12 @@ use orca_core::agent_protocol::{AgentMessage, ControllerMessage, Registration, R
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::manager::TaskManager;
+use crate::identity::Identity;
 use crate::reporter::Reporter;
+
+/// Where assignments go: the latest full list, for the node's loop.
+pub type AssignmentSink =
+    tokio::sync::watch::Sender<Option<Vec<orca_core::agent_protocol::TaskAssignment>>>;
 
 /// The metadata a follower names the leader in.
 const LEADER_METADATA: &str = "orca-leader";
@@ -27,9 +31,44 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("registration refused: {0}")]
-    Refused(String),
+    Refused(orca_core::ApiError),
     #[error("encoding: {0}")]
     Encode(String),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+}
+
+/// Registers `registration` as `identity`'s instance, then saves the
+/// reply. When the controllers refuse the saved instance id (its instance
+/// was deregistered), a new id is chosen, saved first, and registered.
+pub async fn register_as(
+    endpoints: &[String],
+    registration: &mut Registration,
+    identity: &mut Identity,
+    data_dir: &std::path::Path,
+    shutdown: &CancellationToken,
+) -> Result<Option<RegistrationReply>, SessionError> {
+    loop {
+        registration.instance_id = Some(identity.instance_id.clone());
+        registration.container_instance_arn = identity.container_instance_arn.clone();
+        match register(endpoints, registration, shutdown).await {
+            Ok(Some(reply)) => {
+                // The window a ghost instance would come from: registered,
+                // reply not saved. The saved id closes it.
+                crate::crash::point("after-register");
+                identity.confirm(data_dir, &reply.container_instance_arn)?;
+                registration.instance_id = Some(identity.instance_id.clone());
+                registration.container_instance_arn = Some(reply.container_instance_arn.clone());
+                return Ok(Some(reply));
+            }
+            Ok(None) => return Ok(None),
+            Err(SessionError::Refused(e)) if e.field.as_deref() == Some("instanceId") => {
+                tracing::warn!(instance = %identity.instance_id, reason = %e.message, "the saved instance id is refused: registering as a new instance");
+                identity.renew(data_dir)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn client(endpoint: &str) -> Option<AgentClient<tonic::transport::Channel>> {
@@ -67,7 +106,7 @@ pub async fn register(
                     let transient = matches!(e.exception, orca_core::Exception::ServerException)
                         || status.code() == tonic::Code::Unavailable;
                     if !transient {
-                        return Err(SessionError::Refused(e.to_string()));
+                        return Err(SessionError::Refused(e));
                     }
                     tracing::info!(%endpoint, error = %status.message(), "registration not done yet");
                 }
@@ -87,6 +126,8 @@ pub struct SessionConfig {
     /// Sent again (asking for the same task subnet) when the controllers no
     /// longer know this instance.
     pub registration: Registration,
+    /// Who the agent is; renewed when the controllers no longer know it.
+    pub identity: Identity,
     /// Where the agent's identity is saved after registering again.
     pub data_dir: std::path::PathBuf,
     pub heartbeat_interval: Duration,
@@ -97,7 +138,7 @@ pub struct SessionConfig {
 pub async fn run(
     mut config: SessionConfig,
     reporter: Arc<Reporter>,
-    mut manager: TaskManager,
+    assignments: AssignmentSink,
     shutdown: CancellationToken,
 ) {
     let mut preferred: Option<String> = None;
@@ -107,7 +148,7 @@ pub async fn run(
             .take()
             .unwrap_or_else(|| config.endpoints[next % config.endpoints.len()].clone());
         next += 1;
-        match one_session(&config, &endpoint, &reporter, &mut manager, &shutdown).await {
+        match one_session(&config, &endpoint, &reporter, &assignments, &shutdown).await {
             Ended::Shutdown => return,
             Ended::Redirect(leader) => {
                 tracing::info!(%endpoint, %leader, "redirected to the leader");
@@ -119,18 +160,22 @@ pub async fn run(
             }
             Ended::Unknown => {
                 tracing::warn!(instance = %config.instance_arn, "the controllers do not know this instance: registering again");
-                match register(&config.endpoints, &config.registration, &shutdown).await {
+                // With the same id (the same instance, if the controllers
+                // merely lost it); a deregistered instance's id is refused,
+                // and register_as then saves and uses a new one.
+                let mut registration = config.registration.clone();
+                match register_as(
+                    &config.endpoints,
+                    &mut registration,
+                    &mut config.identity,
+                    &config.data_dir,
+                    &shutdown,
+                )
+                .await
+                {
                     Ok(Some(reply)) => {
                         tracing::info!(instance = %reply.container_instance_arn, "registered again");
-                        if let Err(e) = crate::save_identity(
-                            &config.data_dir,
-                            &config.registration.cluster,
-                            &reply.container_instance_arn,
-                        ) {
-                            tracing::error!(error = %e, "could not save the new identity");
-                        }
-                        config.registration.container_instance_arn =
-                            Some(reply.container_instance_arn.clone());
+                        config.registration = registration;
                         config.instance_arn = reply.container_instance_arn;
                         continue;
                     }
@@ -165,7 +210,7 @@ async fn one_session(
     config: &SessionConfig,
     endpoint: &str,
     reporter: &Reporter,
-    manager: &mut TaskManager,
+    assignments: &AssignmentSink,
     shutdown: &CancellationToken,
 ) -> Ended {
     let Some(mut client) = client(endpoint).await else {
@@ -229,7 +274,9 @@ async fn one_session(
                     Err(status) => return Ended::Lost(status.message().to_string()),
                 };
                 match serde_json::from_str::<ControllerMessage>(&message.json) {
-                    Ok(ControllerMessage::Assignments { tasks }) => manager.assign(tasks),
+                    Ok(ControllerMessage::Assignments { tasks }) => {
+                        assignments.send_replace(Some(tasks));
+                    }
                     Ok(ControllerMessage::Ack { seq }) => reporter.ack(seq),
                     Ok(ControllerMessage::UnknownInstance { .. }) => return Ended::Unknown,
                     Ok(ControllerMessage::Refused { reason }) => {

@@ -22,6 +22,13 @@ pub struct Registration {
     /// restarted agent is the same instance.
     #[serde(default)]
     pub container_instance_arn: Option<String>,
+    /// The instance id the agent chose and saved before it first
+    /// registered (32 lowercase hex digits). Registering again with it,
+    /// after a crash that lost the reply, names the same instance, so a
+    /// registration can never leave a ghost instance behind. Refused when
+    /// it names a deregistered instance (the agent then chooses another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     pub hostname: String,
     /// Registered CPU units (1024 per core).
     pub cpu: u64,

@@ -18,6 +18,8 @@ pub struct FakeNetwork {
     config: NodeNetworkConfig,
     /// The same persisted allocator the real configurator uses.
     ipam: Mutex<Ipam>,
+    /// How long a setup takes (tokio time), to test what happens meanwhile.
+    setup_delay: Mutex<std::time::Duration>,
 }
 
 impl FakeNetwork {
@@ -27,7 +29,13 @@ impl FakeNetwork {
         Ok(FakeNetwork {
             config,
             ipam: Mutex::new(ipam),
+            setup_delay: Mutex::default(),
         })
+    }
+
+    /// Makes every setup take this long (tokio time).
+    pub fn set_setup_delay(&self, delay: std::time::Duration) {
+        *self.setup_delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
     }
 
     fn ipam(&self) -> MutexGuard<'_, Ipam> {
@@ -41,6 +49,10 @@ impl FakeNetwork {
 impl NetworkConfigurator for FakeNetwork {
     async fn setup(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
         check_task_id(task_id)?;
+        let delay = *self.setup_delay.lock().unwrap_or_else(|e| e.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut ipam = self.ipam();
         let ip = ipam.allocate(task_id)?;
         let name = netns_name(&self.config.netns_prefix, task_id);
@@ -64,6 +76,10 @@ impl NetworkConfigurator for FakeNetwork {
 
     fn allocated(&self) -> Vec<String> {
         self.ipam().allocated()
+    }
+
+    async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
+        Ok(self.ipam().allocated().into_iter().collect())
     }
 }
 

@@ -4,13 +4,12 @@
 //! never handed out, nor are the network and broadcast addresses. A task gets
 //! the lowest free address; asking again for the same task returns the same
 //! address. Every change is persisted before it is reported, as a small JSON
-//! file written atomically (temporary file, fsync, rename, fsync of the
-//! directory), so a restarted agent finds its tasks' addresses again and a
+//! file written atomically with `orca_fs::write_atomic` (temporary file,
+//! fsync, rename, fsync of the directory), so a restarted agent finds its tasks' addresses again and a
 //! crash never leaves a half-written file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -45,12 +44,16 @@ pub struct Ipam {
 
 impl Ipam {
     /// Loads `<state_dir>/ipam.json`, or starts empty if there is none
-    /// (creating `state_dir`). A file for another subnet, or one that does
-    /// not parse or holds impossible allocations, is an error rather than
-    /// something to overwrite: the namespaces it describes may still exist.
+    /// (creating `state_dir`). A file holding allocations of another subnet,
+    /// or one that does not parse or holds impossible allocations, is an
+    /// error rather than something to overwrite: the namespaces it describes
+    /// may still exist. An empty file of another subnet is simply replaced.
     pub fn open(subnet: Ipv4Subnet, state_dir: &Path) -> Result<Ipam, NetworkError> {
         subnet.validate()?;
         fs::create_dir_all(state_dir).map_err(|e| state_err(state_dir, e))?;
+        // A crash mid-write leaves a temporary file; the state file itself
+        // is whole (see orca_fs).
+        orca_fs::remove_temp_files(state_dir).map_err(|e| state_err(state_dir, e))?;
         let path = state_dir.join(STATE_FILE);
         let by_task = match fs::read(&path) {
             Ok(bytes) => load(&path, subnet, &bytes)?,
@@ -134,22 +137,7 @@ impl Ipam {
             allocations: self.by_task.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&state).map_err(|e| state_err(&self.path, e))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            // The rename itself is durable only once the directory is synced.
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            state_err(&self.path, e)
-        })
+        orca_fs::write_atomic(&self.path, &bytes).map_err(|e| state_err(&self.path, e))
     }
 }
 
@@ -165,6 +153,11 @@ fn load(
             path,
             format!("unknown version {} (expected {VERSION})", state.version),
         ));
+    }
+    if state.subnet != subnet && state.allocations.is_empty() {
+        // Nothing on record can still exist in the kernel: the node's new
+        // subnet simply takes over.
+        return Ok(BTreeMap::new());
     }
     if state.subnet != subnet {
         return Err(state_err(
@@ -329,7 +322,7 @@ mod tests {
         expect_state_error(d, "", "EOF");
         expect_state_error(
             d,
-            r#"{"version":1,"subnet":"198.19.4.0/24","allocations":{}}"#,
+            r#"{"version":1,"subnet":"198.19.4.0/24","allocations":{"a":"198.19.4.2"}}"#,
             "node's subnet is 198.19.3.0/24",
         );
         expect_state_error(

@@ -18,6 +18,7 @@ pub mod names;
 pub mod netns;
 mod subnet;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -74,4 +75,9 @@ pub trait NetworkConfigurator: Send + Sync + 'static {
 
     /// Task ids holding an address, for garbage collection after a restart.
     fn allocated(&self) -> Vec<String>;
+
+    /// Task ids holding anything on this node (a namespace, an address):
+    /// what the agent compares with the tasks it should hold, tearing down
+    /// the others.
+    async fn held(&self) -> Result<BTreeSet<String>, NetworkError>;
 }

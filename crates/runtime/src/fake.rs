@@ -19,6 +19,14 @@
 //! first `ensure_image` of it counts as a pull, later ones are local. A
 //! reference that contains `missing` or was never added fails with
 //! [`RuntimeError::Pull`] ("manifest unknown").
+//!
+//! Like containerd, the state outlives the agent using it: a test that
+//! drops an agent and starts another on the same `FakeRuntime` sees its
+//! containers as a restarted agent would. Faults: [`FakeRuntime::set_unavailable`]
+//! (containerd down: every call fails with [`RuntimeError::Unavailable`]),
+//! [`FakeRuntime::exit_now`] (a process dies on its own),
+//! [`FakeRuntime::lose_task`] (containerd loses a task), and delays for
+//! pulls and creates.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,13 +38,24 @@ use tokio::time::Instant;
 use crate::containerd::spec::process_args;
 use crate::{
     ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageConfig, ImageInfo,
-    RegistryAuth, RuntimeError, StopSignal,
+    ImageListing, ProcessState, RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// The in-memory runtime. Cheap to clone; clones share state.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FakeRuntime {
     state: Arc<Mutex<State>>,
+    /// Moves on every change a containerd event would announce.
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        FakeRuntime {
+            state: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,6 +68,15 @@ struct State {
     pulls: HashMap<String, u64>,
     /// How long a pull takes (tokio time).
     pull_delay: Duration,
+    /// How long a create takes (tokio time).
+    create_delay: Duration,
+    /// How long a start waits before it does anything (tokio time).
+    start_delay: Duration,
+    /// containerd is "down": every call fails with Unavailable.
+    unavailable: bool,
+    /// Image records: when each local image was "pulled" (tokio-free wall
+    /// time) and its size.
+    image_meta: HashMap<String, (SystemTime, u64)>,
     /// One lock per reference, so concurrent pulls share one.
     pull_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     containers: BTreeMap<String, Container>,
@@ -57,11 +85,27 @@ struct State {
     next_pid: u32,
 }
 
+impl State {
+    fn check_available(&self) -> Result<(), RuntimeError> {
+        if self.unavailable {
+            Err(RuntimeError::Unavailable(
+                "the fake containerd is down".to_string(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 struct Container {
     spec: ContainerSpec,
     words: Vec<String>,
     running: bool,
     pid: Option<u32>,
+    /// The exit has been reaped (recorded, task deleted).
+    recorded: bool,
+    /// The task was lost after it started: no exit will ever be known.
+    lost: bool,
     /// Signals to the running script.
     signals: Option<mpsc::UnboundedSender<StopSignal>>,
     /// Every signal `kill` delivered, for assertions.
@@ -96,6 +140,61 @@ impl FakeRuntime {
     /// Makes every pull take this long (tokio time).
     pub fn set_pull_delay(&self, delay: Duration) {
         self.lock().pull_delay = delay;
+    }
+
+    /// Makes every create take this long (tokio time).
+    pub fn set_create_delay(&self, delay: Duration) {
+        self.lock().create_delay = delay;
+    }
+
+    /// Makes every start wait this long before it does anything (tokio
+    /// time): a caller that goes away meanwhile never started it.
+    pub fn set_start_delay(&self, delay: Duration) {
+        self.lock().start_delay = delay;
+    }
+
+    /// Takes the "containerd" down (every call fails with
+    /// [`RuntimeError::Unavailable`]; processes keep running) or back up.
+    pub fn set_unavailable(&self, down: bool) {
+        self.lock().unavailable = down;
+        self.bump();
+    }
+
+    /// The process of a running container exits with `code` on its own (as
+    /// if killed from outside).
+    pub fn exit_now(&self, id: &str, code: i32) {
+        Self::finish(&self.state, &self.changes, id, code, false);
+    }
+
+    /// containerd loses the container's task (its shim died with it): no
+    /// exit is known, and the container must never run again.
+    pub fn lose_task(&self, id: &str) {
+        let mut st = self.lock();
+        if let Some(c) = st.containers.get_mut(id) {
+            c.running = false;
+            c.signals = None;
+            c.lost = true;
+        }
+        drop(st);
+        self.bump();
+    }
+
+    /// Images present locally, by reference.
+    pub fn local_images(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().local.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Sets the size an image is listed with (default 1 MiB).
+    pub fn set_image_size(&self, reference: &str, size: u64) {
+        if let Some(meta) = self.lock().image_meta.get_mut(reference) {
+            meta.1 = size;
+        }
+    }
+
+    fn bump(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Pull attempts for `reference` (a local image costs none).
@@ -137,9 +236,18 @@ impl FakeRuntime {
             .unwrap_or_default()
     }
 
-    fn finish(state: &Arc<Mutex<State>>, id: &str, code: i32, oom: bool) {
+    fn finish(
+        state: &Arc<Mutex<State>>,
+        changes: &watch::Sender<u64>,
+        id: &str,
+        code: i32,
+        oom: bool,
+    ) {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = st.containers.get_mut(id) {
+            if !c.running {
+                return;
+            }
             c.running = false;
             c.signals = None;
             c.exit_tx.send_replace(Some(ContainerExit {
@@ -148,6 +256,8 @@ impl FakeRuntime {
                 exited_at: SystemTime::now(),
             }));
         }
+        drop(st);
+        changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -232,6 +342,7 @@ impl ContainerRuntime for FakeRuntime {
     ) -> Result<ImageInfo, RuntimeError> {
         let lock = {
             let mut st = self.lock();
+            st.check_available()?;
             if let Some(info) = st.local.get(reference) {
                 return Ok(info.clone());
             }
@@ -253,9 +364,12 @@ impl ContainerRuntime for FakeRuntime {
             tokio::time::sleep(delay).await;
         }
         let mut st = self.lock();
+        st.check_available()?;
         match st.remote.get(reference).cloned() {
             Some(info) if !reference.contains("missing") => {
                 st.local.insert(reference.to_string(), info.clone());
+                st.image_meta
+                    .insert(reference.to_string(), (SystemTime::now(), 1 << 20));
                 Ok(info)
             }
             _ => Err(RuntimeError::Pull {
@@ -267,7 +381,12 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         let args = process_args(spec)?;
+        let delay = self.lock().create_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut st = self.lock();
+        st.check_available()?;
         if !st.local.contains_key(&spec.image.reference) {
             return Err(RuntimeError::Create {
                 id: spec.id.clone(),
@@ -288,27 +407,33 @@ impl ContainerRuntime for FakeRuntime {
                 words: words(&args),
                 running: false,
                 pid: None,
+                recorded: false,
+                lost: false,
                 signals: None,
                 signal_log: Vec::new(),
                 exit_tx,
             },
         );
+        drop(st);
+        self.bump();
         Ok(())
     }
 
     async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
+        let delay = self.lock().start_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut st = self.lock();
+        st.check_available()?;
         st.next_pid += 1;
         let pid = 1000 + st.next_pid;
         let c = st
             .containers
             .get_mut(id)
             .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
-        if c.running || c.pid.is_some() {
-            return Err(RuntimeError::Start {
-                id: id.to_string(),
-                message: "container was already started".to_string(),
-            });
+        if c.running || c.pid.is_some() || c.lost {
+            return Err(RuntimeError::AlreadyStarted { id: id.to_string() });
         }
         if c.words.iter().any(|w| w == "fail-start") {
             return Err(RuntimeError::Start {
@@ -323,11 +448,13 @@ impl ContainerRuntime for FakeRuntime {
         let words = c.words.clone();
         st.starts.push((id.to_string(), Instant::now()));
         drop(st);
+        self.bump();
         let state = self.state.clone();
+        let changes = self.changes.clone();
         let id_owned = id.to_string();
         tokio::spawn(async move {
             let (code, oom) = run_script(words, rx).await;
-            FakeRuntime::finish(&state, &id_owned, code, oom);
+            FakeRuntime::finish(&state, &changes, &id_owned, code, oom);
         });
         Ok(pid)
     }
@@ -351,6 +478,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn kill(&self, id: &str, signal: StopSignal) -> Result<(), RuntimeError> {
         let mut st = self.lock();
+        st.check_available()?;
         let c = st
             .containers
             .get_mut(id)
@@ -363,8 +491,31 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
+    async fn reap(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
+        let mut st = self.lock();
+        st.check_available()?;
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+        if c.running {
+            return Err(RuntimeError::Running { id: id.to_string() });
+        }
+        let exit = c
+            .exit_tx
+            .borrow()
+            .clone()
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+        c.recorded = true;
+        Ok(exit)
+    }
+
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let removed = self.lock().containers.remove(id);
+        let removed = {
+            let mut st = self.lock();
+            st.check_available()?;
+            st.containers.remove(id)
+        };
         if let Some(c) = removed {
             if c.running {
                 if let Some(tx) = &c.signals {
@@ -383,21 +534,77 @@ impl ContainerRuntime for FakeRuntime {
                     false
                 }
             });
+            self.bump();
         }
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError> {
-        Ok(self
-            .lock()
+        let st = self.lock();
+        st.check_available()?;
+        Ok(st
             .containers
             .iter()
-            .map(|(id, c)| ContainerListing {
-                id: id.clone(),
-                labels: c.spec.labels.clone(),
-                running: c.running,
+            .map(|(id, c)| {
+                let exit = c.exit_tx.borrow().clone();
+                let state = match (c.running, c.pid, exit) {
+                    (true, Some(pid), _) => ProcessState::Running { pid },
+                    (_, _, _) if c.lost => ProcessState::Lost,
+                    (false, Some(_), Some(exit)) => ProcessState::Exited {
+                        exit,
+                        recorded: c.recorded,
+                    },
+                    (false, Some(_), None) => ProcessState::Lost,
+                    _ => ProcessState::NotStarted,
+                };
+                ContainerListing {
+                    id: id.clone(),
+                    labels: c.spec.labels.clone(),
+                    image: c.spec.image.reference.clone(),
+                    state,
+                }
             })
             .collect())
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError> {
+        let st = self.lock();
+        st.check_available()?;
+        Ok(st
+            .local
+            .iter()
+            .map(|(reference, info)| {
+                let (created_at, size) = st
+                    .image_meta
+                    .get(reference)
+                    .copied()
+                    .unwrap_or((SystemTime::UNIX_EPOCH, 0));
+                ImageListing {
+                    reference: reference.clone(),
+                    digest: info.digest.clone(),
+                    size,
+                    created_at,
+                }
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        let mut st = self.lock();
+        st.check_available()?;
+        st.local.remove(reference);
+        st.image_meta.remove(reference);
+        Ok(())
+    }
+
+    async fn remove_stray_snapshots(&self) -> Result<Vec<String>, RuntimeError> {
+        // The fake keeps no snapshots apart from its containers.
+        self.lock().check_available()?;
+        Ok(Vec::new())
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 

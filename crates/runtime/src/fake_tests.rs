@@ -133,7 +133,9 @@ async fn remove_cleans_up_and_start_order_is_recorded() {
     let order: Vec<String> = rt.starts().into_iter().map(|(id, _)| id).collect();
     assert_eq!(order, vec!["db", "web"]);
     let listed = rt.list().await.expect("list");
-    assert!(listed.iter().all(|c| c.running && c.labels["task"] == "t1"));
+    assert!(listed
+        .iter()
+        .all(|c| c.is_running() && c.labels["task"] == "t1"));
     rt.remove("db").await.expect("remove");
     rt.remove("web").await.expect("remove");
     rt.remove("web").await.expect("remove is idempotent");

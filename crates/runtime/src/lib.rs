@@ -9,7 +9,10 @@
 //! `create` builds a container (rootfs snapshot + OCI spec) from a
 //! [`ContainerSpec`]; `start` runs it with stdout/stderr appended to the spec's
 //! log file; `wait` resolves when the process exits; `kill` signals it;
+//! `reap` makes an exit final (recorded on the container, task deleted);
 //! `remove` deletes every trace (task, container, snapshot) and is idempotent.
+//! `list` is the level the agent reconciles against: every container with
+//! its [`ProcessState`]; `changes` only hints that it is worth looking again.
 
 pub mod containerd;
 pub mod error;
@@ -134,13 +137,57 @@ pub struct ContainerExit {
     pub exited_at: SystemTime,
 }
 
-/// A container the runtime holds, as listed for garbage collection.
+/// How far a container's process got, as the runtime holds it now: what
+/// the agent's reconcile step compares with what the controller wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Never started: no task and no sign that one ran. A task created but
+    /// never started (a crash between the two calls) counts as this;
+    /// `start` replaces it.
+    NotStarted,
+    /// Running (or paused), with the host pid of its init.
+    Running { pid: u32 },
+    /// Its process exited. `recorded`: [`ContainerRuntime::reap`] has
+    /// recorded the exit on the container and deleted its task; until then
+    /// `exit.oom_killed` is only what events said, and the exit is not
+    /// final (reap it).
+    Exited { exit: ContainerExit, recorded: bool },
+    /// Started once, but neither a task nor a recorded exit remains
+    /// (containerd lost the task, e.g. its shim died with it): the exit
+    /// status is unknown, and the container must never be started again.
+    Lost,
+    /// containerd cannot tell now (the task's shim does not answer).
+    Unknown,
+}
+
+/// A container the runtime holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerListing {
     pub id: String,
+    /// The labels given at create (the runtime's own are left out).
     pub labels: BTreeMap<String, String>,
-    /// Its task (process) is running.
-    pub running: bool,
+    /// The image reference it was created from.
+    pub image: String,
+    pub state: ProcessState,
+}
+
+impl ContainerListing {
+    /// Its process is running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, ProcessState::Running { .. })
+    }
+}
+
+/// An image the runtime holds, for image garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageListing {
+    /// The image record's name (the reference it was pulled as).
+    pub reference: String,
+    pub digest: String,
+    /// Bytes of its manifest, config and layers in the content store.
+    pub size: u64,
+    /// When the record was created (pulled or loaded).
+    pub created_at: SystemTime,
 }
 
 /// The signals the agent sends.
@@ -175,10 +222,37 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Signals the container's process; not an error if it already exited.
     async fn kill(&self, id: &str, signal: StopSignal) -> Result<(), RuntimeError>;
 
+    /// Makes a container's exit final: records it on the container (with
+    /// whether the kernel OOM-killed it) and deletes the exited task, so the
+    /// output is complete and [`ContainerRuntime::list`] keeps answering
+    /// [`ProcessState::Exited`] with `recorded`. Idempotent: a recorded exit
+    /// is returned as it is. An error if the process still runs
+    /// ([`RuntimeError::Running`]) or no exit is known
+    /// ([`RuntimeError::NotFound`]).
+    async fn reap(&self, id: &str) -> Result<ContainerExit, RuntimeError>;
+
     /// Deletes the container's task, container record and snapshot; not an
     /// error if some or all are already gone.
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
 
-    /// The containers in this runtime's namespace.
+    /// The containers in this runtime's namespace, with their process state.
     async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError>;
+
+    /// The images in this runtime's namespace.
+    async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError>;
+
+    /// Removes an image record and, through containerd's garbage collector,
+    /// whatever only it held (blobs, layer snapshots); not an error if gone.
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
+
+    /// Removes the root filesystems of containers that no longer exist (a
+    /// removal or create cut short). Returns the snapshot keys removed. Run
+    /// it only while no container is being created (its snapshot exists
+    /// before its record).
+    async fn remove_stray_snapshots(&self) -> Result<Vec<String>, RuntimeError>;
+
+    /// A counter that moves whenever the runtime saw something change (an
+    /// event such as an exit, or the event stream breaking): a hint to look
+    /// again with [`ContainerRuntime::list`], never the state itself.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }

@@ -354,7 +354,12 @@ impl Trial {
         };
         let disconnected =
             disconnected.context("tasks were lost but the instance was never seen disconnected")?;
-        let still_running = observer.list().await?.iter().filter(|c| c.running).count();
+        let still_running = observer
+            .list()
+            .await?
+            .iter()
+            .filter(|c| c.is_running())
+            .count();
         Ok(Measured {
             disconnected,
             lost_and_free,

@@ -23,11 +23,36 @@ pub fn log_path(logs_dir: &Path, task_id: &str, name: &str) -> PathBuf {
     logs_dir.join(task_id).join(format!("{name}.log"))
 }
 
-/// Labels that mark the agent's containers (for cleanup after a restart).
-pub fn labels(task_arn: &str, container: &str) -> BTreeMap<String, String> {
+/// The label naming a container's task (ARN).
+pub const TASK_ARN_LABEL: &str = "orca.task-arn";
+/// The label naming a container's task (id).
+pub const TASK_ID_LABEL: &str = "orca.task-id";
+/// The label naming a container's definition.
+pub const CONTAINER_NAME_LABEL: &str = "orca.container-name";
+/// The label giving a container's position in its task definition.
+pub const CONTAINER_INDEX_LABEL: &str = "orca.container-index";
+/// The label giving a container's stopTimeout in seconds: a container
+/// whose task is no longer assigned is still stopped with its own grace.
+pub const STOP_TIMEOUT_LABEL: &str = "orca.stop-timeout";
+
+/// Labels that mark the agent's containers: after a restart they tie each
+/// container to its task without any state of the agent's own.
+pub fn labels(
+    task_arn: &str,
+    task_id: &str,
+    container: &str,
+    index: usize,
+    stop_timeout: std::time::Duration,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("orca.task-arn".to_string(), task_arn.to_string()),
-        ("orca.container-name".to_string(), container.to_string()),
+        (TASK_ARN_LABEL.to_string(), task_arn.to_string()),
+        (TASK_ID_LABEL.to_string(), task_id.to_string()),
+        (CONTAINER_NAME_LABEL.to_string(), container.to_string()),
+        (CONTAINER_INDEX_LABEL.to_string(), index.to_string()),
+        (
+            STOP_TIMEOUT_LABEL.to_string(),
+            stop_timeout.as_secs().to_string(),
+        ),
     ])
 }
 
@@ -36,6 +61,10 @@ pub struct SpecInput<'a> {
     pub id: String,
     pub task_arn: &'a str,
     pub task_id: &'a str,
+    /// The container's position in its task definition.
+    pub index: usize,
+    /// Its SIGTERM → SIGKILL grace.
+    pub stop_timeout: std::time::Duration,
     pub def: &'a ContainerDefinition,
     pub image: ImageInfo,
     pub netns_path: Option<PathBuf>,
@@ -49,7 +78,13 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
     ContainerSpec {
         id: input.id,
         image: input.image,
-        labels: labels(input.task_arn, &def.name),
+        labels: labels(
+            input.task_arn,
+            input.task_id,
+            &def.name,
+            input.index,
+            input.stop_timeout,
+        ),
         entry_point: def.entry_point.clone(),
         command: def.command.clone(),
         environment: def

@@ -46,8 +46,22 @@ impl AgentService {
                 "a container instance must register more than 0",
             ));
         }
+        // An id the agent chose (and saved before registering) makes a
+        // repeated registration name the same instance: no ghost instance
+        // when the agent crashed before it could save the reply.
+        let instance_id = match &registration.instance_id {
+            Some(id) if is_instance_id(id) => id.clone(),
+            Some(_) => {
+                return Err(ApiError::field(
+                    Exception::InvalidParameterException,
+                    "instanceId",
+                    "an instance id is 32 lowercase hexadecimal digits",
+                ))
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
         let command = Command::RegisterContainerInstance {
-            instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            instance_id,
             registration,
             at: self.clock.now(),
         };
@@ -65,6 +79,14 @@ impl AgentService {
             other => Err(ApiError::server(format!("unexpected outcome: {other:?}"))),
         }
     }
+}
+
+/// The shape of the ids this controller mints (a simple uuid).
+fn is_instance_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<AgentJson, Status>> + Send>>;

@@ -49,6 +49,7 @@ fn old_snapshot_state() -> serde_json::Value {
             registration: orca_core::agent_protocol::Registration {
                 cluster: "default".into(),
                 container_instance_arn: None,
+                instance_id: None,
                 hostname: "h".into(),
                 cpu: 1024,
                 memory: 1000,

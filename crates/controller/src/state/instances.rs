@@ -160,6 +160,23 @@ impl ClusterState {
             })
             .map(|i| i.id.clone());
         let id = existing.unwrap_or(new_id);
+        if let Some(gone) = self
+            .instances
+            .get(&id)
+            .filter(|i| i.status == InstanceStatus::Inactive)
+        {
+            // An agent's own id of an instance deregistered since: it must
+            // choose a new one (and save it first) to come back as a new
+            // instance.
+            return Err(ApiError::field(
+                Exception::ClientException,
+                "instanceId",
+                format!(
+                    "container instance {} was deregistered: register with a new instance id",
+                    gone.arn
+                ),
+            ));
+        }
         let subnet = match (configured, self.instances.get(&id)) {
             (Some(s), _) => s,
             (None, Some(current)) => current.task_subnet,

@@ -28,6 +28,7 @@ pub(super) fn registration(arn: Option<String>, subnet: Option<&str>) -> Registr
     Registration {
         cluster: "default".to_string(),
         container_instance_arn: arn,
+        instance_id: None,
         hostname: "node".to_string(),
         cpu: 2048,
         memory: 1000,

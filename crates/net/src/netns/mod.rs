@@ -293,6 +293,21 @@ impl NetworkConfigurator for NetnsNetwork {
     fn allocated(&self) -> Vec<String> {
         self.ipam().allocated()
     }
+
+    async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
+        let mut held: std::collections::BTreeSet<String> =
+            self.ipam().allocated().into_iter().collect();
+        let prefix = format!("{}-", self.config.netns_prefix);
+        for name in list_namespaces(&self.config.netns_prefix)? {
+            // Task ids (minted by the controllers) hold no '-': a longer
+            // name is another agent's whose prefix extends this one
+            // (`orca-a` and `orca-a-b`), never a leftover of this agent.
+            if let Some(task_id) = name.strip_prefix(&prefix).filter(|t| !t.contains('-')) {
+                held.insert(task_id.to_string());
+            }
+        }
+        Ok(held)
+    }
 }
 
 /// Rejects names the kernel or the file system would refuse later, with a

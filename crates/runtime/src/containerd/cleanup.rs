@@ -1,6 +1,7 @@
 //! Inspecting and emptying this runtime's containerd namespace: for an agent
 //! leaving the machine for good, and for tests that must leave containerd as
-//! they found it.
+//! they found it; and the agent's garbage collection (images no task uses,
+//! root filesystems of containers that are gone).
 
 use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, RemoveSnapshotRequest};
 use containerd_client::services::v1::{
@@ -11,6 +12,7 @@ use containerd_client::services::v1::{
 use futures::StreamExt;
 
 use super::client::{is_not_found, status_error, Ctrd, SNAPSHOTTER};
+use super::container::ROOTFS_LABEL;
 use crate::{ContainerRuntime, RuntimeError};
 
 /// Names (keys) of every snapshot in the namespace.
@@ -158,4 +160,71 @@ fn ignore_not_found<T>(r: Result<T, tonic::Status>, what: &str) -> Result<(), Ru
         Err(s) if is_not_found(&s) => Ok(()),
         Err(s) => Err(status_error(what, s)),
     }
+}
+
+/// Removes an image record synchronously: containerd's garbage collector
+/// then drops the blobs and layer snapshots nothing else refers to. Not an
+/// error if the record is gone.
+pub async fn remove_image(ctrd: &Ctrd, reference: &str) -> Result<(), RuntimeError> {
+    ignore_not_found(
+        ctrd.images()
+            .delete(ctrd.req(DeleteImageRequest {
+                name: reference.to_string(),
+                sync: true,
+                target: None,
+            }))
+            .await,
+        &format!("delete image {reference}"),
+    )
+}
+
+/// Removes the container root filesystems (active snapshots labelled
+/// [`ROOTFS_LABEL`] at create) that no container record uses: what a
+/// removal or a create cut short leaves. Returns the keys removed.
+pub async fn remove_stray_snapshots(ctrd: &Ctrd) -> Result<Vec<String>, RuntimeError> {
+    use containerd_client::services::v1::snapshots::Kind;
+    use containerd_client::services::v1::ListContainersRequest;
+    let in_use: std::collections::HashSet<String> = ctrd
+        .containers()
+        .list(ctrd.req(ListContainersRequest { filters: vec![] }))
+        .await
+        .map_err(|s| status_error("list containers", s))?
+        .into_inner()
+        .containers
+        .into_iter()
+        .map(|c| c.snapshot_key)
+        .collect();
+    let mut stream = ctrd
+        .snapshots()
+        .list(ctrd.req(ListSnapshotsRequest {
+            snapshotter: SNAPSHOTTER.to_string(),
+            filters: vec![],
+        }))
+        .await
+        .map_err(|s| status_error("list snapshots", s))?
+        .into_inner();
+    let mut stray = Vec::new();
+    while let Some(page) = stream.next().await {
+        let page = page.map_err(|s| status_error("list snapshots", s))?;
+        stray.extend(
+            page.info
+                .into_iter()
+                .filter(|i| i.kind == Kind::Active as i32 && i.labels.contains_key(ROOTFS_LABEL))
+                .map(|i| i.name)
+                .filter(|name| !in_use.contains(name)),
+        );
+    }
+    for key in &stray {
+        tracing::info!(snapshot = %key, "removing the rootfs of a container that no longer exists");
+        ignore_not_found(
+            ctrd.snapshots()
+                .remove(ctrd.req(RemoveSnapshotRequest {
+                    snapshotter: SNAPSHOTTER.to_string(),
+                    key: key.clone(),
+                }))
+                .await,
+            &format!("remove snapshot {key}"),
+        )?;
+    }
+    Ok(stray)
 }

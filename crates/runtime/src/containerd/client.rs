@@ -122,9 +122,37 @@ impl Ctrd {
     }
 }
 
-/// A containerd error as [`RuntimeError::Containerd`], naming the operation.
+/// A containerd error as [`RuntimeError::Containerd`] naming the operation,
+/// or [`RuntimeError::Unavailable`] when containerd could not be reached.
 pub fn status_error(what: &str, status: Status) -> RuntimeError {
-    RuntimeError::Containerd(format!("{what}: {}", status_message(&status)))
+    let message = format!("{what}: {}", status_message(&status));
+    if is_unavailable(&status) {
+        RuntimeError::Unavailable(message)
+    } else {
+        RuntimeError::Containerd(message)
+    }
+}
+
+/// Whether the call failed because containerd could not be reached or went
+/// away mid-call (down or restarting), rather than because it refused.
+pub fn is_unavailable(status: &Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::Cancelled => true,
+        // tonic reports a connection torn down mid-call as Unknown.
+        Code::Unknown => {
+            let m = status.message().to_ascii_lowercase();
+            [
+                "transport",
+                "connection",
+                "h2 protocol",
+                "broken pipe",
+                "stream closed",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        }
+        _ => false,
+    }
 }
 
 /// The readable part of a gRPC status.

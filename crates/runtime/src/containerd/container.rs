@@ -12,7 +12,7 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteTaskRequest, GetContainerRequest,
-    StartRequest,
+    GetRequest, StartRequest,
 };
 use oci_spec::runtime::PosixRlimitType;
 
@@ -25,9 +25,24 @@ use crate::{ContainerSpec, RuntimeError};
 /// The runc shim every container runs under.
 pub const RUNTIME_NAME: &str = "io.containerd.runc.v2";
 
-/// Where `start` finds the log file `create` was given: a label on the
-/// container record, hidden from [`crate::ContainerListing`].
+/// The runtime's own labels on container records start with this; they are
+/// hidden from [`crate::ContainerListing`].
+pub const RUNTIME_LABEL_PREFIX: &str = "io.orca.runtime.";
+
+/// Where `start` finds the log file `create` was given.
 pub const LOG_PATH_LABEL: &str = "io.orca.runtime.log-path";
+
+/// Set by `start` once the task exists and before it starts: from then on
+/// the process may have run, so a container without a task is never
+/// mistaken for one that never started ([`crate::ProcessState::Lost`]).
+pub const STARTED_LABEL: &str = "io.orca.runtime.started";
+
+/// Marks a container's rootfs snapshot (keyed by the container id), so
+/// that one left by a removal cut short can be told from other snapshots.
+pub const ROOTFS_LABEL: &str = "io.orca.runtime.rootfs";
+
+/// The exit `reap` recorded: `<code>,<oom|->,<unix millis>`.
+pub const EXIT_LABEL: &str = "io.orca.runtime.exit";
 
 /// This process's hard limit for an rlimit (containers get at most this).
 pub fn current_hard_limit(typ: PosixRlimitType) -> Option<u64> {
@@ -80,18 +95,32 @@ pub async fn create(
     // Under a lease: between Prepare and the container record nothing else
     // refers to the snapshot, and containerd's GC may run at any moment.
     with_lease(ctrd, |lease| async move {
-        let mounts = ctrd
-            .snapshots()
-            .prepare(ctrd.leased_req(
+        let prepare = || {
+            let request = ctrd.leased_req(
                 PrepareSnapshotRequest {
                     snapshotter: SNAPSHOTTER.to_string(),
                     key: id.to_string(),
-                    parent,
-                    labels: HashMap::new(),
+                    parent: parent.clone(),
+                    labels: HashMap::from([(ROOTFS_LABEL.to_string(), "1".to_string())]),
                 },
                 &lease,
-            ))
-            .await
+            );
+            async move { ctrd.snapshots().prepare(request).await }
+        };
+        let prepared = match prepare().await {
+            Err(s) if is_already_exists(&s) && !container_exists(ctrd, id).await? => {
+                // The rootfs of a create cut short by a crash (its lease
+                // still holds it): no container uses it, so start over.
+                tracing::warn!(
+                    container = id,
+                    "removing the rootfs snapshot of an earlier, unfinished create"
+                );
+                remove_snapshot(ctrd, id).await?;
+                prepare().await
+            }
+            other => other,
+        };
+        let mounts = prepared
             .map_err(|s| {
                 if is_already_exists(&s) {
                     format!("a snapshot named {id} already exists (remove the old container first)")
@@ -103,18 +132,39 @@ pub async fn create(
             .mounts;
         let result = create_record(ctrd, cs, &mounts, &lease).await;
         if result.is_err() {
-            let _ = ctrd
-                .snapshots()
-                .remove(ctrd.req(RemoveSnapshotRequest {
-                    snapshotter: SNAPSHOTTER.to_string(),
-                    key: id.to_string(),
-                }))
-                .await;
+            let _ = remove_snapshot(ctrd, id).await;
         }
         result
     })
     .await
     .map_err(|e| create_err(id, e))
+}
+
+async fn container_exists(ctrd: &Ctrd, id: &str) -> Result<bool, String> {
+    match ctrd
+        .containers()
+        .get(ctrd.req(GetContainerRequest { id: id.to_string() }))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(s) if super::client::is_not_found(&s) => Ok(false),
+        Err(s) => Err(format!("get container {id}: {}", status_message(&s))),
+    }
+}
+
+async fn remove_snapshot(ctrd: &Ctrd, key: &str) -> Result<(), String> {
+    match ctrd
+        .snapshots()
+        .remove(ctrd.req(RemoveSnapshotRequest {
+            snapshotter: SNAPSHOTTER.to_string(),
+            key: key.to_string(),
+        }))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(s) if super::client::is_not_found(&s) => Ok(()),
+        Err(s) => Err(format!("remove snapshot {key}: {}", status_message(&s))),
+    }
 }
 
 async fn create_record(
@@ -198,7 +248,7 @@ pub async fn start(
             if super::client::is_not_found(&s) {
                 RuntimeError::NotFound { id: id.to_string() }
             } else {
-                start_err(format!("get container: {}", status_message(&s)))
+                classify(s, |m| start_err(format!("get container: {m}")))
             }
         })?
         .into_inner()
@@ -222,7 +272,7 @@ pub async fn start(
             key: container.snapshot_key.clone(),
         }))
         .await
-        .map_err(|s| start_err(format!("rootfs mounts: {}", status_message(&s))))?
+        .map_err(|s| classify(s, |m| start_err(format!("rootfs mounts: {m}"))))?
         .into_inner()
         .mounts;
     // Stale FIFOs and copiers of an earlier run go either way.
@@ -246,22 +296,55 @@ pub async fn start(
             (Some(pipes), stdout, stderr)
         }
     };
-    if let Err(s) = ctrd
-        .tasks()
-        .create(ctrd.req(CreateTaskRequest {
+    let create_task = || {
+        let request = ctrd.req(CreateTaskRequest {
             container_id: id.to_string(),
-            rootfs,
-            stdout,
-            stderr,
+            rootfs: rootfs.clone(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
             ..Default::default()
-        }))
-        .await
-    {
+        });
+        async move { ctrd.tasks().create(request).await }
+    };
+    let created = match create_task().await {
+        Err(s) if is_already_exists(&s) => {
+            // A task created but never started before a crash: its process
+            // never ran (a started one is refused below), so replace it.
+            replace_unstarted_task(ctrd, id).await?;
+            create_task().await
+        }
+        other => other,
+    };
+    if let Err(s) = created {
         logs.cleanup(id);
-        return Err(start_err(status_message(&s)));
+        // The shim's bundle directory exists: another Tasks.Create of this
+        // container is under way (an agent process that died mid-start).
+        if status_message(&s).contains("file exists") {
+            return Err(RuntimeError::Busy {
+                id: id.to_string(),
+                message: status_message(&s),
+            });
+        }
+        return Err(classify(s, start_err));
     }
     if let Some(pipes) = pipes {
         logs.attach(id, pipes, &log_path);
+    }
+    // From here on the process may run: mark the container, so that one
+    // whose task is lost later is never taken for one that never started.
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    if let Err(e) = super::task::set_label(ctrd, id, STARTED_LABEL, &millis.to_string()).await {
+        let _ = ctrd
+            .tasks()
+            .delete(ctrd.req(DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await;
+        logs.cleanup(id);
+        return Err(e);
     }
     match ctrd
         .tasks()
@@ -281,16 +364,66 @@ pub async fn start(
                 }))
                 .await;
             logs.cleanup(id);
-            Err(start_err(status_message(&s)))
+            Err(classify(s, start_err))
         }
     }
 }
 
+/// containerd unreachable is [`RuntimeError::Unavailable`] (retry later);
+/// anything else is the operation's own error.
+fn classify(s: tonic::Status, err: impl Fn(String) -> RuntimeError) -> RuntimeError {
+    if super::client::is_unavailable(&s) {
+        RuntimeError::Unavailable(status_message(&s))
+    } else {
+        err(status_message(&s))
+    }
+}
+
+/// Deletes the container's task if it was created and never started; an
+/// error if its process runs or ran (a container is started once).
+async fn replace_unstarted_task(ctrd: &Ctrd, id: &str) -> Result<(), RuntimeError> {
+    let start_err = |message: String| RuntimeError::Start {
+        id: id.to_string(),
+        message,
+    };
+    let process = ctrd
+        .tasks()
+        .get(ctrd.req(GetRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        }))
+        .await
+        .map_err(|s| classify(s, start_err))?
+        .into_inner()
+        .process;
+    let created = process
+        .as_ref()
+        .is_some_and(|p| p.status == containerd_client::types::v1::Status::Created as i32);
+    if !created {
+        return Err(RuntimeError::AlreadyStarted { id: id.to_string() });
+    }
+    tracing::warn!(
+        container = id,
+        "replacing a task that was created but never started"
+    );
+    ctrd.tasks()
+        .delete(ctrd.req(DeleteTaskRequest {
+            container_id: id.to_string(),
+        }))
+        .await
+        .map(|_| ())
+        .map_err(|s| classify(s, start_err))
+}
+
 /// Resumes draining the output of every running container (after an agent
 /// restart: see [`super::logio`]).
-pub async fn reattach_logs(ctrd: &Ctrd, logs: &LogPipes) -> Result<(), RuntimeError> {
-    for listing in super::task::list(ctrd).await? {
-        if !listing.running {
+pub async fn reattach_logs(
+    ctrd: &Ctrd,
+    logs: &LogPipes,
+    oom: &super::oom::OomWatch,
+) -> Result<(), RuntimeError> {
+    for listing in super::task::list(ctrd, oom).await? {
+        if !listing.is_running() {
             continue;
         }
         let container = ctrd

@@ -13,12 +13,12 @@
 //! the driver to exit. The driver exits once it has read both pipes to EOF
 //! and fsynced the file.
 //!
-//! So `wait`, after the exit, deletes the task of a container whose stdout
-//! is a `binary://` URI ([`uses_driver`]): when `Tasks.Delete` returns, the
-//! driver has exited, and the log holds everything the container wrote.
+//! So `reap`, after the exit, deletes the task ([`delete_exited`]): when
+//! `Tasks.Delete` returns, the driver has exited, and the log holds
+//! everything the container wrote.
 //! That is a guarantee by containerd's protocol rather than a timing
 //! guess; it is bounded by the shim's own 12 s limit (and [`REAP_LIMIT`]
-//! here). The exit code stays available from `wait`'s cache, and the
+//! here). The exit code stays on the container as a label, and the
 //! container record and snapshot stay until `remove`.
 //!
 //! Without a driver (the fallback, [`super::logio`]) the agent process
@@ -29,9 +29,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use containerd_client::services::v1::{DeleteTaskRequest, GetRequest};
+use containerd_client::services::v1::DeleteTaskRequest;
 
-use super::client::{is_not_found, status_message, Ctrd};
+use super::client::{is_not_found, status_error, Ctrd};
+use crate::RuntimeError;
 
 /// The URI query key the driver reads the log file path from.
 pub const PATH_KEY: &str = "path";
@@ -70,29 +71,11 @@ pub fn uses_driver(stdout: &str) -> bool {
     stdout.starts_with("binary:")
 }
 
-/// After the exit: deletes the task if its output goes through a logging
-/// driver, so the driver reads to EOF and exits (see the module doc). Not
-/// an error if the task is gone; other failures are logged, as the exit
-/// itself is known.
-pub async fn reap(ctrd: &Ctrd, id: &str) {
-    let task = match ctrd
-        .tasks()
-        .get(ctrd.req(GetRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-        }))
-        .await
-    {
-        Ok(r) => r.into_inner().process,
-        Err(s) if is_not_found(&s) => return,
-        Err(s) => {
-            tracing::warn!(container = id, error = %status_message(&s), "cannot inspect the exited task");
-            return;
-        }
-    };
-    if !task.is_some_and(|p| uses_driver(&p.stdout)) {
-        return;
-    }
+/// After the exit (recorded by `reap`): deletes the exited task. With a
+/// logging driver the delete returns once the driver has read to EOF and
+/// exited (see the module doc), so the log is complete; without one the
+/// FIFOs were drained already. Not an error if the task is gone.
+pub async fn delete_exited(ctrd: &Ctrd, id: &str) -> Result<(), RuntimeError> {
     let deleted = tokio::time::timeout(
         REAP_LIMIT,
         ctrd.tasks().delete(ctrd.req(DeleteTaskRequest {
@@ -101,16 +84,12 @@ pub async fn reap(ctrd: &Ctrd, id: &str) {
     )
     .await;
     match deleted {
-        Ok(Ok(_)) => {}
-        Ok(Err(s)) if is_not_found(&s) => {}
-        Ok(Err(s)) => {
-            tracing::warn!(container = id, error = %status_message(&s),
-                "deleting the exited task failed; its log may still be incomplete")
-        }
-        Err(_) => tracing::warn!(
-            container = id,
-            "deleting the exited task took over {REAP_LIMIT:?}; its log may still be incomplete"
-        ),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(s)) if is_not_found(&s) => Ok(()),
+        Ok(Err(s)) => Err(status_error(&format!("delete exited task {id}"), s)),
+        Err(_) => Err(RuntimeError::Containerd(format!(
+            "deleting the exited task {id} took over {REAP_LIMIT:?} (its logging driver did not finish)"
+        ))),
     }
 }
 

@@ -7,8 +7,14 @@
 //! [`user`]/[`rootfs`] (the OCI spec), [`container`] (create, start),
 //! [`logdriver`] (container output into log files through `orca-log-driver`,
 //! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
-//! process drains), [`task`] (wait, kill, remove, list), [`oom`] (OOM
-//! attribution), [`cleanup`] (emptying a namespace).
+//! process drains), [`task`] (wait, reap, kill, remove, list), [`oom`] (OOM
+//! attribution), [`events`] (the event stream as hints), [`cleanup`]
+//! (emptying a namespace, stray snapshots, image removal).
+//!
+//! When containerd is down or restarting, calls fail with
+//! [`RuntimeError::Unavailable`] (never a made-up outcome); the channel dials
+//! the socket again on the next call, and the event subscription comes back
+//! by itself.
 //!
 //! Every record this runtime creates lives in its namespace: image records,
 //! containers (id = the agent's container id), their rootfs snapshots (key =
@@ -19,6 +25,7 @@ pub mod cleanup;
 pub mod client;
 pub mod container;
 pub mod content;
+pub mod events;
 pub mod image;
 pub mod logdriver;
 pub mod logio;
@@ -39,8 +46,8 @@ use tracing::Instrument;
 pub use registry_config::{RegistriesConfig, RegistryHostConfig};
 
 use crate::{
-    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageInfo, RegistryAuth,
-    RuntimeError, StopSignal,
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageInfo, ImageListing,
+    RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// How to reach containerd and where this agent's records live.
@@ -99,12 +106,14 @@ pub struct ContainerdRuntime {
     images: image::ImageStore,
     /// Containers containerd reported as OOM-killed.
     oom: Arc<oom::OomWatch>,
+    /// Moves on every containerd event of this namespace ([`events`]).
+    changes: tokio::sync::watch::Receiver<u64>,
     /// Exits seen, so `wait` answers after the task is deleted.
     exits: task::ExitCache,
     /// FIFOs and copiers carrying container output into log files.
     logs: logio::LogPipes,
-    /// The OOM event subscription; aborted on drop.
-    oom_task: tokio::task::JoinHandle<()>,
+    /// The event subscription; aborted on drop.
+    events_task: tokio::task::JoinHandle<()>,
     /// Where `logs` keeps its FIFOs.
     state_dir: PathBuf,
     /// The logging driver binary (absolute), if containers use one.
@@ -115,7 +124,7 @@ pub struct ContainerdRuntime {
 
 impl Drop for ContainerdRuntime {
     fn drop(&mut self) {
-        self.oom_task.abort();
+        self.events_task.abort();
     }
 }
 
@@ -138,16 +147,18 @@ impl ContainerdRuntime {
             .transpose()?;
         let ctrd = client::Ctrd::connect(&config.socket, &config.namespace).await?;
         let oom = Arc::new(oom::OomWatch::default());
-        let oom_task = oom::watch(ctrd.clone(), oom.clone());
+        let (changes_tx, changes) = tokio::sync::watch::channel(0);
+        let events_task = events::watch(ctrd.clone(), oom.clone(), changes_tx);
         let logs = logio::LogPipes::new(&config.state_dir);
-        container::reattach_logs(&ctrd, &logs).await?;
+        container::reattach_logs(&ctrd, &logs, &oom).await?;
         Ok(Self {
             logs,
             images: image::ImageStore::new(ctrd.clone(), config.registries),
             ctrd,
             oom,
+            changes,
             exits: task::ExitCache::default(),
-            oom_task,
+            events_task,
             state_dir: config.state_dir,
             log_driver,
             reaps: task::ReapLocks::default(),
@@ -189,6 +200,29 @@ impl ContainerdRuntime {
         cleanup::purge(&self.ctrd, self).await
     }
 
+    /// `err` as [`RuntimeError::Unavailable`] if containerd does not answer
+    /// now: an operation that failed because containerd went away must not
+    /// be taken for one containerd refused (a pull, create or start failure
+    /// ends a task).
+    async fn unless_unavailable(&self, err: RuntimeError) -> RuntimeError {
+        if err.is_unavailable() {
+            return err;
+        }
+        match self.ctrd.version().version(tonic::Request::new(())).await {
+            Err(s) if client::is_unavailable(&s) => RuntimeError::Unavailable(err.to_string()),
+            _ => err,
+        }
+    }
+
+    fn task_state(&self) -> task::State<'_> {
+        task::State {
+            logs: &self.logs,
+            oom: &self.oom,
+            exits: &self.exits,
+            reaps: &self.reaps,
+        }
+    }
+
     /// Loads an OCI image-layout archive (`skopeo copy ... oci-archive:X.tar:REF`)
     /// without a registry; see [`image::archive`] for how images are named.
     pub async fn load_archive(&self, path: &Path) -> Result<Vec<ImageInfo>, RuntimeError> {
@@ -206,34 +240,41 @@ impl ContainerRuntime for ContainerdRuntime {
         reference: &str,
         auth: Option<&RegistryAuth>,
     ) -> Result<ImageInfo, RuntimeError> {
-        self.images
+        let result = self
+            .images
             .ensure(reference, auth)
             .instrument(tracing::info_span!("ensure_image", reference))
-            .await
+            .await;
+        match result {
+            Err(e) => Err(self.unless_unavailable(e).await),
+            ok => ok,
+        }
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
-        container::create(&self.ctrd, &self.images, spec)
+        let result = container::create(&self.ctrd, &self.images, spec)
             .instrument(tracing::info_span!("create", container = %spec.id))
-            .await
+            .await;
+        match result {
+            Err(e) => Err(self.unless_unavailable(e).await),
+            ok => ok,
+        }
     }
 
     async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
         self.exits.forget(id);
         self.oom.forget(id);
-        container::start(&self.ctrd, &self.logs, self.log_driver.as_deref(), id)
+        let result = container::start(&self.ctrd, &self.logs, self.log_driver.as_deref(), id)
             .instrument(tracing::info_span!("start", container = id))
-            .await
+            .await;
+        match result {
+            Err(e) => Err(self.unless_unavailable(e).await),
+            ok => ok,
+        }
     }
 
     async fn wait(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
-        let state = task::State {
-            logs: &self.logs,
-            oom: &self.oom,
-            exits: &self.exits,
-            reaps: &self.reaps,
-        };
-        task::wait(&self.ctrd, &state, id)
+        task::wait(&self.ctrd, &self.task_state(), id)
             .instrument(tracing::info_span!("wait", container = id))
             .await
     }
@@ -244,19 +285,37 @@ impl ContainerRuntime for ContainerdRuntime {
             .await
     }
 
+    async fn reap(&self, id: &str) -> Result<ContainerExit, RuntimeError> {
+        task::reap(&self.ctrd, &self.task_state(), id)
+            .instrument(tracing::info_span!("reap", container = id))
+            .await
+    }
+
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let state = task::State {
-            logs: &self.logs,
-            oom: &self.oom,
-            exits: &self.exits,
-            reaps: &self.reaps,
-        };
-        task::remove(&self.ctrd, &state, id)
+        task::remove(&self.ctrd, &self.task_state(), id)
             .instrument(tracing::info_span!("remove", container = id))
             .await
     }
 
     async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError> {
-        task::list(&self.ctrd).await
+        task::list(&self.ctrd, &self.oom).await
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError> {
+        image::list(&self.ctrd).await
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        cleanup::remove_image(&self.ctrd, reference)
+            .instrument(tracing::info_span!("remove_image", reference))
+            .await
+    }
+
+    async fn remove_stray_snapshots(&self) -> Result<Vec<String>, RuntimeError> {
+        cleanup::remove_stray_snapshots(&self.ctrd).await
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
     }
 }

@@ -1,10 +1,13 @@
-//! A running container's task: waiting for its exit (with OOM attribution),
-//! signalling it, deleting everything about a container, and listing.
+//! A container's task: waiting for its exit, making the exit final (with
+//! OOM attribution), signalling it, deleting everything about a container,
+//! and listing every container with its process state.
 //!
-//! `wait` also makes the log complete before it answers: with FIFOs it lets
-//! this process's copiers finish ([`super::logio`]); with the logging driver
-//! it deletes the exited task, which returns once the driver has read the
-//! last output and exited ([`super::logdriver`]).
+//! `reap` records the exit as a label on the container before it deletes
+//! the task, so the exit outlives the task, the agent process and a
+//! containerd restart; deleting the task also makes the log complete (with
+//! FIFOs this process's copiers finish first, [`super::logio`]; with the
+//! logging driver the delete returns once the driver has read the last
+//! output and exited, [`super::logdriver`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,18 +15,18 @@ use std::time::{Duration, SystemTime};
 
 use containerd_client::services::v1::snapshots::RemoveSnapshotRequest;
 use containerd_client::services::v1::{
-    DeleteContainerRequest, DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest,
-    ListTasksRequest, WaitRequest,
+    Container, DeleteContainerRequest, DeleteTaskRequest, GetContainerRequest, GetRequest,
+    KillRequest, ListContainersRequest, ListTasksRequest, UpdateContainerRequest, WaitRequest,
 };
 use containerd_client::types::v1::Status as TaskStatus;
 use tonic::Code;
 
-use super::client::{is_not_found, status_error, status_message, Ctrd, SNAPSHOTTER};
-use super::container::LOG_PATH_LABEL;
+use super::client::{is_not_found, status_error, Ctrd, SNAPSHOTTER};
+use super::container::{EXIT_LABEL, RUNTIME_LABEL_PREFIX, STARTED_LABEL};
 use super::logdriver;
 use super::logio::LogPipes;
 use super::oom::{cgroup_oom_kills, OomWatch};
-use crate::{ContainerExit, ContainerListing, RuntimeError, StopSignal};
+use crate::{ContainerExit, ContainerListing, ProcessState, RuntimeError, StopSignal};
 
 /// How long an exit with SIGKILL's status waits for containerd's OOM event,
 /// which the shim may forward just after the exit.
@@ -98,13 +101,13 @@ fn to_system_time(ts: Option<prost_types::Timestamp>) -> SystemTime {
     .unwrap_or_else(SystemTime::now)
 }
 
-/// Resolves when the container's process exits.
+/// Resolves when the container's process exits, and makes the exit final
+/// ([`reap`]).
 pub async fn wait(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<ContainerExit, RuntimeError> {
-    let (logs, oom, cache) = (st.logs, st.oom, st.exits);
-    if let Some(exit) = cache.get(id) {
+    if let Some(exit) = st.exits.get(id) {
         return Ok(exit);
     }
-    let resp = match ctrd
+    match ctrd
         .tasks()
         .wait(ctrd.req(WaitRequest {
             container_id: id.to_string(),
@@ -112,38 +115,138 @@ pub async fn wait(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<ContainerExit
         }))
         .await
     {
-        Ok(r) => r.into_inner(),
-        Err(s) if is_not_found(&s) => {
-            // Deleted meanwhile by a concurrent wait that cached the exit
-            // (or is about to: it holds the lock until then).
-            let _reaping = st.reaps.lock(id).await;
-            return cache
-                .get(id)
-                .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() });
-        }
+        Ok(_) => {}
+        // Reaped meanwhile (by a concurrent wait or reap): the exit is
+        // recorded on the container.
+        Err(s) if is_not_found(&s) => {}
         Err(s) => return Err(status_error(&format!("wait for {id}"), s)),
-    };
-    let _reaping = st.reaps.lock(id).await;
-    if let Some(exit) = cache.get(id) {
-        return Ok(exit);
     }
-    // The exit is reported once the output is in the log file.
-    logs.drain_done(id, LOG_DRAIN_LIMIT).await;
-    let exit_code = i32::try_from(resp.exit_status).unwrap_or(i32::MAX);
-    let mut oom_killed = oom.saw(id) || cgroup_oom_kills(ctrd.namespace(), id).unwrap_or(0) > 0;
-    if !oom_killed && exit_code == 137 {
-        tokio::time::sleep(OOM_EVENT_GRACE).await;
-        oom_killed = oom.saw(id);
-    }
-    let exit = ContainerExit {
+    reap(ctrd, st, id).await
+}
+
+/// The exit recorded on a container by [`reap`], if any.
+pub fn recorded_exit(labels: &HashMap<String, String>) -> Option<ContainerExit> {
+    let text = labels.get(EXIT_LABEL)?;
+    let mut parts = text.split(',');
+    let exit_code = parts.next()?.parse().ok()?;
+    let oom_killed = parts.next()? == "oom";
+    let millis: u64 = parts.next()?.parse().ok()?;
+    Some(ContainerExit {
         exit_code,
         oom_killed,
-        exited_at: to_system_time(resp.exited_at),
+        exited_at: SystemTime::UNIX_EPOCH + Duration::from_millis(millis),
+    })
+}
+
+fn exit_label(exit: &ContainerExit) -> String {
+    let millis = exit
+        .exited_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let oom = if exit.oom_killed { "oom" } else { "-" };
+    format!("{},{oom},{millis}", exit.exit_code)
+}
+
+/// Sets one label on the container record (containerd's field mask
+/// `labels.<key>` leaves the others alone).
+pub async fn set_label(ctrd: &Ctrd, id: &str, key: &str, value: &str) -> Result<(), RuntimeError> {
+    ctrd.containers()
+        .update(ctrd.req(UpdateContainerRequest {
+            container: Some(Container {
+                id: id.to_string(),
+                labels: HashMap::from([(key.to_string(), value.to_string())]),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec![format!("labels.{key}")],
+            }),
+        }))
+        .await
+        .map(|_| ())
+        .map_err(|s| status_error(&format!("label {id}"), s))
+}
+
+/// Makes the exit of a container's process final: the exit code (and
+/// whether the kernel OOM-killed it, read from the cgroup, which lives
+/// until the task is deleted) is recorded as a label on the container
+/// *before* the task is deleted, so an agent that crashes at any point
+/// finds the exit again with [`list`]; deleting the task then lets the
+/// logging driver finish the log. Idempotent.
+pub async fn reap(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<ContainerExit, RuntimeError> {
+    let _reaping = st.reaps.lock(id).await;
+    let container = match ctrd
+        .containers()
+        .get(ctrd.req(GetContainerRequest { id: id.to_string() }))
+        .await
+    {
+        Ok(r) => r.into_inner().container,
+        Err(s) if is_not_found(&s) => None,
+        Err(s) => return Err(status_error(&format!("get container {id}"), s)),
     };
-    // After the cgroup was read (deleting the task removes it).
-    logdriver::reap(ctrd, id).await;
-    tracing::debug!(container = id, exit_code, oom_killed, "container exited");
-    cache.put(id, exit.clone());
+    let Some(container) = container else {
+        // Removed: only this process's cache may still know the exit.
+        return st
+            .exits
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() });
+    };
+    let recorded = recorded_exit(&container.labels);
+    let task = match ctrd
+        .tasks()
+        .get(ctrd.req(GetRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        }))
+        .await
+    {
+        Ok(r) => r.into_inner().process,
+        Err(s) if is_not_found(&s) => None,
+        Err(s) => return Err(status_error(&format!("get task {id}"), s)),
+    };
+    let exit = match (recorded, &task) {
+        (Some(exit), _) => exit,
+        (None, Some(p)) if p.status == TaskStatus::Stopped as i32 => {
+            // The exit is reported once the output is in the log file.
+            st.logs.drain_done(id, LOG_DRAIN_LIMIT).await;
+            let exit_code = i32::try_from(p.exit_status).unwrap_or(i32::MAX);
+            let mut oom_killed =
+                st.oom.saw(id) || cgroup_oom_kills(ctrd.namespace(), id).unwrap_or(0) > 0;
+            if !oom_killed && exit_code == 137 {
+                tokio::time::sleep(OOM_EVENT_GRACE).await;
+                oom_killed = st.oom.saw(id);
+            }
+            let exit = ContainerExit {
+                exit_code,
+                oom_killed,
+                exited_at: to_system_time(p.exited_at),
+            };
+            set_label(ctrd, id, EXIT_LABEL, &exit_label(&exit)).await?;
+            exit
+        }
+        (None, Some(p)) if p.status == TaskStatus::Created as i32 => {
+            return Err(RuntimeError::NotFound { id: id.to_string() })
+        }
+        (None, Some(_)) => return Err(RuntimeError::Running { id: id.to_string() }),
+        (None, None) => {
+            return st
+                .exits
+                .get(id)
+                .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })
+        }
+    };
+    if task.is_some() {
+        // After the exit is recorded and the cgroup read (deleting the task
+        // removes it); waits for the logging driver to finish the log.
+        logdriver::delete_exited(ctrd, id).await?;
+    }
+    tracing::debug!(
+        container = id,
+        exit_code = exit.exit_code,
+        oom_killed = exit.oom_killed,
+        "exit recorded"
+    );
+    st.exits.put(id, exit.clone());
     Ok(exit)
 }
 
@@ -248,8 +351,10 @@ pub async fn remove(ctrd: &Ctrd, st: &State<'_>, id: &str) -> Result<(), Runtime
     Ok(())
 }
 
-/// The namespace's containers, with whether each has a running task.
-pub async fn list(ctrd: &Ctrd) -> Result<Vec<ContainerListing>, RuntimeError> {
+/// The namespace's containers, each with how far its process got: two
+/// calls (containers with their labels, tasks with their status), cheap
+/// enough to repeat every few seconds.
+pub async fn list(ctrd: &Ctrd, oom: &OomWatch) -> Result<Vec<ContainerListing>, RuntimeError> {
     let containers = ctrd
         .containers()
         .list(ctrd.req(ListContainersRequest { filters: vec![] }))
@@ -263,31 +368,68 @@ pub async fn list(ctrd: &Ctrd) -> Result<Vec<ContainerListing>, RuntimeError> {
             filter: String::new(),
         }))
         .await
-        .map_err(|s| RuntimeError::Containerd(format!("list tasks: {}", status_message(&s))))?
+        .map_err(|s| status_error("list tasks", s))?
         .into_inner()
         .tasks;
-    let running: std::collections::HashSet<String> = tasks
+    let tasks: HashMap<String, containerd_client::types::v1::Process> = tasks
         .into_iter()
-        .filter(|t| t.status == TaskStatus::Running as i32 || t.status == TaskStatus::Paused as i32)
         // containerd 1.6 fills only `id` (the container id) in listings.
         .map(|t| {
-            if t.container_id.is_empty() {
-                t.id
+            let id = if t.container_id.is_empty() {
+                t.id.clone()
             } else {
-                t.container_id
-            }
+                t.container_id.clone()
+            };
+            (id, t)
         })
         .collect();
     Ok(containers
         .into_iter()
-        .map(|c| ContainerListing {
-            running: running.contains(&c.id),
-            labels: c
-                .labels
-                .into_iter()
-                .filter(|(k, _)| k != LOG_PATH_LABEL)
-                .collect(),
-            id: c.id,
+        .map(|c| {
+            let state = process_state(tasks.get(&c.id), &c.labels, oom.saw(&c.id));
+            ContainerListing {
+                state,
+                image: c.image,
+                labels: c
+                    .labels
+                    .into_iter()
+                    .filter(|(k, _)| !k.starts_with(RUNTIME_LABEL_PREFIX))
+                    .collect(),
+                id: c.id,
+            }
         })
         .collect())
+}
+
+/// A container's process state from its task (if any) and labels.
+fn process_state(
+    task: Option<&containerd_client::types::v1::Process>,
+    labels: &HashMap<String, String>,
+    oom_seen: bool,
+) -> ProcessState {
+    match task {
+        Some(p) => match TaskStatus::try_from(p.status) {
+            Ok(TaskStatus::Created) => ProcessState::NotStarted,
+            Ok(TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing) => {
+                ProcessState::Running { pid: p.pid }
+            }
+            Ok(TaskStatus::Stopped) => ProcessState::Exited {
+                exit: recorded_exit(labels).unwrap_or(ContainerExit {
+                    exit_code: i32::try_from(p.exit_status).unwrap_or(i32::MAX),
+                    oom_killed: oom_seen,
+                    exited_at: to_system_time(p.exited_at),
+                }),
+                recorded: false,
+            },
+            _ => ProcessState::Unknown,
+        },
+        None => match recorded_exit(labels) {
+            Some(exit) => ProcessState::Exited {
+                exit,
+                recorded: true,
+            },
+            None if labels.contains_key(STARTED_LABEL) => ProcessState::Lost,
+            None => ProcessState::NotStarted,
+        },
+    }
 }

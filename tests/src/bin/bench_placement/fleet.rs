@@ -73,6 +73,7 @@ impl FleetSpec {
         Registration {
             cluster: "default".to_string(),
             container_instance_arn: None,
+            instance_id: None,
             hostname: Self::hostname(i),
             cpu: self.cpu,
             memory: self.memory,

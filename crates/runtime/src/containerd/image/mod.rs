@@ -239,6 +239,46 @@ pub(crate) async fn put_record(ctrd: &Ctrd, name: &str, target: &Descriptor) -> 
     }
 }
 
+/// The namespace's images with their size in the content store (manifest,
+/// config and layers), for image garbage collection. An image whose
+/// documents cannot be read is listed with the size of its target alone.
+pub async fn list(ctrd: &Ctrd) -> Result<Vec<crate::ImageListing>, RuntimeError> {
+    use containerd_client::services::v1::ListImagesRequest;
+    let images = ctrd
+        .images()
+        .list(ctrd.req(ListImagesRequest { filters: vec![] }))
+        .await
+        .map_err(|s| super::client::status_error("list images", s))?
+        .into_inner()
+        .images;
+    let mut out = Vec::with_capacity(images.len());
+    for record in images {
+        let target = record.target.clone().unwrap_or_default();
+        let mut size = u64::try_from(target.size).unwrap_or(0);
+        if let Ok((manifest, _)) = read_manifest_and_config(ctrd, &record).await {
+            size += std::iter::once(&manifest.config)
+                .chain(&manifest.layers)
+                .map(|d| u64::try_from(d.size).unwrap_or(0))
+                .sum::<u64>();
+        }
+        let created_at = record
+            .created_at
+            .and_then(|t| {
+                let secs = u64::try_from(t.seconds).ok()?;
+                let nanos = u32::try_from(t.nanos).ok()?;
+                Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+            })
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        out.push(crate::ImageListing {
+            reference: record.name,
+            digest: target.digest,
+            size,
+            created_at,
+        });
+    }
+    Ok(out)
+}
+
 /// The image record for `reference`, under its name as given or, failing
 /// that, its normalised name (`busybox:1` -> `docker.io/library/busybox:1`,
 /// the name [`archive`] loads under).

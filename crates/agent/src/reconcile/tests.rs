@@ -1,0 +1,662 @@
+//! The reconcile step, data-driven: each case is a world (assignments,
+//! containers as containerd lists them, networks, final reports, memory)
+//! and the actions expected, written one per line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
+use orca_core::task::{StopCode, TaskOverride, TaskStatus};
+use orca_core::task_definition::{parse_register_input, TaskDefinition, Timestamp};
+use orca_net::TaskNetwork;
+use orca_runtime::{ContainerExit, ImageConfig, ImageInfo, ProcessState, StopSignal};
+use tokio::time::Instant;
+
+use super::*;
+
+fn settings() -> Settings {
+    Settings {
+        default_stop_timeout: Duration::from_secs(30),
+        kill_resend: Duration::from_secs(10),
+        task_subnet: "198.19.0.0/24".into(),
+        logs_dir: PathBuf::from("/logs"),
+    }
+}
+
+/// A task `id` of one or more containers `name:essential:dependsOn`.
+fn assignment(id: &str, desired: TaskStatus, containers: &[&str]) -> TaskAssignment {
+    let defs: Vec<String> = containers
+        .iter()
+        .map(|c| {
+            let mut parts = c.split(':');
+            let name = parts.next().unwrap_or("app");
+            let essential = parts.next() != Some("optional");
+            let deps = parts
+                .next()
+                .map(|d| format!(r#","dependsOn":[{{"containerName":"{d}","condition":"SUCCESS"}}]"#))
+                .unwrap_or_default();
+            format!(
+                r#"{{"name":"{name}","image":"img/{name}","memory":32,"essential":{essential},"stopTimeout":5{deps}}}"#
+            )
+        })
+        .collect();
+    let input = parse_register_input(&format!(
+        r#"{{"family":"f","containerDefinitions":[{}]}}"#,
+        defs.join(",")
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    TaskAssignment {
+        task_arn: format!("arn:orca:ecs:r:1:task/default/{id}"),
+        task_id: id.to_string(),
+        desired_status: desired,
+        task_definition: TaskDefinition::new(
+            input.spec,
+            "arn:td".into(),
+            1,
+            Timestamp(0),
+            "t".into(),
+        ),
+        overrides: TaskOverride::default(),
+        stop_code: (desired == TaskStatus::Stopped).then_some(StopCode::UserInitiated),
+        stopped_reason: (desired == TaskStatus::Stopped).then(|| "asked".to_string()),
+    }
+}
+
+fn exit(code: i32) -> ContainerExit {
+    ContainerExit {
+        exit_code: code,
+        oom_killed: false,
+        exited_at: SystemTime::UNIX_EPOCH,
+    }
+}
+
+fn observed(task: &str, index: usize, name: &str, state: ProcessState) -> (String, Observed) {
+    (
+        format!("{task}-{index}-{name}"),
+        Observed {
+            task_id: Some(task.to_string()),
+            task_arn: Some(format!("arn:orca:ecs:r:1:task/default/{task}")),
+            name: name.to_string(),
+            index: Some(index),
+            stop_timeout: Some(Duration::from_secs(7)),
+            image: format!("img/{name}"),
+            state,
+        },
+    )
+}
+
+fn network(task: &str) -> TaskNetwork {
+    TaskNetwork {
+        task_id: task.to_string(),
+        netns_path: PathBuf::from(format!("/run/netns/n-{task}")),
+        ip: Ipv4Addr::new(198, 19, 0, 2),
+        prefix_len: 24,
+        gateway: Ipv4Addr::new(198, 19, 0, 1),
+        mac_address: "0a:58:c6:13:00:02".into(),
+        host_veth: "orcax".into(),
+    }
+}
+
+fn image(name: &str) -> ImageInfo {
+    ImageInfo {
+        reference: format!("img/{name}"),
+        digest: format!("sha256:{name}"),
+        config: ImageConfig {
+            cmd: vec!["sh".into()],
+            ..ImageConfig::default()
+        },
+    }
+}
+
+/// Memory of a task whose network is up and whose images are pulled.
+fn ready(names: &[&str], task: &str) -> TaskMemory {
+    TaskMemory {
+        network: Some(network(task)),
+        images: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, image(n)))
+            .collect(),
+        ..TaskMemory::default()
+    }
+}
+
+fn final_report(task: &str, code: i32) -> TaskStateReport {
+    TaskStateReport {
+        task_arn: format!("arn:orca:ecs:r:1:task/default/{task}"),
+        last_status: TaskStatus::Stopped,
+        containers: vec![orca_core::agent_protocol::ContainerStateReport {
+            name: "app".into(),
+            last_status: orca_core::task::ContainerStatus::Stopped,
+            exit_code: Some(code),
+            reason: None,
+            runtime_id: Some(format!("{task}-0-app")),
+            image_digest: None,
+        }],
+        network: None,
+        pull_started_at: None,
+        pull_stopped_at: None,
+        started_at: None,
+        stopping_at: None,
+        execution_stopped_at: None,
+        stopped_at: Some(Timestamp(9)),
+        stop_code: Some(StopCode::EssentialContainerExited),
+        stopped_reason: None,
+    }
+}
+
+/// One line per action, short enough to read in a table.
+fn line(a: &Action) -> String {
+    match a {
+        Action::SetupNetwork { task_id } => format!("network {task_id}"),
+        Action::Pull {
+            task_id,
+            index,
+            image,
+        } => format!("pull {task_id}/{index} {image}"),
+        Action::CancelPulls { task_id } => format!("cancel-pulls {task_id}"),
+        Action::Create { spec, .. } => format!("create {}", spec.id),
+        Action::Start { id, .. } => format!("start {id}"),
+        Action::Signal { id, signal, .. } => format!("signal {id} {signal:?}"),
+        Action::Reap { id, .. } => format!("reap {id}"),
+        Action::Remove { id, .. } => format!("remove {id}"),
+        Action::RecordFinished { task_id, report } => {
+            let exits: Vec<String> = report
+                .containers
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}={}",
+                        c.name,
+                        c.exit_code.map_or("-".into(), |e| e.to_string())
+                    )
+                })
+                .collect();
+            format!(
+                "record {task_id} {:?} {}",
+                report.stop_code,
+                exits.join(",")
+            )
+        }
+        Action::TeardownNetwork { task_id } => format!("teardown {task_id}"),
+        Action::Report(r) => format!(
+            "report {} {}",
+            r.task_arn.rsplit('/').next().unwrap_or_default(),
+            r.last_status.name()
+        ),
+        Action::DecideStop { task_id, code, .. } => format!("stop {task_id} {code:?}"),
+        Action::Forget { task_id } => format!("forget {task_id}"),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    world: World,
+    expected: &'static str,
+}
+
+fn world(
+    assigned: Vec<TaskAssignment>,
+    containers: Vec<(String, Observed)>,
+    networks: &[&str],
+    finished: Vec<(&str, TaskStateReport)>,
+    tasks: Vec<(&str, TaskMemory)>,
+) -> World {
+    World {
+        assignments: Some(
+            assigned
+                .into_iter()
+                .map(|a| (a.task_id.clone(), a))
+                .collect(),
+        ),
+        containers: containers.into_iter().collect(),
+        networks: networks.iter().map(|s| s.to_string()).collect(),
+        finished: finished
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        tasks: tasks.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    }
+}
+
+fn check(cases: Vec<Case>, now: Instant) {
+    let mut failures = Vec::new();
+    for case in cases {
+        let plan = reconcile(&case.world, &settings(), now, Timestamp(1));
+        let got: Vec<String> = plan.actions.iter().map(line).collect();
+        let expected: Vec<&str> = case
+            .expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if got != expected {
+            failures.push(format!(
+                "{}:\n  expected {expected:#?}\n  got {got:#?}",
+                case.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+use TaskStatus::{Running as RUN, Stopped as STOP};
+
+#[test]
+fn the_task_lifecycle_step_by_step() {
+    let now = Instant::now();
+    let t = "t1";
+    let one = |d| assignment(t, d, &["app"]);
+    let running = ProcessState::Running { pid: 42 };
+    let cases = vec![
+        Case {
+            name: "nothing is decided before the first assignments",
+            world: World {
+                containers: [observed(t, 0, "app", running.clone())].into(),
+                ..World::default()
+            },
+            expected: "",
+        },
+        Case {
+            name: "a new task: network and pulls at once",
+            world: world(vec![one(RUN)], vec![], &[], vec![], vec![]),
+            expected: "network t1
+                       pull t1/0 img/app
+                       report t1 PROVISIONING",
+        },
+        Case {
+            name: "network and image ready: create",
+            world: world(vec![one(RUN)], vec![], &[t], vec![], vec![(t, ready(&["app"], t))]),
+            expected: "create t1-0-app
+                       report t1 PENDING",
+        },
+        Case {
+            name: "created, never started: start it",
+            world: world(
+                vec![one(RUN)],
+                vec![observed(t, 0, "app", ProcessState::NotStarted)],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "start t1-0-app
+                       report t1 PENDING",
+        },
+        Case {
+            name: "running: nothing to do but report",
+            world: world(
+                vec![one(RUN)],
+                vec![observed(t, 0, "app", running.clone())],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "report t1 RUNNING",
+        },
+        Case {
+            name: "created, never started, and stopped meanwhile: never started, recorded without an exit code",
+            world: world(
+                vec![one(STOP)],
+                vec![observed(t, 0, "app", ProcessState::NotStarted)],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 UserInitiated
+                       report t1 DEPROVISIONING
+                       record t1 Some(UserInitiated) app=-",
+        },
+        Case {
+            name: "running and stopped: SIGTERM",
+            world: world(
+                vec![one(STOP)],
+                vec![observed(t, 0, "app", running.clone())],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 UserInitiated
+                       signal t1-0-app Term
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "an essential container exited: stop, make its exit final",
+            world: world(
+                vec![one(RUN)],
+                vec![observed(t, 0, "app", ProcessState::Exited { exit: exit(3), recorded: false })],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 EssentialContainerExited
+                       reap t1-0-app
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "every exit final: the final report is recorded before anything is removed",
+            world: world(
+                vec![one(RUN)],
+                vec![observed(t, 0, "app", ProcessState::Exited { exit: exit(3), recorded: true })],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 EssentialContainerExited
+                       report t1 DEPROVISIONING
+                       record t1 Some(EssentialContainerExited) app=3",
+        },
+        Case {
+            name: "ended here before (final report on disk), still assigned RUNNING: never run again, cleaned up",
+            world: world(
+                vec![one(RUN)],
+                vec![observed(t, 0, "app", ProcessState::Exited { exit: exit(3), recorded: true })],
+                &[t],
+                vec![(t, final_report(t, 3))],
+                vec![],
+            ),
+            expected: "remove t1-0-app",
+        },
+        Case {
+            name: "containers gone: the network goes next",
+            world: world(vec![one(RUN)], vec![], &[t], vec![(t, final_report(t, 3))], vec![]),
+            expected: "teardown t1",
+        },
+        Case {
+            name: "everything gone: the final report goes up",
+            world: world(vec![one(RUN)], vec![], &[], vec![(t, final_report(t, 3))], vec![]),
+            expected: "report t1 STOPPED",
+        },
+        Case {
+            name: "no longer assigned: forgotten",
+            world: world(vec![], vec![], &[], vec![(t, final_report(t, 3))], vec![]),
+            expected: "report t1 STOPPED
+                       forget t1",
+        },
+    ];
+    check(cases, now);
+}
+
+#[test]
+fn stops_at_every_stage_and_leftovers() {
+    let now = Instant::now();
+    let t = "t1";
+    let running = ProcessState::Running { pid: 42 };
+    let pulling = TaskMemory {
+        in_flight: BTreeSet::from([Op::Pull(0), Op::Network]),
+        ..TaskMemory::default()
+    };
+    let creating = TaskMemory {
+        in_flight: BTreeSet::from([Op::Container("t1-0-app".into())]),
+        ..ready(&["app"], t)
+    };
+    let termed = |ago: u64| TaskMemory {
+        term_sent: BTreeMap::from([("t1-0-app".to_string(), now - Duration::from_secs(ago))]),
+        stop: Some((StopCode::UserInitiated, "asked".into())),
+        ..ready(&["app"], t)
+    };
+    let cases = vec![
+        Case {
+            name: "stopped while the network is set up and images pulled: pulls abandoned, the network waited for",
+            world: world(vec![assignment(t, STOP, &["app"])], vec![], &[], vec![], vec![(t, pulling)]),
+            expected: "stop t1 UserInitiated
+                       cancel-pulls t1
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "stopped while a container is created: waited for",
+            world: world(vec![assignment(t, STOP, &["app"])], vec![], &[t], vec![], vec![(t, creating)]),
+            expected: "stop t1 UserInitiated
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "SIGTERM sent 3 s ago, stopTimeout 5 s: wait",
+            world: world(
+                vec![assignment(t, STOP, &["app"])],
+                vec![observed(t, 0, "app", running.clone())],
+                &[t],
+                vec![],
+                vec![(t, termed(3))],
+            ),
+            expected: "report t1 STOPPING",
+        },
+        Case {
+            name: "stopTimeout passed: SIGKILL",
+            world: world(
+                vec![assignment(t, STOP, &["app"])],
+                vec![observed(t, 0, "app", running.clone())],
+                &[t],
+                vec![],
+                vec![(t, termed(6))],
+            ),
+            expected: "signal t1-0-app Kill
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "a container of a task the controller forgot (lost while the agent was down): stopped with its labelled timeout",
+            world: world(vec![], vec![observed(t, 0, "app", running.clone())], &[t], vec![], vec![]),
+            expected: "signal t1-0-app Term
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "its exit known: recorded (and reported) though unassigned",
+            world: world(
+                vec![],
+                vec![observed(t, 0, "app", ProcessState::Exited { exit: exit(143), recorded: true })],
+                &[t],
+                vec![],
+                vec![],
+            ),
+            expected: "report t1 DEPROVISIONING
+                       record t1 None app=143",
+        },
+        Case {
+            name: "a namespace nothing names: torn down",
+            world: world(vec![], vec![], &["stray"], vec![], vec![]),
+            expected: "teardown stray",
+        },
+        Case {
+            name: "a lost essential container: the task stops, no exit code made up",
+            world: world(
+                vec![assignment(t, RUN, &["app"])],
+                vec![observed(t, 0, "app", ProcessState::Lost)],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 EssentialContainerExited
+                       report t1 DEPROVISIONING
+                       record t1 Some(EssentialContainerExited) app=-",
+        },
+        Case {
+            name: "dependsOn SUCCESS: the app waits for init; a non-essential exit is made final",
+            world: world(
+                vec![assignment(t, RUN, &["init:optional", "app:essential:init"])],
+                vec![
+                    observed(t, 0, "init", running.clone()),
+                    observed(t, 1, "app", ProcessState::NotStarted),
+                ],
+                &[t],
+                vec![],
+                vec![(t, ready(&["init", "app"], t))],
+            ),
+            expected: "report t1 PENDING",
+        },
+        Case {
+            name: "init exited 0: made final, and the app starts",
+            world: world(
+                vec![assignment(t, RUN, &["init:optional", "app:essential:init"])],
+                vec![
+                    observed(t, 0, "init", ProcessState::Exited { exit: exit(0), recorded: false }),
+                    observed(t, 1, "app", ProcessState::NotStarted),
+                ],
+                &[t],
+                vec![],
+                vec![(t, ready(&["init", "app"], t))],
+            ),
+            expected: "start t1-1-app
+                       reap t1-0-init
+                       report t1 PENDING",
+        },
+        Case {
+            name: "init exited 1: SUCCESS can never hold",
+            world: world(
+                vec![assignment(t, RUN, &["init:optional", "app:essential:init"])],
+                vec![
+                    observed(t, 0, "init", ProcessState::Exited { exit: exit(1), recorded: true }),
+                    observed(t, 1, "app", ProcessState::NotStarted),
+                ],
+                &[t],
+                vec![],
+                vec![(t, ready(&["init", "app"], t))],
+            ),
+            expected: "stop t1 TaskFailedToStart
+                       report t1 PENDING",
+        },
+    ];
+    check(cases, now);
+}
+
+#[test]
+fn a_failed_operation_backs_off_and_wakes_the_loop() {
+    let now = Instant::now();
+    let t = "t1";
+    let mut m = TaskMemory::default();
+    m.retry.insert(
+        Op::Network,
+        (now + Duration::from_secs(1), Duration::from_secs(1)),
+    );
+    let w = world(
+        vec![assignment(t, RUN, &["app"])],
+        vec![],
+        &[],
+        vec![],
+        vec![(t, m)],
+    );
+    let plan = reconcile(&w, &settings(), now, Timestamp(1));
+    let got: Vec<String> = plan.actions.iter().map(line).collect();
+    assert_eq!(got, ["pull t1/0 img/app", "report t1 PROVISIONING"]);
+    assert_eq!(plan.wake_at, Some(now + Duration::from_secs(1)));
+}
+
+#[test]
+fn completions_move_the_world_forward_never_back() {
+    let now = Instant::now();
+    let t = "t1";
+    let mut w = world(
+        vec![assignment(t, RUN, &["app"])],
+        vec![observed(
+            t,
+            0,
+            "app",
+            ProcessState::Exited {
+                exit: exit(3),
+                recorded: false,
+            },
+        )],
+        &[t],
+        vec![],
+        vec![(t, ready(&["app"], t))],
+    );
+    // A start's late result after a relist already saw the exit.
+    w.memory(t)
+        .in_flight
+        .insert(Op::Container("t1-0-app".into()));
+    w.complete(
+        Completion::Started {
+            task_id: t.into(),
+            id: "t1-0-app".into(),
+            result: Ok(7),
+        },
+        now,
+        Timestamp(1),
+    );
+    assert!(matches!(
+        w.containers["t1-0-app"].state,
+        ProcessState::Exited {
+            recorded: false,
+            ..
+        }
+    ));
+    // Started already by an agent process that died mid-start: not a
+    // failure, and not "never started" either until a relist says.
+    let mut v = world(
+        vec![assignment(t, STOP, &["app"])],
+        vec![observed(t, 0, "app", ProcessState::NotStarted)],
+        &[t],
+        vec![],
+        vec![(t, ready(&["app"], t))],
+    );
+    v.memory(t)
+        .in_flight
+        .insert(Op::Container("t1-0-app".into()));
+    v.complete(
+        Completion::Started {
+            task_id: t.into(),
+            id: "t1-0-app".into(),
+            result: Err(orca_runtime::RuntimeError::AlreadyStarted {
+                id: "t1-0-app".into(),
+            }),
+        },
+        now,
+        Timestamp(1),
+    );
+    assert!(v.tasks[t].stop.is_none(), "not a failure to start");
+    let plan = reconcile(&v, &settings(), now, Timestamp(1));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RecordFinished { .. })),
+        "no final report before its exit is known: {:?}",
+        plan.actions
+    );
+    // containerd unreachable: nothing concluded, retried after a pause.
+    w.memory(t)
+        .in_flight
+        .insert(Op::Container("t1-0-app".into()));
+    w.complete(
+        Completion::Reaped {
+            task_id: t.into(),
+            id: "t1-0-app".into(),
+            result: Err(orca_runtime::RuntimeError::Unavailable("down".into())),
+        },
+        now,
+        Timestamp(1),
+    );
+    assert!(w.tasks[t].stop.is_none());
+    assert!(!w.tasks[t].ready(&Op::Container("t1-0-app".into()), now));
+    // A pull that fails for real ends the task as ECS says.
+    w.memory(t).in_flight.insert(Op::Pull(0));
+    w.complete(
+        Completion::Pulled {
+            task_id: t.into(),
+            index: 0,
+            result: Err(orca_runtime::RuntimeError::Pull {
+                reference: "img/app".into(),
+                message: "manifest unknown".into(),
+            }),
+        },
+        now,
+        Timestamp(1),
+    );
+    let (code, reason) = w.tasks[t].stop.clone().expect("a stop decision");
+    assert_eq!(code, StopCode::TaskFailedToStart);
+    assert!(reason.starts_with("CannotPullContainerError:"), "{reason}");
+    assert_eq!(
+        w.tasks[t].container_reasons.get("app").map(String::as_str),
+        Some(reason.as_str())
+    );
+    // Signals dispatched are remembered with their time.
+    w.dispatched(
+        &Action::Signal {
+            task_id: t.into(),
+            id: "t1-0-app".into(),
+            signal: StopSignal::Term,
+        },
+        now,
+        Timestamp(1),
+    );
+    assert_eq!(w.tasks[t].term_sent.get("t1-0-app"), Some(&now));
+}
