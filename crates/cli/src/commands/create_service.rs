@@ -3,6 +3,7 @@
 //! prints ECS's output. Flags about AWS infrastructure (load balancers,
 //! service registries, capacity providers) are accepted and stored.
 
+use super::service_flags::ServiceFlags;
 use super::{shape, Ctx};
 use crate::exit::CliError;
 use crate::failover::Call;
@@ -36,30 +37,11 @@ pub struct Args {
     /// EC2, EXTERNAL or FARGATE (stored; orca runs every task on its nodes).
     #[arg(long)]
     pub launch_type: Option<String>,
-    /// JSON or shorthand: `minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}`.
-    #[arg(long)]
-    pub deployment_configuration: Option<String>,
-    /// JSON or shorthand: `awsvpcConfiguration={subnets=[s1],assignPublicIp=DISABLED}`.
-    #[arg(long)]
-    pub network_configuration: Option<String>,
-    #[arg(long)]
-    pub health_check_grace_period_seconds: Option<u32>,
-    #[arg(long, num_args = 1..)]
-    pub placement_constraints: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub placement_strategy: Vec<String>,
     #[arg(long)]
     pub client_token: Option<String>,
     /// `key=k,value=v` (or JSON), one per tag.
     #[arg(long, num_args = 1..)]
     pub tags: Vec<String>,
-    /// TASK_DEFINITION, SERVICE or NONE.
-    #[arg(long)]
-    pub propagate_tags: Option<String>,
-    #[arg(long, overrides_with = "no_enable_execute_command")]
-    pub enable_execute_command: bool,
-    #[arg(long, overrides_with = "enable_execute_command")]
-    pub no_enable_execute_command: bool,
     #[arg(long, overrides_with = "no_enable_ecs_managed_tags")]
     pub enable_ecs_managed_tags: bool,
     #[arg(long, overrides_with = "enable_ecs_managed_tags")]
@@ -67,60 +49,23 @@ pub struct Args {
     /// JSON or shorthand: `type=ECS` (the only controller orca runs).
     #[arg(long)]
     pub deployment_controller: Option<String>,
-    #[arg(long, num_args = 1..)]
-    pub load_balancers: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub service_registries: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub capacity_provider_strategy: Vec<String>,
-    #[arg(long)]
-    pub platform_version: Option<String>,
     #[arg(long)]
     pub role: Option<String>,
+    #[command(flatten)]
+    pub shared: ServiceFlags,
 }
 
 fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
     let text = |v: &Option<String>| v.clone().map(Value::String);
-    Ok(shape::input_object([
+    let mut keys = shape::input_object([
         ("cluster", text(&a.cluster)),
         ("serviceName", text(&a.service_name)),
         ("taskDefinition", text(&a.task_definition)),
         ("desiredCount", a.desired_count.map(Value::from)),
         ("schedulingStrategy", text(&a.scheduling_strategy)),
         ("launchType", text(&a.launch_type)),
-        (
-            "deploymentConfiguration",
-            input::optional_structure(
-                "--deployment-configuration",
-                a.deployment_configuration.as_deref(),
-            )?,
-        ),
-        (
-            "networkConfiguration",
-            input::optional_structure(
-                "--network-configuration",
-                a.network_configuration.as_deref(),
-            )?,
-        ),
-        (
-            "healthCheckGracePeriodSeconds",
-            a.health_check_grace_period_seconds.map(Value::from),
-        ),
-        (
-            "placementConstraints",
-            input::optional_structures("--placement-constraints", &a.placement_constraints)?,
-        ),
-        (
-            "placementStrategy",
-            input::optional_structures("--placement-strategy", &a.placement_strategy)?,
-        ),
         ("clientToken", text(&a.client_token)),
         ("tags", input::optional_structures("--tags", &a.tags)?),
-        ("propagateTags", text(&a.propagate_tags)),
-        (
-            "enableExecuteCommand",
-            shape::switch(a.enable_execute_command, a.no_enable_execute_command),
-        ),
         (
             "enableECSManagedTags",
             shape::switch(a.enable_ecs_managed_tags, a.no_enable_ecs_managed_tags),
@@ -132,24 +77,10 @@ fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
                 a.deployment_controller.as_deref(),
             )?,
         ),
-        (
-            "loadBalancers",
-            input::optional_structures("--load-balancers", &a.load_balancers)?,
-        ),
-        (
-            "serviceRegistries",
-            input::optional_structures("--service-registries", &a.service_registries)?,
-        ),
-        (
-            "capacityProviderStrategy",
-            input::optional_structures(
-                "--capacity-provider-strategy",
-                &a.capacity_provider_strategy,
-            )?,
-        ),
-        ("platformVersion", text(&a.platform_version)),
         ("role", text(&a.role)),
-    ]))
+    ]);
+    a.shared.add_keys(&mut keys)?;
+    Ok(keys)
 }
 
 /// The `input_json` to send: `--cli-input-json` with the flags' keys laid over it.
@@ -182,9 +113,12 @@ mod tests {
             task_definition: Some("web-api:3".into()),
             desired_count: Some(3),
             launch_type: Some("FARGATE".into()),
-            network_configuration: Some("awsvpcConfiguration={subnets=[subnet-0a1b2c,subnet-0d4e5f],securityGroups=[sg-api-tasks],assignPublicIp=DISABLED}".into()),
-            health_check_grace_period_seconds: Some(30),
-            deployment_configuration: Some("minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}".into()),
+            shared: ServiceFlags {
+                network_configuration: Some("awsvpcConfiguration={subnets=[subnet-0a1b2c,subnet-0d4e5f],securityGroups=[sg-api-tasks],assignPublicIp=DISABLED}".into()),
+                health_check_grace_period_seconds: Some(30),
+                deployment_configuration: Some("minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}".into()),
+                ..ServiceFlags::default()
+            },
             ..Args::default()
         };
         let input: Value = serde_json::from_str(&build_input(&a)?)?;

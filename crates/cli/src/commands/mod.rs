@@ -33,6 +33,7 @@ pub mod list_tasks;
 pub mod put_attributes;
 pub mod register_task_definition;
 pub mod run_task;
+pub mod service_flags;
 pub mod shape;
 pub mod stop_task;
 pub mod update_cluster;

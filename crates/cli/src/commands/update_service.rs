@@ -1,6 +1,7 @@
 //! `orca update-service`: ECS's UpdateService from `--cli-input-json` and/or
 //! flags named as `aws ecs update-service` names them; prints ECS's output.
 
+use super::service_flags::ServiceFlags;
 use super::{shape, Ctx};
 use crate::exit::CliError;
 use crate::failover::Call;
@@ -29,97 +30,29 @@ pub struct Args {
     /// `family`, `family:revision` or a task definition ARN.
     #[arg(long)]
     pub task_definition: Option<String>,
-    /// JSON or shorthand: `minimumHealthyPercent=50,maximumPercent=200`.
-    #[arg(long)]
-    pub deployment_configuration: Option<String>,
-    #[arg(long)]
-    pub network_configuration: Option<String>,
-    #[arg(long)]
-    pub health_check_grace_period_seconds: Option<u32>,
-    #[arg(long, num_args = 1..)]
-    pub placement_constraints: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub placement_strategy: Vec<String>,
     /// Start a new deployment even if nothing else changed.
     #[arg(long, overrides_with = "no_force_new_deployment")]
     pub force_new_deployment: bool,
     #[arg(long, overrides_with = "force_new_deployment")]
     pub no_force_new_deployment: bool,
-    #[arg(long, overrides_with = "no_enable_execute_command")]
-    pub enable_execute_command: bool,
-    #[arg(long, overrides_with = "enable_execute_command")]
-    pub no_enable_execute_command: bool,
-    #[arg(long)]
-    pub propagate_tags: Option<String>,
-    #[arg(long, num_args = 1..)]
-    pub load_balancers: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub service_registries: Vec<String>,
-    #[arg(long, num_args = 1..)]
-    pub capacity_provider_strategy: Vec<String>,
-    #[arg(long)]
-    pub platform_version: Option<String>,
+    #[command(flatten)]
+    pub shared: ServiceFlags,
 }
 
 fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
     let text = |v: &Option<String>| v.clone().map(Value::String);
-    Ok(shape::input_object([
+    let mut keys = shape::input_object([
         ("cluster", text(&a.cluster)),
         ("service", text(&a.service)),
         ("desiredCount", a.desired_count.map(Value::from)),
         ("taskDefinition", text(&a.task_definition)),
         (
-            "deploymentConfiguration",
-            input::optional_structure(
-                "--deployment-configuration",
-                a.deployment_configuration.as_deref(),
-            )?,
-        ),
-        (
-            "networkConfiguration",
-            input::optional_structure(
-                "--network-configuration",
-                a.network_configuration.as_deref(),
-            )?,
-        ),
-        (
-            "healthCheckGracePeriodSeconds",
-            a.health_check_grace_period_seconds.map(Value::from),
-        ),
-        (
-            "placementConstraints",
-            input::optional_structures("--placement-constraints", &a.placement_constraints)?,
-        ),
-        (
-            "placementStrategy",
-            input::optional_structures("--placement-strategy", &a.placement_strategy)?,
-        ),
-        (
             "forceNewDeployment",
             shape::switch(a.force_new_deployment, a.no_force_new_deployment),
         ),
-        (
-            "enableExecuteCommand",
-            shape::switch(a.enable_execute_command, a.no_enable_execute_command),
-        ),
-        ("propagateTags", text(&a.propagate_tags)),
-        (
-            "loadBalancers",
-            input::optional_structures("--load-balancers", &a.load_balancers)?,
-        ),
-        (
-            "serviceRegistries",
-            input::optional_structures("--service-registries", &a.service_registries)?,
-        ),
-        (
-            "capacityProviderStrategy",
-            input::optional_structures(
-                "--capacity-provider-strategy",
-                &a.capacity_provider_strategy,
-            )?,
-        ),
-        ("platformVersion", text(&a.platform_version)),
-    ]))
+    ]);
+    a.shared.add_keys(&mut keys)?;
+    Ok(keys)
 }
 
 /// The `input_json` to send: `--cli-input-json` with the flags' keys laid over it.
@@ -150,7 +83,12 @@ mod tests {
             cluster: Some("production".into()),
             service: Some("web-api".into()),
             task_definition: Some("web-api:4".into()),
-            deployment_configuration: Some("minimumHealthyPercent=50,maximumPercent=200".into()),
+            shared: ServiceFlags {
+                deployment_configuration: Some(
+                    "minimumHealthyPercent=50,maximumPercent=200".into(),
+                ),
+                ..ServiceFlags::default()
+            },
             force_new_deployment: true,
             ..Args::default()
         };
