@@ -17,14 +17,20 @@
 //! so two asks never take the same resources. For speed at 10,000
 //! instances (`fleet.rs`), each cluster the call touches becomes dense
 //! arrays indexed by position (instances in id order): free resources with
-//! the overlay applied, each group's task counts, each spread attribute's
-//! values interned to bucket numbers, memberOf results that read only
-//! static facts; built once per call, shared by its asks, no string
-//! compared while tasks are placed. An ask filters every instance once;
-//! each of its tasks then costs O(log n) plus the number of spread classes
-//! (zones), or one pass over the feasible instances when `random` ranks
-//! (`select.rs`). Invariants, checked against the straightforward
-//! algorithm kept in `reference.rs` by `equivalence.rs`:
+//! the overlay applied, status and agent, each group's task counts (kept
+//! current), each spread attribute's values interned to bucket numbers,
+//! requiresAttributes and memberOf results; built once per call as asks
+//! first need them and shared by the call's later asks. No string is
+//! compared while tasks are placed. Each task costs O(log n) plus the
+//! number of spread classes (zones), or one pass over the feasible
+//! instances when `random` ranks (`select.rs`). The records are read only
+//! where an ask needs them: a ranking that spreads over an attribute reads
+//! every instance's value and group count once per call; the static filters
+//! are evaluated on the instances that come up as best, and on all of them
+//! only when an ask fails (for the failure's counts).
+//!
+//! Invariants, checked against the straightforward algorithm kept in
+//! `reference.rs` by the property test in `equivalence.rs`:
 //!
 //! - the plan is exactly the reference's: same instances in the same
 //!   order, same failures (one per reason, closest instance, counts);
@@ -32,6 +38,9 @@
 //!   chosen instance's buckets change for the others: an instance that
 //!   does not fit at the start of an ask never fits later in it, and the
 //!   chosen one is checked again (memberOf, distinctInstance, resources);
+//! - an instance's static filters are evaluated, whenever that happens,
+//!   on its state as the ask started: nothing is placed on it before it
+//!   passes them;
 //! - a memberOf result is remembered across the call's asks only when its
 //!   evaluation read no dynamic fact (`runningTasksCount`, `task:group`).
 
@@ -51,10 +60,9 @@ use orca_core::placement::{Constraint, Strategy};
 use orca_core::task::{Failure, Resources};
 use orca_core::task_definition::Attribute;
 
-use crate::state::instances::InstanceStatus;
-use crate::state::{ClusterView, InstanceRecord};
+use crate::state::ClusterView;
 use feasible::Tally;
-use fleet::{Fleet, MemberOf, Pos};
+use fleet::{Buckets, BucketsBuilder, Fleet, Pos, Statics};
 use select::Selector;
 
 pub use feasible::Misfit;
@@ -142,18 +150,6 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         })
         .collect();
 
-    // The filters no placement of this ask changes, once per instance.
-    let mut member_of = MemberOf::take(fleet, exprs.clone());
-    let mut ruled_out: Vec<(Pos, Misfit)> = Vec::new();
-    let mut survivors: Vec<Pos> = Vec::with_capacity(fleet.len());
-    for p in 0..fleet.len() as Pos {
-        match static_misfit(fleet, &mut member_of, ask, p) {
-            Some(misfit) => ruled_out.push((p, misfit)),
-            None => survivors.push(p),
-        }
-    }
-    member_of.restore(fleet);
-
     let defaults;
     let strategies = if ask.strategies.is_empty() {
         defaults = default_strategies();
@@ -161,7 +157,53 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
     } else {
         &ask.strategies
     };
-    let mut ranking = rank::Ranking::new(fleet, strategies, &ask.group, distinct, seed);
+    let (slots, spread_names) = rank::resolve(strategies);
+    let needs_group = distinct
+        || slots
+            .iter()
+            .any(|s| matches!(s, rank::Slot::Group | rank::Slot::Bucket(_)));
+
+    // What the call's earlier asks did not already extract from the
+    // records for this ask's ranking: one pass, if any.
+    let n = fleet.len();
+    let mut group = match fleet.take_group(&ask.group) {
+        Some(counts) => Ok(counts),
+        None if needs_group => Err(Vec::with_capacity(n)),
+        None => Ok(Vec::new()),
+    };
+    let mut spreads: Vec<Result<Buckets, BucketsBuilder<'v>>> = spread_names
+        .iter()
+        .map(|name| fleet.take_buckets(name).ok_or_else(BucketsBuilder::default))
+        .collect();
+    if group.is_err() || spreads.iter().any(Result::is_err) {
+        let mut lengths: Vec<usize> = spread_names.iter().map(String::len).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        for p in 0..n as Pos {
+            fleet.prefetch_ahead(p, &lengths);
+            if let Err(counts) = &mut group {
+                counts.push(fleet.group_count_at(p, &ask.group));
+            }
+            for (spread, name) in spreads.iter_mut().zip(&spread_names) {
+                if let Err(builder) = spread {
+                    builder.push(fleet.rec(p), name);
+                }
+            }
+        }
+    }
+    let group = group.unwrap_or_else(|counts| counts);
+    let spreads = spread_names
+        .into_iter()
+        .zip(spreads)
+        .map(|(name, b)| (name, b.unwrap_or_else(BucketsBuilder::finish)))
+        .collect();
+    let id_hashes = if slots.contains(&rank::Slot::Random) {
+        fleet.take_id_hashes()
+    } else {
+        Vec::new()
+    };
+    let mut ranking = rank::Ranking::new(slots, &ask.group, group, spreads, id_hashes, seed);
+    let mut statics = Statics::take(fleet, &ask.required_attributes, exprs.clone());
     // Instances the ask's own placements made fail memberOf.
     let mut member_of_lost: BTreeSet<Pos> = BTreeSet::new();
     let dynamic_misfit = |fleet: &Fleet<'v>, ranking: &rank::Ranking, lost: &BTreeSet<Pos>, p| {
@@ -180,27 +222,53 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         }
         None
     };
-    let feasible: Vec<Pos> = survivors
-        .iter()
-        .copied()
-        .filter(|&p| dynamic_misfit(fleet, &ranking, &member_of_lost, p).is_none())
+    // Instances that pass the static filters, found out in this ask.
+    let mut vetted = vec![false; n];
+    let mut candidates: Vec<Pos> = (0..n as Pos)
+        .filter(|&p| {
+            fleet.base_misfit(p).is_none()
+                && dynamic_misfit(fleet, &ranking, &member_of_lost, p).is_none()
+        })
         .collect();
-    let mut selector = Selector::new(&ranking, &fleet.free, feasible);
+    if ranking.has_random() {
+        // Every key changes on every task: filter them all now.
+        candidates.retain(|&p| {
+            let ok = statics.misfit(fleet, p).is_none();
+            vetted[p as usize] = ok;
+            ok
+        });
+    }
+    let mut selector = Selector::new(&ranking, &fleet.free, candidates);
 
     let mut plan = AskPlan::default();
     for task in 0..ask.count {
-        let Some(p) = selector.best(&ranking, &fleet.free, task as u64) else {
-            let mut tally = Tally::default();
-            for &(p, misfit) in &ruled_out {
-                tally.add(misfit, fleet.rec(p), fleet.free[p as usize]);
+        let mut vet = |p: Pos| {
+            if !vetted[p as usize] && statics.misfit(fleet, p).is_none() {
+                vetted[p as usize] = true;
             }
+            vetted[p as usize]
+        };
+        let Some(p) = selector.best(&ranking, &fleet.free, task as u64, &mut vet) else {
+            // Every instance has a reason now: the static filters first
+            // (as the ask started: an instance not yet vetted was not
+            // placed on), then what the ask's placements changed.
+            let mut ruled_out = Tally::default();
             let mut misfits = Tally::default();
-            for &p in &survivors {
-                if let Some(misfit) = dynamic_misfit(fleet, &ranking, &member_of_lost, p) {
-                    misfits.add(misfit, fleet.rec(p), fleet.free[p as usize]);
+            for p in 0..n as Pos {
+                let free = fleet.free[p as usize];
+                let base = fleet.base_misfit(p);
+                let fixed = if base.is_some() || vetted[p as usize] {
+                    base
+                } else {
+                    statics.misfit(fleet, p)
+                };
+                if let Some(misfit) = fixed {
+                    ruled_out.add(misfit, fleet.rec(p), free);
+                } else if let Some(misfit) = dynamic_misfit(fleet, &ranking, &member_of_lost, p) {
+                    misfits.add(misfit, fleet.rec(p), free);
                 }
             }
-            plan.failures = tally.merge(misfits).failures(ask.need);
+            plan.failures = ruled_out.merge(misfits).failures(ask.need);
             break;
         };
         fleet.take(p, ask.need, &ask.group);
@@ -214,46 +282,9 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         selector.update(&ranking, &fleet.free, p, fits);
         plan.instances.push(fleet.rec(p).id.clone());
     }
+    statics.restore(fleet);
     ranking.restore(fleet);
     plan
-}
-
-/// The filters no placement of the ask changes: status, agent,
-/// attributes, and memberOf as the instance stands before the ask.
-fn static_misfit(
-    fleet: &Fleet<'_>,
-    member_of: &mut MemberOf<'_>,
-    ask: &PlacementAsk,
-    p: Pos,
-) -> Option<Misfit> {
-    let instance = fleet.rec(p);
-    match instance.status {
-        InstanceStatus::Active => {}
-        InstanceStatus::Draining => return Some(Misfit::Draining),
-        InstanceStatus::Inactive => return Some(Misfit::Inactive),
-    }
-    if !instance.agent_connected {
-        return Some(Misfit::Agent);
-    }
-    if !ask
-        .required_attributes
-        .iter()
-        .all(|a| has_attribute(instance, a))
-    {
-        return Some(Misfit::Attribute);
-    }
-    if !fleet.member_of_holds(member_of, p) {
-        return Some(Misfit::MemberOf);
-    }
-    None
-}
-
-/// requiresAttributes look at the agent's attributes only.
-fn has_attribute(instance: &InstanceRecord, wanted: &Attribute) -> bool {
-    instance
-        .attributes
-        .iter()
-        .any(|a| a.name == wanted.name && (wanted.value.is_none() || a.value == wanted.value))
 }
 
 #[cfg(test)]

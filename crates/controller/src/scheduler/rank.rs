@@ -84,68 +84,64 @@ pub(super) struct Ranking {
     seed: u64,
 }
 
-impl Ranking {
-    /// Resolves `strategies` (at most [`MAX_STRATEGIES`] are read) for an
-    /// ask of `group`; `need_group` asks for the group counts even when no
-    /// strategy reads them (distinctInstance).
-    pub(super) fn new(
-        fleet: &mut Fleet<'_>,
-        strategies: &[Strategy],
-        group: &str,
-        need_group: bool,
-        seed: u64,
-    ) -> Ranking {
-        let mut spreads: Vec<Spread> = Vec::new();
-        let mut slots = Vec::with_capacity(strategies.len().min(MAX_STRATEGIES));
-        for strategy in strategies.iter().take(MAX_STRATEGIES) {
-            let slot = match strategy {
-                Strategy::Binpack(BinpackField::Cpu) => Slot::Cpu,
-                Strategy::Binpack(BinpackField::Memory) => Slot::Memory,
-                Strategy::Spread(SpreadField::InstanceId) => Slot::Group,
-                Strategy::Random => Slot::Random,
-                Strategy::Spread(SpreadField::Attribute(name)) => {
-                    match spreads.iter().position(|s| s.name == *name) {
-                        Some(n) => Slot::Bucket(n),
-                        None => {
-                            spreads.push(Spread {
-                                name: name.clone(),
-                                buckets: fleet.take_buckets(name),
-                                totals: Vec::new(),
-                            });
-                            Slot::Bucket(spreads.len() - 1)
-                        }
+/// The slots of `strategies` (at most [`MAX_STRATEGIES`] are read) and
+/// the distinct attributes they spread over, in order of first use.
+pub(super) fn resolve(strategies: &[Strategy]) -> (Vec<Slot>, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let slots = strategies
+        .iter()
+        .take(MAX_STRATEGIES)
+        .map(|strategy| match strategy {
+            Strategy::Binpack(BinpackField::Cpu) => Slot::Cpu,
+            Strategy::Binpack(BinpackField::Memory) => Slot::Memory,
+            Strategy::Spread(SpreadField::InstanceId) => Slot::Group,
+            Strategy::Random => Slot::Random,
+            Strategy::Spread(SpreadField::Attribute(name)) => {
+                match names.iter().position(|n| n == name) {
+                    Some(n) => Slot::Bucket(n),
+                    None => {
+                        names.push(name.clone());
+                        Slot::Bucket(names.len() - 1)
                     }
                 }
-            };
-            slots.push(slot);
-        }
-        let needs_group = need_group
-            || slots
-                .iter()
-                .any(|s| matches!(s, Slot::Group | Slot::Bucket(_)));
-        let group_counts = if needs_group {
-            fleet.take_group(group)
-        } else {
-            Vec::new()
-        };
+            }
+        })
+        .collect();
+    (slots, names)
+}
+
+impl Ranking {
+    /// `group`: the group's counts per instance when a slot or
+    /// distinctInstance reads them, else empty; `spreads`: the buckets of
+    /// each attribute `resolve` named, in its order.
+    pub(super) fn new(
+        slots: Vec<Slot>,
+        group_name: &str,
+        group: Vec<u32>,
+        spreads: Vec<(String, Buckets)>,
+        id_hashes: Vec<u64>,
+        seed: u64,
+    ) -> Ranking {
         // The group's tasks per bucket, over the whole cluster (instances
         // ruled out included), as the view and this call stand.
-        for spread in &mut spreads {
-            let mut totals = vec![0u64; spread.buckets.len()];
-            for (&b, &count) in spread.buckets.of.iter().zip(&group_counts) {
-                totals[b as usize] += u64::from(count);
-            }
-            spread.totals = totals;
-        }
-        let id_hashes = if slots.contains(&Slot::Random) {
-            fleet.take_id_hashes()
-        } else {
-            Vec::new()
-        };
+        let spreads = spreads
+            .into_iter()
+            .map(|(name, buckets)| {
+                let mut totals = vec![0u64; buckets.len()];
+                for (&b, &count) in buckets.of.iter().zip(&group) {
+                    totals[b as usize] += u64::from(count);
+                }
+                Spread {
+                    name,
+                    buckets,
+                    totals,
+                }
+            })
+            .collect();
         Ranking {
             slots,
-            group: group_counts,
-            group_name: group.to_string(),
+            group,
+            group_name: group_name.to_string(),
             spreads,
             id_hashes,
             seed,

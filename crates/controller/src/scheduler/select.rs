@@ -17,9 +17,15 @@
 //! [`Scan`] (`random` among the slots: every key changes on every task):
 //! one pass over the feasible instances per task, on dense arrays.
 //!
-//! Both keep exactly the instances with no misfit: one that does not fit
-//! at the start of the ask never fits later in it (only a placement on it
-//! would change its state), and the one placed on is checked again.
+//! Both hold the instances that fit as the ask starts (status, agent,
+//! distinctInstance, resources: dense checks); an instance that does not
+//! fit then never fits later in the ask (only a placement on it would
+//! change its state), and the one placed on is checked again. The static
+//! filters that read the records (requiresAttributes, memberOf) are
+//! applied lazily by [`Classes`]: a class's top is vetted before it
+//! competes and dropped if it fails, so an ask whose best instances fit
+//! reads a few records, not all of them. [`Scan`] vets every candidate
+//! first.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -45,10 +51,18 @@ impl Selector {
         }
     }
 
-    /// The instance the `task`th task goes to, if any fits.
-    pub(super) fn best(&self, ranking: &Ranking, free: &[Resources], task: u64) -> Option<Pos> {
+    /// The instance the `task`th task goes to, if any fits. `vet` tells
+    /// whether a candidate passes the static filters (a [`Scan`]'s were
+    /// all vetted before); one that does not is dropped for the ask.
+    pub(super) fn best(
+        &mut self,
+        ranking: &Ranking,
+        free: &[Resources],
+        task: u64,
+        vet: &mut impl FnMut(Pos) -> bool,
+    ) -> Option<Pos> {
         match self {
-            Selector::Classes(c) => c.best(ranking),
+            Selector::Classes(c) => c.best(ranking, vet),
             Selector::Scan(s) => s.best(ranking, free, task),
         }
     }
@@ -146,9 +160,12 @@ impl Classes {
         }
     }
 
-    fn best(&self, ranking: &Ranking) -> Option<Pos> {
+    fn best(&mut self, ranking: &Ranking, vet: &mut impl FnMut(Pos) -> bool) -> Option<Pos> {
         let mut best: Option<(Key, Pos)> = None;
-        for (heap, buckets) in self.heaps.iter().zip(&self.buckets) {
+        for (heap, buckets) in self.heaps.iter_mut().zip(&self.buckets) {
+            while heap.peek().is_some_and(|Reverse((_, p))| !vet(*p)) {
+                heap.pop();
+            }
             let Some(Reverse((local, p))) = heap.peek() else {
                 continue;
             };
