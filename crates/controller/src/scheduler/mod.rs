@@ -10,25 +10,60 @@
 //! The pipeline is ECS's (ecs-semantics.md 4.7): filter (cluster, ACTIVE,
 //! agent connected, requiresAttributes, memberOf, distinctInstance, memory,
 //! CPU), then rank by the strategies in order (binpack, spread, random),
-//! then pick. `feasible.rs` filters and names why an instance was ruled
-//! out; `rank.rs` scores the survivors.
+//! then pick. `feasible.rs` names why an instance was ruled out; `rank.rs`
+//! turns the strategies into keys; `select.rs` finds the smallest.
 //!
 //! Asks in one call are placed in order on a working overlay of the view,
-//! so two asks never take the same resources. Speed at 10,000 instances
-//! comes from the per-instance group index kept by `apply`
-//! (`InstanceRecord::group_counts`) and from evaluating the static filters
-//! once per ask; each task then costs one pass over the ask's survivors.
+//! so two asks never take the same resources. For speed at 10,000
+//! instances (`fleet.rs`), each cluster the call touches becomes dense
+//! arrays indexed by position (instances in id order): free resources with
+//! the overlay applied, status and agent, each group's task counts (kept
+//! current), each spread attribute's values interned to bucket numbers,
+//! requiresAttributes and memberOf results; built once per call as asks
+//! first need them and shared by the call's later asks. No string is
+//! compared while tasks are placed. Each task costs O(log n) plus the
+//! number of spread classes (zones), or one pass over the feasible
+//! instances when `random` ranks (`select.rs`). The records are read only
+//! where an ask needs them: a ranking that spreads over an attribute reads
+//! every instance's value and group count once per call; the static filters
+//! are evaluated on the instances that come up as best, and on all of them
+//! only when an ask fails (for the failure's counts).
+//!
+//! Invariants, checked against the straightforward algorithm kept in
+//! `reference.rs` by the property test in `equivalence.rs`:
+//!
+//! - the plan is exactly the reference's: same instances in the same
+//!   order, same failures (one per reason, closest instance, counts);
+//! - only a placement on an instance changes its own state, and only the
+//!   chosen instance's buckets change for the others: an instance that
+//!   does not fit at the start of an ask never fits later in it, and the
+//!   chosen one is checked again (memberOf, distinctInstance, resources);
+//! - an instance's static filters are evaluated, whenever that happens,
+//!   on its state as the ask started: nothing is placed on it before it
+//!   passes them;
+//! - a memberOf result is remembered across the call's asks only when its
+//!   evaluation read no dynamic fact (`runningTasksCount`, `task:group`).
 
+#[cfg(test)]
+mod equivalence;
 mod feasible;
+mod fleet;
 mod rank;
+#[cfg(test)]
+mod reference;
+mod select;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use orca_core::placement::expr::Expr;
 use orca_core::placement::{Constraint, Strategy};
 use orca_core::task::{Failure, Resources};
 use orca_core::task_definition::Attribute;
 
-use crate::state::{ClusterView, InstanceRecord};
+use crate::state::ClusterView;
+use feasible::Tally;
+use fleet::{Buckets, BucketsBuilder, Fleet, Pos, Statics};
+use select::Selector;
 
 pub use feasible::Misfit;
 
@@ -82,60 +117,18 @@ pub fn default_strategies() -> Vec<Strategy> {
 /// ECS's availability-zone attribute.
 pub const AVAILABILITY_ZONE: &str = "ecs.availability-zone";
 
-/// What this plan has taken on an instance beyond what the view shows.
-#[derive(Debug, Default, Clone)]
-struct Taken {
-    resources: Resources,
-    tasks: u32,
-    groups: BTreeMap<String, u32>,
-}
-
-/// The view plus what earlier placements of this call took.
-struct Overlay<'v> {
-    view: &'v ClusterView,
-    taken: BTreeMap<&'v str, Taken>,
-}
-
-impl<'v> Overlay<'v> {
-    fn free(&self, instance: &InstanceRecord) -> Resources {
-        match self.taken.get(instance.id.as_str()) {
-            Some(t) => instance.remaining.saturating_sub(t.resources),
-            None => instance.remaining,
-        }
-    }
-
-    fn group_count(&self, instance: &InstanceRecord, group: &str) -> u32 {
-        let extra = self
-            .taken
-            .get(instance.id.as_str())
-            .and_then(|t| t.groups.get(group).copied())
-            .unwrap_or(0);
-        instance.group_count(group) + extra
-    }
-
-    fn running_tasks(&self, instance: &InstanceRecord) -> u32 {
-        let extra = self.taken.get(instance.id.as_str()).map_or(0, |t| t.tasks);
-        u32::try_from(instance.task_ids.len()).unwrap_or(u32::MAX) + extra
-    }
-
-    fn take(&mut self, instance: &'v InstanceRecord, need: Resources, group: &str) {
-        let t = self.taken.entry(instance.id.as_str()).or_default();
-        t.resources = t.resources.plus(need);
-        t.tasks += 1;
-        *t.groups.entry(group.to_string()).or_default() += 1;
-    }
-}
-
 /// Places every ask of the batch on `view`, in order.
 pub fn schedule(view: &ClusterView, asks: &[PlacementAsk], seed: u64) -> Plan {
-    let mut overlay = Overlay {
-        view,
-        taken: BTreeMap::new(),
-    };
+    let mut fleets: BTreeMap<&str, Fleet<'_>> = BTreeMap::new();
     let asks = asks
         .iter()
         .enumerate()
-        .map(|(n, ask)| place_ask(&mut overlay, ask, rank::mix(seed, n as u64)))
+        .map(|(n, ask)| {
+            let fleet = fleets
+                .entry(ask.cluster.as_str())
+                .or_insert_with(|| Fleet::new(view, &ask.cluster));
+            place_ask(fleet, ask, rank::mix(seed, n as u64))
+        })
         .collect();
     Plan {
         based_on_index: view.applied_index(),
@@ -143,54 +136,154 @@ pub fn schedule(view: &ClusterView, asks: &[PlacementAsk], seed: u64) -> Plan {
     }
 }
 
-fn place_ask<'v>(overlay: &mut Overlay<'v>, ask: &PlacementAsk, seed: u64) -> AskPlan {
-    let view = overlay.view;
-    let cluster: Vec<&'v InstanceRecord> = view
-        .instances
-        .values()
-        .filter(|i| i.cluster == ask.cluster)
+fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPlan {
+    let distinct = ask
+        .constraints
+        .iter()
+        .any(|c| matches!(c, Constraint::DistinctInstance));
+    let exprs: Vec<&Expr> = ask
+        .constraints
+        .iter()
+        .filter_map(|c| match c {
+            Constraint::MemberOf(expr) => Some(expr),
+            Constraint::DistinctInstance => None,
+        })
         .collect();
-    // Filters that no placement of this ask changes, evaluated once.
-    let mut ruled_out = feasible::Tally::default();
-    let mut survivors: Vec<&'v InstanceRecord> = Vec::with_capacity(cluster.len());
-    for instance in &cluster {
-        match feasible::static_misfit(overlay, instance, ask) {
-            Some(misfit) => ruled_out.add(misfit, instance, overlay.free(instance)),
-            None => survivors.push(instance),
+
+    let defaults;
+    let strategies = if ask.strategies.is_empty() {
+        defaults = default_strategies();
+        &defaults
+    } else {
+        &ask.strategies
+    };
+    let (slots, spread_names) = rank::resolve(strategies);
+    let needs_group = distinct
+        || slots
+            .iter()
+            .any(|s| matches!(s, rank::Slot::Group | rank::Slot::Bucket(_)));
+
+    // What the call's earlier asks did not already extract from the
+    // records for this ask's ranking: one pass, if any.
+    let n = fleet.len();
+    let mut group = match fleet.take_group(&ask.group) {
+        Some(counts) => Ok(counts),
+        None if needs_group => Err(Vec::with_capacity(n)),
+        None => Ok(Vec::new()),
+    };
+    let mut spreads: Vec<Result<Buckets, BucketsBuilder<'v>>> = spread_names
+        .iter()
+        .map(|name| fleet.take_buckets(name).ok_or_else(BucketsBuilder::default))
+        .collect();
+    if group.is_err() || spreads.iter().any(Result::is_err) {
+        let mut lengths: Vec<usize> = spread_names.iter().map(String::len).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        for p in 0..n as Pos {
+            fleet.prefetch_ahead(p, &lengths);
+            if let Err(counts) = &mut group {
+                counts.push(fleet.group_count_at(p, &ask.group));
+            }
+            for (spread, name) in spreads.iter_mut().zip(&spread_names) {
+                if let Err(builder) = spread {
+                    builder.push(fleet.rec(p), name);
+                }
+            }
         }
     }
-    let strategies = if ask.strategies.is_empty() {
-        default_strategies()
+    let group = group.unwrap_or_else(|counts| counts);
+    let spreads = spread_names
+        .into_iter()
+        .zip(spreads)
+        .map(|(name, b)| (name, b.unwrap_or_else(BucketsBuilder::finish)))
+        .collect();
+    let id_hashes = if slots.contains(&rank::Slot::Random) {
+        fleet.take_id_hashes()
     } else {
-        ask.strategies.clone()
+        Vec::new()
     };
-    let mut ranker = rank::Ranker::new(overlay, &cluster, &strategies, &ask.group, seed);
+    let mut ranking = rank::Ranking::new(slots, &ask.group, group, spreads, id_hashes, seed);
+    let mut statics = Statics::take(fleet, &ask.required_attributes, exprs.clone());
+    // Instances the ask's own placements made fail memberOf.
+    let mut member_of_lost: BTreeSet<Pos> = BTreeSet::new();
+    let dynamic_misfit = |fleet: &Fleet<'v>, ranking: &rank::Ranking, lost: &BTreeSet<Pos>, p| {
+        if lost.contains(&p) {
+            return Some(Misfit::MemberOf);
+        }
+        if distinct && ranking.group_count(p) > 0 {
+            return Some(Misfit::DistinctInstance);
+        }
+        let free = fleet.free[p as usize];
+        if ask.need.memory > free.memory {
+            return Some(Misfit::Memory);
+        }
+        if ask.need.cpu > free.cpu {
+            return Some(Misfit::Cpu);
+        }
+        None
+    };
+    // Instances that pass the static filters, found out in this ask.
+    let mut vetted = vec![false; n];
+    let mut candidates: Vec<Pos> = (0..n as Pos)
+        .filter(|&p| {
+            fleet.base_misfit(p).is_none()
+                && dynamic_misfit(fleet, &ranking, &member_of_lost, p).is_none()
+        })
+        .collect();
+    if ranking.has_random() {
+        // Every key changes on every task: filter them all now.
+        candidates.retain(|&p| {
+            let ok = statics.misfit(fleet, p).is_none();
+            vetted[p as usize] = ok;
+            ok
+        });
+    }
+    let mut selector = Selector::new(&ranking, &fleet.free, candidates);
+
     let mut plan = AskPlan::default();
     for task in 0..ask.count {
-        let mut best: Option<(rank::Key, &'v InstanceRecord)> = None;
-        let mut misfits = feasible::Tally::default();
-        for instance in &survivors {
-            if let Some(misfit) = feasible::dynamic_misfit(overlay, instance, ask) {
-                misfits.add(misfit, instance, overlay.free(instance));
-                continue;
+        let mut vet = |p: Pos| {
+            if !vetted[p as usize] && statics.misfit(fleet, p).is_none() {
+                vetted[p as usize] = true;
             }
-            let key = ranker.key(overlay, instance, task as u64);
-            if best.as_ref().is_none_or(|(b, _)| key < *b) {
-                best = Some((key, instance));
+            vetted[p as usize]
+        };
+        let Some(p) = selector.best(&ranking, &fleet.free, task as u64, &mut vet) else {
+            // Every instance has a reason now: the static filters first
+            // (as the ask started: an instance not yet vetted was not
+            // placed on), then what the ask's placements changed.
+            let mut ruled_out = Tally::default();
+            let mut misfits = Tally::default();
+            for p in 0..n as Pos {
+                let free = fleet.free[p as usize];
+                let base = fleet.base_misfit(p);
+                let fixed = if base.is_some() || vetted[p as usize] {
+                    base
+                } else {
+                    statics.misfit(fleet, p)
+                };
+                if let Some(misfit) = fixed {
+                    ruled_out.add(misfit, fleet.rec(p), free);
+                } else if let Some(misfit) = dynamic_misfit(fleet, &ranking, &member_of_lost, p) {
+                    misfits.add(misfit, fleet.rec(p), free);
+                }
             }
+            plan.failures = ruled_out.merge(misfits).failures(ask.need);
+            break;
+        };
+        fleet.take(p, ask.need, &ask.group);
+        ranking.placed(p);
+        if !exprs.is_empty() && !fleet.member_of_holds_now(&exprs, p) {
+            member_of_lost.insert(p);
+        } else {
+            member_of_lost.remove(&p);
         }
-        match best {
-            Some((_, instance)) => {
-                overlay.take(instance, ask.need, &ask.group);
-                ranker.placed(instance);
-                plan.instances.push(instance.id.clone());
-            }
-            None => {
-                plan.failures = ruled_out.merge(misfits).failures(ask.need);
-                break;
-            }
-        }
+        let fits = dynamic_misfit(fleet, &ranking, &member_of_lost, p).is_none();
+        selector.update(&ranking, &fleet.free, p, fits);
+        plan.instances.push(fleet.rec(p).id.clone());
     }
+    statics.restore(fleet);
+    ranking.restore(fleet);
     plan
 }
 

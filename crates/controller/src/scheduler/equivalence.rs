@@ -1,0 +1,306 @@
+//! The fast path against the reference: over random fleets (clusters,
+//! statuses, agents, zones and tiers, custom attributes that override the
+//! agent's, tasks of several groups already running), random batches of
+//! asks (counts, sizes, groups, distinctInstance, memberOf on static and
+//! dynamic facts, requiresAttributes, up to five strategies in any order)
+//! and random seeds, [`super::schedule`] must return exactly the plan of
+//! [`super::reference::schedule`]: the same instances in the same order and
+//! the same failures.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use orca_core::arn::ArnContext;
+use orca_core::cidr::Ipv4Cidr;
+use orca_core::placement::{
+    parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
+};
+use orca_core::task::Resources;
+use orca_core::task_definition::{Attribute, Timestamp};
+use proptest::prelude::{any, prop_assert_eq, proptest, ProptestConfig, Strategy as _};
+use proptest::sample::select;
+
+use super::{reference, schedule, PlacementAsk, AVAILABILITY_ZONE};
+use crate::state::instances::InstanceStatus;
+use crate::state::{ClusterState, ClusterView, InstanceRecord};
+
+const GROUPS: [&str; 3] = ["family:web", "service:db", "family:batch"];
+
+const EXPRESSIONS: [&str; 14] = [
+    "attribute:ecs.availability-zone != b",
+    "attribute:tier == gold",
+    "attribute:tier exists",
+    "attribute:ecs.availability-zone in [a, c]",
+    "runningTasksCount < 3",
+    "runningTasksCount == 0 or attribute:tier == gold",
+    "attribute:tier == gold or runningTasksCount == 0",
+    "task:group == service:db",
+    "!(task:group == family:web)",
+    "task:group =~ family:.*",
+    "not task:group exists",
+    "instanceId in [i03, i05, i07, i11, i13]",
+    "agentConnected == true",
+    "attribute:ecs.availability-zone =~ 'a|b'",
+];
+
+const STRATEGIES: [(&str, Option<&str>); 7] = [
+    ("binpack", Some("cpu")),
+    ("binpack", Some("memory")),
+    ("spread", Some("instanceId")),
+    ("spread", Some("attribute:ecs.availability-zone")),
+    ("spread", Some("attribute:tier")),
+    ("random", None),
+    ("spread", Some("host")),
+];
+
+/// One random instance: (cpu, memory, zone (0..4, 3 = none, 4 = name
+/// only), tier (0..3, 2 = none), custom zone override, status, connected,
+/// tasks per group, other cluster).
+type InstSpec = (u64, u64, u8, u8, bool, u8, bool, [u8; 3], bool);
+
+/// One random ask: (count, cpu, memory, group, distinct, expressions,
+/// strategies, requires, other cluster).
+type AskSpec = (usize, u64, u64, u8, bool, Vec<u8>, Vec<u8>, u8, bool);
+
+fn inst_spec() -> impl proptest::strategy::Strategy<Value = InstSpec> {
+    (
+        (select(&[512u64, 1024, 2048, 4096][..]), 0u64..3000),
+        (0u8..5, 0u8..3),
+        (proptest::bool::weighted(0.15), 0u8..12),
+        (proptest::bool::weighted(0.9), [0u8..3, 0u8..3, 0u8..2]),
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(
+            |((cpu, memory), (zone, tier), (custom, status), (connected, groups), other)| {
+                (
+                    cpu, memory, zone, tier, custom, status, connected, groups, other,
+                )
+            },
+        )
+}
+
+fn ask_spec() -> impl proptest::strategy::Strategy<Value = AskSpec> {
+    (
+        (0usize..12, 0u64..700, 0u64..900, 0u8..3),
+        (
+            proptest::bool::weighted(0.2),
+            proptest::collection::vec(0u8..EXPRESSIONS.len() as u8, 0..3),
+        ),
+        (
+            proptest::collection::vec(0u8..STRATEGIES.len() as u8, 0..6),
+            0u8..8,
+            proptest::bool::weighted(0.05),
+        ),
+    )
+        .prop_map(
+            |((count, cpu, memory, group), (distinct, exprs), (strategies, requires, other))| {
+                (
+                    count, cpu, memory, group, distinct, exprs, strategies, requires, other,
+                )
+            },
+        )
+}
+
+fn attribute(name: &str, value: Option<&str>) -> Attribute {
+    Attribute {
+        name: name.to_string(),
+        value: value.map(str::to_string),
+        target_type: None,
+        target_id: None,
+    }
+}
+
+fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
+    let mut state = ClusterState::new(ArnContext::default());
+    for (n, spec) in fleet.iter().enumerate() {
+        let &(cpu, memory, zone, tier, custom, status, connected, groups, other) = spec;
+        let id = format!("i{n:02}");
+        let mut attributes = vec![attribute("ecs.os-type", Some("linux"))];
+        match zone {
+            0..=2 => attributes.push(attribute(
+                AVAILABILITY_ZONE,
+                Some(["a", "b", "c"][zone as usize]),
+            )),
+            4 => attributes.push(attribute(AVAILABILITY_ZONE, None)),
+            _ => {}
+        }
+        if tier < 2 {
+            attributes.push(attribute("tier", Some(["gold", "silver"][tier as usize])));
+        }
+        if n % 4 == 0 {
+            attributes.push(attribute("ecs.capability.efs", None));
+        }
+        let custom_attributes = if custom {
+            vec![attribute(AVAILABILITY_ZONE, Some("d"))]
+        } else {
+            Vec::new()
+        };
+        let mut task_ids = BTreeSet::new();
+        let mut group_counts = BTreeMap::new();
+        for (g, count) in GROUPS.iter().zip(groups) {
+            for k in 0..count {
+                task_ids.insert(format!("{id}-{g}-{k}"));
+            }
+            // An entry at 0 (a group whose tasks all stopped) still names
+            // the group for `task:group exists`.
+            if count > 0 || n % 5 == 0 {
+                group_counts.insert(g.to_string(), u32::from(count));
+            }
+        }
+        let record = InstanceRecord {
+            id: id.clone(),
+            cluster: if other { "other" } else { "default" }.to_string(),
+            // ARNs in another order than ids, so the closest-by-ARN rule
+            // is not the position order.
+            arn: format!("arn:{:02}", (n * 7) % 50),
+            hostname: id.clone(),
+            registered: Resources { cpu, memory },
+            remaining: Resources { cpu, memory },
+            attributes,
+            agent_version: "1.2.0".to_string(),
+            runtime_version: "t".to_string(),
+            task_subnet: Ipv4Cidr {
+                network: std::net::Ipv4Addr::new(198, 19, n as u8, 0),
+                prefix_len: 24,
+            },
+            agent_connected: connected,
+            registered_at: Timestamp(1_700_000_000_000 + n as i64),
+            version: 1,
+            task_ids,
+            status: match status {
+                0 => InstanceStatus::Draining,
+                1 => InstanceStatus::Inactive,
+                _ => InstanceStatus::Active,
+            },
+            custom_attributes,
+            deregistered_at: None,
+            group_counts,
+            assignments_version: 0,
+        };
+        state.instances.insert(record.id.clone(), record);
+    }
+    ClusterView::new(3, state)
+}
+
+fn build_ask(spec: &AskSpec) -> PlacementAsk {
+    let (count, cpu, memory, group, distinct, exprs, strategies, requires, other) = spec;
+    let mut inputs: Vec<PlacementConstraintInput> = exprs
+        .iter()
+        .map(|e| PlacementConstraintInput {
+            r#type: "memberOf".to_string(),
+            expression: Some(EXPRESSIONS[*e as usize].to_string()),
+        })
+        .collect();
+    if *distinct {
+        inputs.push(PlacementConstraintInput {
+            r#type: "distinctInstance".to_string(),
+            expression: None,
+        });
+    }
+    let strategies: Vec<PlacementStrategyInput> = strategies
+        .iter()
+        .map(|s| {
+            let (kind, field) = STRATEGIES[*s as usize];
+            PlacementStrategyInput {
+                r#type: kind.to_string(),
+                field: field.map(str::to_string),
+            }
+        })
+        .collect();
+    let required_attributes = match requires {
+        0 => vec![attribute("ecs.capability.efs", None)],
+        1 => vec![attribute(AVAILABILITY_ZONE, Some("a"))],
+        _ => Vec::new(),
+    };
+    PlacementAsk {
+        cluster: if *other { "other" } else { "default" }.to_string(),
+        need: Resources {
+            cpu: *cpu,
+            memory: *memory,
+        },
+        count: *count,
+        group: GROUPS[*group as usize].to_string(),
+        constraints: parse_constraints(&inputs, "placementConstraints").expect("valid"),
+        strategies: parse_strategies(&strategies, "placementStrategy").expect("valid"),
+        required_attributes,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn the_fast_path_places_exactly_as_the_reference(
+        fleet in proptest::collection::vec(inst_spec(), 0..40),
+        asks in proptest::collection::vec(ask_spec(), 1..6),
+        seed in any::<u64>(),
+    ) {
+        let view = fleet_view(&fleet);
+        let asks: Vec<PlacementAsk> = asks.iter().map(build_ask).collect();
+        prop_assert_eq!(schedule(&view, &asks, seed), reference::schedule(&view, &asks, seed));
+    }
+}
+
+/// A larger fleet (many classes per zone, long heaps) through a long batch
+/// of asks that fill it up, so failures come late and from every reason.
+#[test]
+fn a_large_fleet_filled_up_places_as_the_reference() {
+    let mut rng = 0x5eed_u64;
+    let mut next = |n: u64| {
+        rng = super::rank::mix(rng, 1);
+        rng % n
+    };
+    let fleet: Vec<InstSpec> = (0..300)
+        .map(|_| {
+            (
+                [1024, 2048, 4096][next(3) as usize],
+                500 + next(4000),
+                next(5) as u8,
+                next(3) as u8,
+                next(10) == 0,
+                next(12) as u8,
+                next(10) != 0,
+                [next(3) as u8, next(2) as u8, 0],
+                false,
+            )
+        })
+        .collect();
+    let view = fleet_view(&fleet);
+    for round in 0..12u8 {
+        let asks: Vec<AskSpec> = (0..20u8)
+            .map(|k| {
+                let strategies = match (round + k) % 6 {
+                    0 => vec![1],
+                    1 => vec![3, 2],
+                    2 => vec![],
+                    3 => vec![3, 4, 0],
+                    4 => vec![5, 1],
+                    _ => vec![2, 3],
+                };
+                let exprs = match k % 5 {
+                    0 => vec![1],
+                    1 => vec![4],
+                    2 => vec![5, 8],
+                    _ => vec![],
+                };
+                (
+                    1 + next(30) as usize,
+                    next(300),
+                    next(600),
+                    (k % 3),
+                    k % 7 == 0,
+                    exprs,
+                    strategies,
+                    [0, 1, 2, 2, 2][k as usize % 5],
+                    false,
+                )
+            })
+            .collect();
+        let asks: Vec<PlacementAsk> = asks.iter().map(build_ask).collect();
+        let seed = u64::from(round) * 977;
+        assert_eq!(
+            schedule(&view, &asks, seed),
+            reference::schedule(&view, &asks, seed),
+            "round {round}"
+        );
+    }
+}
