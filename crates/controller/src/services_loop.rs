@@ -20,7 +20,6 @@ use crate::clock::Clock;
 use crate::node::Node;
 use crate::plan_apply::{AskReply, RunTaskAsk};
 use crate::reconciler::{self, StartOrder, Step, Timers};
-use crate::state::services::ServiceStepCommand;
 use crate::state::{ClusterView, Command, Outcome, ServiceRecord, TaskRecord};
 
 /// The loop's configuration.
@@ -107,24 +106,8 @@ async fn commit(
     if !step.changes(service) {
         return true;
     }
-    let p = &step.progress;
     let command = Command::ServiceStep {
-        step: Box::new(ServiceStepCommand {
-            cluster: service.cluster.clone(),
-            name: service.name.clone(),
-            version: service.version,
-            stops: step
-                .stops
-                .iter()
-                .map(|s| (s.task_id.clone(), s.reason.clone()))
-                .collect(),
-            deployments: p.deployments.clone(),
-            throttle: p.throttle.clone(),
-            last_completed: p.last_completed.clone(),
-            status: p.status,
-            events: p.events.clone(),
-            at: now,
-        }),
+        step: Box::new(step.command(service, now)),
         decided_in_term: term,
     };
     match node.propose(command).await {

@@ -16,7 +16,7 @@ use orca_core::ApiError;
 use super::ecs_service::EcsService;
 use super::task_api::{cluster_of, page, to_json};
 use crate::state::query::{paginate, SortOrder};
-use crate::state::services::{service_not_found, ServiceUpdate};
+use crate::state::services::{service_name, service_not_found, ServiceUpdate};
 use crate::state::{service_key, Command, Outcome, ServiceInfrastructure, ServiceRecord};
 
 /// ECS's deployment ids: `ecs-svc/` and 19 digits.
@@ -127,12 +127,7 @@ impl EcsService {
     pub(super) async fn update_service_json(&self, json: &str) -> Result<String, ApiError> {
         let input: UpdateServiceInput = parse_input(json, "UpdateService")?;
         let cluster = cluster_of(self, input.cluster.as_deref())?;
-        let name = input
-            .service
-            .rsplit('/')
-            .next()
-            .unwrap_or(&input.service)
-            .to_string();
+        let name = service_name(&input.service).to_string();
         let strategy = self.read(|s| {
             s.services
                 .get(&service_key(&cluster, &name))
@@ -177,12 +172,7 @@ impl EcsService {
             ));
         }
         let cluster = cluster_of(self, input.cluster.as_deref())?;
-        let name = input
-            .service
-            .rsplit('/')
-            .next()
-            .unwrap_or(&input.service)
-            .to_string();
+        let name = service_name(&input.service).to_string();
         let outcome = self
             .node
             .propose(Command::DeleteService {

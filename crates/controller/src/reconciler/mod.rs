@@ -21,6 +21,7 @@ mod rollout;
 
 use orca_core::task_definition::Timestamp;
 
+use crate::state::services::ServiceStepCommand;
 use crate::state::{ClusterView, DeploymentRecord, ServiceRecord, TaskRecord, Throttle};
 
 pub use health::UNHEALTHY_REASON;
@@ -101,6 +102,28 @@ impl Step {
             || self.progress.throttle != service.throttle
             || self.progress.last_completed != service.last_completed
             || self.progress.status != service.status
+    }
+
+    /// The step as the command that commits it, computed from `service`'s
+    /// version at `now`.
+    pub fn command(&self, service: &ServiceRecord, now: Timestamp) -> ServiceStepCommand {
+        let p = &self.progress;
+        ServiceStepCommand {
+            cluster: service.cluster.clone(),
+            name: service.name.clone(),
+            version: service.version,
+            stops: self
+                .stops
+                .iter()
+                .map(|s| (s.task_id.clone(), s.reason.clone()))
+                .collect(),
+            deployments: p.deployments.clone(),
+            throttle: p.throttle.clone(),
+            last_completed: p.last_completed.clone(),
+            status: p.status,
+            events: p.events.clone(),
+            at: now,
+        }
     }
 }
 

@@ -61,11 +61,7 @@ pub(super) fn plan(
     let scaling = |id: &str| format!("Scaling activity initiated by (deployment {id})");
     let primary_reason = scaling(primary.map_or("", |d| d.id.as_str()));
     // Tasks that hold a place: wanted running and not stopped.
-    let live: Vec<&TaskRecord> = tasks
-        .iter()
-        .copied()
-        .filter(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running)
-        .collect();
+    let live: Vec<&TaskRecord> = tasks.iter().copied().filter(|t| t.is_live()).collect();
     let running = live
         .iter()
         .filter(|t| t.last_status == TaskStatus::Running)

@@ -4,7 +4,6 @@
 //! duplicates suppressed.
 
 use orca_core::service::{DeploymentStatus, RolloutState, ServiceStatus};
-use orca_core::task::TaskStatus;
 use orca_core::task_definition::Timestamp;
 
 use super::health::{Failure, Judge};
@@ -234,8 +233,7 @@ pub(super) fn finish(
                 return Some(d);
             }
             let has_tasks = tasks.iter().any(|t| {
-                !t.is_stopped()
-                    && t.desired_status == TaskStatus::Running
+                t.is_live()
                     && d.owns(t)
                     && !primary.as_ref().is_some_and(|p| p.owns(t))
                     && !stopping.contains(&t.id.as_str())
@@ -265,9 +263,7 @@ pub(super) fn finish(
         );
     }
     if service.status != ServiceStatus::Active {
-        let any_live = tasks
-            .iter()
-            .any(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running);
+        let any_live = tasks.iter().any(|t| t.is_live());
         if !any_live && plan.stops.is_empty() {
             progress.status = ServiceStatus::Inactive;
         }

@@ -209,26 +209,10 @@ impl Sim {
         let tasks = view.service_tasks(&service);
         let step = reconcile(&view, &service, &tasks, self.now, &self.timers);
         if step.changes(&service) {
-            let p = &step.progress;
             let outcome = ok(self.state.apply(
                 1,
                 Command::ServiceStep {
-                    step: Box::new(ServiceStepCommand {
-                        cluster: "default".into(),
-                        name: "web".into(),
-                        version: service.version,
-                        stops: step
-                            .stops
-                            .iter()
-                            .map(|s| (s.task_id.clone(), s.reason.clone()))
-                            .collect(),
-                        deployments: p.deployments.clone(),
-                        throttle: p.throttle.clone(),
-                        last_completed: p.last_completed.clone(),
-                        status: p.status,
-                        events: p.events.clone(),
-                        at: self.now,
-                    }),
+                    step: Box::new(step.command(&service, self.now)),
                     decided_in_term: 1,
                 },
             ));
@@ -364,7 +348,7 @@ impl Sim {
     fn live_of_revision(&self, revision: u32) -> usize {
         self.tasks()
             .iter()
-            .filter(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running)
+            .filter(|t| t.is_live())
             .filter(|t| t.revision == revision)
             .count()
     }
@@ -517,11 +501,7 @@ fn rolling_update(min: u32, max: u32, desired: u32) -> Sim {
     let ceiling = sim.service().rules().maximum_total(desired) as usize;
     for _ in 0..40 {
         sim.run(1, floor);
-        let live = sim
-            .tasks()
-            .iter()
-            .filter(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running)
-            .count();
+        let live = sim.tasks().iter().filter(|t| t.is_live()).count();
         assert!(
             live <= ceiling,
             "{live} tasks wanted running, above the maximum {ceiling}"
@@ -792,7 +772,7 @@ fn a_step_from_an_older_version_changes_nothing() {
 fn per_instance(sim: &Sim) -> std::collections::BTreeMap<String, usize> {
     let mut map = std::collections::BTreeMap::new();
     for t in sim.tasks() {
-        if !t.is_stopped() && t.desired_status == TaskStatus::Running {
+        if t.is_live() {
             *map.entry(t.instance_id.clone()).or_default() += 1;
         }
     }
@@ -880,7 +860,7 @@ proptest! {
             let stopping_healthy = {
                 let view = ClusterView::new(0, sim.state.clone());
                 let judge = health::Judge::new(&view, sim.service(), sim.now, &sim.timers);
-                sim.tasks().iter().filter(|t| !t.is_stopped() && t.desired_status == TaskStatus::Running && judge.is_healthy(t)).count()
+                sim.tasks().iter().filter(|t| t.is_live() && judge.is_healthy(t)).count()
             };
             prop_assert!(stopping_healthy >= floor.min(before), "tick {tick}: {stopping_healthy} healthy after the step, minimum {floor}");
             for (at, which) in &kills {

@@ -56,11 +56,16 @@ pub fn service_not_found(name: &str) -> ApiError {
     )
 }
 
+/// A service's name from its name or ARN (`...:service/<cluster>/<name>`).
+pub fn service_name(reference: &str) -> &str {
+    reference.rsplit('/').next().unwrap_or(reference)
+}
+
 impl ClusterState {
     /// The service of `cluster` by name or ARN.
     pub fn service_in(&self, cluster: &str, reference: &str) -> Option<&ServiceRecord> {
-        let name = reference.rsplit('/').next().unwrap_or(reference);
-        self.services.get(&service_key(cluster, name))
+        self.services
+            .get(&service_key(cluster, service_name(reference)))
     }
 
     /// The ACTIVE revision a reference names (the latest ACTIVE without one).

@@ -100,6 +100,11 @@ impl TaskRecord {
         self.last_status == TaskStatus::Stopped
     }
 
+    /// Wanted running and not stopped: the task holds a place in its service.
+    pub fn is_live(&self) -> bool {
+        !self.is_stopped() && self.desired_status == TaskStatus::Running
+    }
+
     /// Records the controller's wish that the task stop. The first stop's
     /// code, reason and time stay; a later one changes nothing. True if the
     /// task was still wanted running (its agent must be told).
