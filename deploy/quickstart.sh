@@ -2,7 +2,10 @@
 # orca's main job on one machine, from nothing: installs what is needed,
 # starts containerd, builds, starts `orca dev` (a single-node controller and
 # an agent in one process), loads a small busybox image, registers a task
-# definition, runs a task to completion and prints its exit code. It stops
+# definition, runs a task to completion and prints its exit code; then
+# creates a 2-replica service of a web server with a health check, waits for
+# its steady state, SIGKILLs one of its containers through containerd (behind
+# orca's back) and shows orca replace it, and deletes the service. It stops
 # the `orca dev` it started; containerd keeps running (it is the machine's
 # container runtime; stop it with `kill "$(cat /run/orca-containerd.pid)"`).
 set -euo pipefail
@@ -48,5 +51,27 @@ set -e
 task_id=$(orca list-tasks --desired-status STOPPED --output json | sed -n 's|.*task/default/\([0-9a-f]*\)".*|\1|p' | head -n 1)
 echo "== the task's output"
 cat "$data_dir/agent/tasks/$task_id/hello.log" 2>/dev/null || true
-echo "quickstart done: the task exited with code $code (data in $data_dir)"
+
+echo "== a service: 2 replicas of a web server with a health check"
+orca register-task-definition --cli-input-json file://deploy/examples/web-task-definition.json --output table
+orca create-service --service-name web --task-definition web --desired-count 2 --wait
+orca describe-services --services web --output table
+tasks=$(orca list-tasks --service-name web --query 'taskArns' --output text)
+orca describe-tasks --tasks $tasks \
+  --query 'tasks[].[taskArn,lastStatus,healthStatus,containers[0].networkInterfaces[0].privateIpv4Address]' \
+  --output text
+victim=$(echo "$tasks" | awk '{print $1}')
+runtime_id=$(orca describe-tasks --tasks "$victim" --query 'tasks[0].containers[0].runtimeId' --output text)
+echo "== SIGKILL of container $runtime_id through containerd, behind orca's back"
+ctr --address /run/containerd/containerd.sock --namespace orca tasks kill --signal SIGKILL "$runtime_id"
+orca wait tasks-stopped --tasks "$victim"
+orca describe-tasks --tasks "$victim" --query 'tasks[0].[stopCode,stoppedReason]' --output text
+echo "== orca replaces it"
+orca wait services-stable --services web
+orca describe-services --services web --query 'services[0].events[:3].message' --output text
+orca list-tasks --service-name web --output table
+echo "== delete-service"
+orca delete-service --service web --force --query 'service.status' --output text
+orca wait services-inactive --services web
+echo "quickstart done: the task exited with code $code, the service kept 2 healthy replicas (data in $data_dir)"
 exit "$code"

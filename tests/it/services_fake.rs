@@ -454,3 +454,118 @@ async fn the_cli_creates_waits_queries_and_reports_a_failed_rollout() {
     assert!(gone.stderr.contains("MISSING"), "{}", gone.stderr);
     drop(s.nodes);
 }
+
+/// DAEMON tasks are placed first: on instances full of a replica service's
+/// tasks, one replica task per instance moves elsewhere within its
+/// service's 100/200 (so only once there is room elsewhere), and the
+/// daemon's task takes its place.
+#[tokio::test]
+async fn a_daemon_task_gets_room_on_instances_full_of_replica_tasks() {
+    let controller = InProcessController::start_with(|c| {
+        c.services.timers.healthy_after_running_ms = 300;
+        c.services.tick = Duration::from_millis(100);
+    })
+    .await
+    .expect("controller");
+    // Two instances of 1024 MiB (nothing reserved) each hold 4 tasks.
+    let small = |c: &mut orca_agent::AgentConfig| {
+        c.memory_mib = Some(1024);
+        c.reserved_memory_mib = 0;
+    };
+    let mut nodes = vec![
+        FakeNode::start(&controller.endpoint(), small)
+            .await
+            .expect("agent"),
+        FakeNode::start(&controller.endpoint(), small)
+            .await
+            .expect("agent"),
+    ];
+    let mut client = controller.client().await.expect("client");
+    wait_for_instances(&mut client, "default", 2, WAIT)
+        .await
+        .expect("instances");
+    let web = json!({"family": "web", "containerDefinitions": [
+        {"name": "app", "image": FAKE_IMAGE, "memory": 256, "command": ["sh", "-c", "sleep 3600"]}
+    ]});
+    register(&mut client, &web.to_string())
+        .await
+        .expect("register");
+    let mon = json!({"family": "mon", "containerDefinitions": [
+        {"name": "mon", "image": FAKE_IMAGE, "memory": 128, "command": ["sh", "-c", "sleep 3600"]}
+    ]});
+    register(&mut client, &mon.to_string())
+        .await
+        .expect("register");
+    ecs(
+        &mut client,
+        "CreateService",
+        json!({"serviceName": "web", "taskDefinition": "web", "desiredCount": 8}),
+    )
+    .await
+    .expect("create web");
+    wait_service(&mut client, "filled both instances", |_| {}, steady(8)).await;
+
+    ecs(
+        &mut client,
+        "CreateService",
+        json!({"serviceName": "mon", "taskDefinition": "mon", "schedulingStrategy": "DAEMON"}),
+    )
+    .await
+    .expect("create mon");
+    // Nowhere to move to yet: web keeps its 8 (minimum 100%), mon waits.
+    let events = |s: &Value| s["events"].to_string();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = ecs(
+            &mut client,
+            "DescribeServices",
+            json!({"services": ["mon"]}),
+        )
+        .await
+        .expect("describe");
+        if events(&out["services"][0]).contains("to make room for its task") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no room made: {out:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let web_now = describe(&mut client).await;
+    assert_eq!(web_now["runningCount"], 8, "{web_now:#}");
+
+    // A third instance: the moved replicas start there, then leave their
+    // places to mon's tasks, and mon runs on all three.
+    nodes.push(
+        FakeNode::start(&controller.endpoint(), small)
+            .await
+            .expect("agent"),
+    );
+    wait_for_instances(&mut client, "default", 3, WAIT)
+        .await
+        .expect("instances");
+    let mut lowest = u64::MAX;
+    let deadline = Instant::now() + WAIT;
+    let mon = loop {
+        let web_now = describe(&mut client).await;
+        lowest = lowest.min(web_now["runningCount"].as_u64().unwrap_or(0));
+        let out = ecs(
+            &mut client,
+            "DescribeServices",
+            json!({"services": ["mon"]}),
+        )
+        .await
+        .expect("describe");
+        let s = out["services"][0].clone();
+        if steady(3)(&s) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "mon never ran everywhere: {s:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(lowest >= 8, "web fell to {lowest} running");
+    let web_after = describe(&mut client).await;
+    assert_eq!(web_after["runningCount"], 8, "{web_after:#}");
+    let moved = web_after["events"].to_string();
+    assert!(moved.contains("has stopped"), "{moved}");
+    assert_eq!(mon["runningCount"], 3);
+    drop(nodes);
+}

@@ -105,13 +105,15 @@ impl<'a> Judge<'a> {
                 .is_some_and(|s| s.0.saturating_add(self.grace_ms) <= self.now.0)
     }
 
-    /// On an instance that takes no more tasks of a service: DRAINING,
-    /// deregistered or gone.
+    /// On an instance that takes no more tasks of a service (DRAINING,
+    /// deregistered or gone), or making room there for a DAEMON's task.
     pub(super) fn is_misplaced(&self, task: &TaskRecord) -> bool {
-        self.view
-            .instances
-            .get(&task.instance_id)
-            .is_none_or(|i| i.status != InstanceStatus::Active)
+        task.making_room_for.is_some()
+            || self
+                .view
+                .instances
+                .get(&task.instance_id)
+                .is_none_or(|i| i.status != InstanceStatus::Active)
     }
 
     /// A DAEMON service's instances (see `ClusterState::daemon_targets`).

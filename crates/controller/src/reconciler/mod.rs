@@ -14,7 +14,9 @@
 //!   turning the tasks into stops and starts.
 //! - `rollout.rs`: the circuit breaker, rollback, the throttle and steady
 //!   state.
+//! - `daemon_room.rs`: which replica task moves so a DAEMON's task lands.
 
+mod daemon_room;
 mod health;
 mod rolling;
 mod rollout;
@@ -24,6 +26,7 @@ use orca_core::task_definition::Timestamp;
 use crate::state::services::ServiceStepCommand;
 use crate::state::{ClusterView, DeploymentRecord, ServiceRecord, TaskRecord, Throttle};
 
+pub use daemon_room::{make_room, Room};
 pub use health::UNHEALTHY_REASON;
 
 /// The reconciler's timers, ECS's defaults for users, short in tests.

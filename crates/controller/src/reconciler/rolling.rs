@@ -75,6 +75,11 @@ pub(super) fn plan(
         let of_primary = primary.is_some_and(|p| p.owns(task));
         let reason = if judge.is_unhealthy(task) {
             Some(UNHEALTHY_REASON.to_string())
+        } else if let Some(daemon) = &task.making_room_for {
+            Some(format!(
+                "Task moved to make room for a task of daemon service {daemon} on container instance {}",
+                task.instance_id
+            ))
         } else if judge.is_misplaced(task) {
             Some(format!(
                 "Container instance {} is draining or deregistered",

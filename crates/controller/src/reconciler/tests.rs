@@ -880,3 +880,94 @@ proptest! {
         prop_assert_eq!(sim.healthy(), desired as usize);
     }
 }
+
+/// A DAEMON service record named `logs` beside the simulated `web`.
+fn daemon_record(sim: &Sim) -> crate::state::ServiceRecord {
+    let mut daemon = sim.service().clone();
+    daemon.name = "logs".into();
+    daemon.strategy = SchedulingStrategy::Daemon;
+    daemon
+}
+
+#[test]
+fn a_replica_task_moves_within_its_service_limits_to_make_room_for_a_daemon_task() {
+    let mut sim = Sim::new(&[("a", 1)]);
+    sim.create(20, configuration(100, 200));
+    sim.run(6, 0);
+    // 20 tasks of 100 MiB fill the instance's 2000 MiB.
+    assert_eq!(per_instance(&sim).get("i01"), Some(&20));
+    let daemon = daemon_record(&sim);
+    let need = orca_core::task::Resources {
+        cpu: 0,
+        memory: 100,
+    };
+    let view = ClusterView::new(0, sim.state.clone());
+    let Room::Move { task_id, service } = make_room(&view, &daemon, "i01", need) else {
+        panic!("a replica task should move");
+    };
+    assert_eq!(service, "web");
+    ok(sim.state.apply(
+        1,
+        Command::MakeRoomForDaemon {
+            cluster: "default".into(),
+            task_id: task_id.clone(),
+            daemon_service: "logs".into(),
+            decided_in_term: 1,
+        },
+    ));
+    let view = ClusterView::new(0, sim.state.clone());
+    assert_eq!(make_room(&view, &daemon, "i01", need), Room::Moving);
+    // With nowhere else to go, 100/200 keeps it: the minimum holds.
+    sim.run(6, 20);
+    assert!(sim.state.tasks[&task_id].is_live());
+    // A second instance: the replacement starts there first, then it goes.
+    sim.add_instance("a");
+    sim.run(8, 20);
+    let victim = &sim.state.tasks[&task_id];
+    assert!(victim.is_stopped(), "{victim:?}");
+    assert_eq!(
+        victim.stopped_reason.as_deref(),
+        Some("Task moved to make room for a task of daemon service logs on container instance i01")
+    );
+    assert_eq!(per_instance(&sim).get("i02"), Some(&1));
+    assert_eq!(sim.live_of_revision(1), 20);
+    assert!(need.fits_in(sim.state.instances["i01"].remaining));
+}
+
+#[test]
+fn a_daemon_task_that_cannot_get_room_says_why() {
+    let mut sim = Sim::new(&[("a", 1)]);
+    sim.create(20, configuration(100, 200));
+    sim.run(6, 0);
+    let daemon = daemon_record(&sim);
+    let view = ClusterView::new(0, sim.state.clone());
+    // More than the instance has in all.
+    let huge = orca_core::task::Resources {
+        cpu: 0,
+        memory: 4000,
+    };
+    let Room::Impossible(why) = make_room(&view, &daemon, "i01", huge) else {
+        panic!("cannot fit");
+    };
+    assert!(
+        why.contains("more than (container-instance i01) has in all"),
+        "{why}"
+    );
+    // Only tasks of no REPLICA service there (the daemon's own kind).
+    let mut replica_free = sim.state.clone();
+    if let Some(web) = replica_free.services.get_mut("default/web") {
+        web.strategy = SchedulingStrategy::Daemon;
+    }
+    let view = ClusterView::new(0, replica_free);
+    let need = orca_core::task::Resources {
+        cpu: 0,
+        memory: 100,
+    };
+    let Room::Impossible(why) = make_room(&view, &daemon, "i01", need) else {
+        panic!("nothing can move");
+    };
+    assert!(
+        why.contains("lacks memory and runs no task of a REPLICA service that could move"),
+        "{why}"
+    );
+}

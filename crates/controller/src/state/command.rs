@@ -165,6 +165,14 @@ pub enum Command {
         step: Box<super::services::ServiceStepCommand>,
         decided_in_term: u64,
     },
+    /// The leader's service loop moves a replica task off an instance a
+    /// DAEMON service's task cannot otherwise land on.
+    MakeRoomForDaemon {
+        cluster: String,
+        task_id: String,
+        daemon_service: String,
+        decided_in_term: u64,
+    },
     /// Events the leader's service loop reports after acting.
     RecordServiceEvents {
         cluster: String,
@@ -227,6 +235,8 @@ pub enum Outcome {
     Instances(Vec<String>),
     /// The service a command created or changed, by key.
     Service(String),
+    /// The task (by id) a MakeRoomForDaemon marked, or left as it was.
+    MakingRoom(String),
     /// A reconciler step computed from an older version of its service:
     /// nothing changed; the reconciler runs again.
     StaleStep,

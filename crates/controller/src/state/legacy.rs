@@ -160,6 +160,7 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
         health: HealthStatus::parse(&task.health_status),
         enable_execute_command: task.enable_execute_command,
         tags: task.tags,
+        making_room_for: None,
     })
 }
 

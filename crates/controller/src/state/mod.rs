@@ -261,6 +261,13 @@ impl ClusterState {
                 step,
                 decided_in_term,
             } => fence(term, decided_in_term).and_then(|()| self.service_step(*step)),
+            Command::MakeRoomForDaemon {
+                cluster,
+                task_id,
+                daemon_service,
+                decided_in_term,
+            } => fence(term, decided_in_term)
+                .and_then(|()| self.make_room_for_daemon(&cluster, &task_id, daemon_service)),
             Command::RecordServiceEvents {
                 cluster,
                 name,

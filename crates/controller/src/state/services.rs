@@ -291,6 +291,29 @@ impl ClusterState {
     }
 }
 
+impl ClusterState {
+    /// Marks a live task as making room for a DAEMON service's task; its
+    /// own service's reconciler then moves it. A task already stopping, or
+    /// already marked, is left as it is.
+    pub(super) fn make_room_for_daemon(
+        &mut self,
+        cluster: &str,
+        task_id: &str,
+        daemon_service: String,
+    ) -> Result<Outcome, ApiError> {
+        let task = self
+            .tasks
+            .get_mut(task_id)
+            .filter(|t| t.cluster == cluster)
+            .ok_or_else(|| super::tasks::task_not_found(task_id))?;
+        if task.is_live() && task.making_room_for.is_none() {
+            task.making_room_for = Some(daemon_service);
+            task.version += 1;
+        }
+        Ok(Outcome::MakingRoom(task_id.to_string()))
+    }
+}
+
 fn new_deployment(id: String, family: String, revision: u32, at: Timestamp) -> DeploymentRecord {
     DeploymentRecord {
         rollout_reason: format!("ECS deployment {id} in progress."),

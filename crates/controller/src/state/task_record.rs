@@ -45,6 +45,12 @@ pub struct TaskRecord {
     pub health: HealthStatus,
     pub enable_execute_command: bool,
     pub tags: Vec<Tag>,
+    /// A DAEMON service (its name) needs this replica task's place on its
+    /// instance: the task's own service moves it elsewhere, within its
+    /// minimumHealthyPercent and maximumPercent, as from a DRAINING
+    /// instance.
+    #[serde(default)]
+    pub making_room_for: Option<String>,
 }
 
 /// One container of a task.

@@ -187,6 +187,7 @@ impl ClusterState {
                 health: HealthStatus::Unknown,
                 enable_execute_command: cmd.enable_execute_command,
                 tags: cmd.tags.clone(),
+                making_room_for: None,
             };
             tasks.push(self.render_task(&record));
             self.tasks.insert(p.task_id.clone(), record);

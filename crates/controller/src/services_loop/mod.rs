@@ -7,12 +7,16 @@
 //! One service at a time, each step's starts committed before the service is
 //! looked at again: a start is never asked twice. A new leader derives
 //! everything from the replicated state, so a deployment carries on.
+//! DAEMON services go first in every round, so a place freed for a daemon's
+//! task (`room.rs`) is taken by it, not by the replica that left it.
+
+mod room;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orca_core::service::ServiceStatus;
+use orca_core::service::{SchedulingStrategy, ServiceStatus};
 use orca_core::task_definition::Timestamp;
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +60,9 @@ pub async fn run(
         views.borrow_and_update();
         let view = node.view();
         let by_service = tasks_by_service(&view);
-        for service in view.services.values() {
+        let mut services: Vec<&ServiceRecord> = view.services.values().collect();
+        services.sort_by_key(|s| s.strategy != SchedulingStrategy::Daemon);
+        for service in services {
             if token.is_cancelled() {
                 return;
             }
@@ -75,7 +81,7 @@ pub async fn run(
                 continue;
             }
             if let Some(start) = &step.start {
-                start_tasks(&node, service, start, clock.now(), term).await;
+                start_tasks(&node, &view, service, start, clock.now(), term).await;
             }
         }
     }
@@ -133,6 +139,7 @@ async fn commit(
 /// events: the tasks started, or why none could be placed.
 async fn start_tasks(
     node: &Node,
+    view: &ClusterView,
     service: &ServiceRecord,
     start: &StartOrder,
     now: Timestamp,
@@ -181,20 +188,28 @@ async fn start_tasks(
     let mut started = Vec::new();
     let mut failures = Vec::new();
     let mut errors = Vec::new();
-    for reply in replies {
+    let mut messages = Vec::new();
+    for (i, reply) in replies.into_iter().enumerate() {
         match reply {
             AskReply::NotLeader => return,
             AskReply::Done(Err(e)) => errors.push(e.message),
             AskReply::Done(Ok(Outcome::Tasks { tasks, failures: f })) => {
                 started.extend(tasks);
-                failures.extend(f);
+                // A DAEMON's task that does not fit: make room for it.
+                match start.instances.get(i) {
+                    Some(instance) if f.iter().any(|x| x.reason.starts_with("RESOURCE:")) => {
+                        messages.extend(
+                            room::make_room(node, view, service, start, instance, term).await,
+                        );
+                    }
+                    _ => failures.extend(f),
+                }
             }
             AskReply::Done(Ok(other)) => {
                 tracing::warn!(?other, "unexpected outcome of a service start");
             }
         }
     }
-    let mut messages = Vec::new();
     if !started.is_empty() {
         let ids: Vec<String> = started
             .iter()
