@@ -23,6 +23,8 @@ fn code_of(exception: Exception) -> Code {
         | Exception::ClusterContainsContainerInstancesException
         | Exception::ClusterContainsServicesException
         | Exception::ClusterContainsTasksException => Code::FailedPrecondition,
+        Exception::ConflictException => Code::AlreadyExists,
+        Exception::AccessDeniedException => Code::PermissionDenied,
         Exception::ServerException => Code::Internal,
     }
 }

@@ -5,6 +5,7 @@
 //! on nothing of the controller.
 
 pub mod client;
+pub mod ecs_json;
 pub mod error;
 pub mod read;
 

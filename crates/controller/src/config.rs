@@ -41,6 +41,9 @@ pub struct Config {
     pub task_cidr: orca_core::cidr::Ipv4Cidr,
     /// The service reconciler's timers (ECS's 40 s rule, the throttle).
     pub services: crate::services_loop::ServiceLoopConfig,
+    /// Where ECS's own wire protocol (AWS JSON 1.1 over HTTP, for boto3
+    /// and the aws CLI) is served; None: not served.
+    pub ecs_api_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -64,6 +67,7 @@ impl Config {
             purge_stopped_tasks_after: Duration::from_secs(3600),
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
             services: crate::services_loop::ServiceLoopConfig::default(),
+            ecs_api_listen: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod ecs_http;
 pub mod error;
 pub mod leader;
 mod membership;
@@ -67,19 +68,26 @@ const JOIN_RETRY: Duration = Duration::from_millis(500);
 
 /// Runs a controller until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
-    let listener = TcpListener::bind(config.listen)
+    let listener = bind(config.listen).await?;
+    let ecs_http = match config.ecs_api_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    serve(config, listener, ecs_http, shutdown).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    serve(config, listener, shutdown).await
+        .map_err(|source| Error::Listen { addr, source })
 }
 
 /// A controller started in the background.
 pub struct RunningController {
     /// The address the API listens on (the real port when 0 was asked).
     pub addr: SocketAddr,
+    /// Where ECS's JSON 1.1 endpoint listens, when it was asked for.
+    pub ecs_api_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<Result<(), Error>>,
 }
@@ -96,21 +104,30 @@ impl RunningController {
 
 /// Binds, then runs the controller in a background task.
 pub async fn start(mut config: Config) -> Result<RunningController, Error> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
     let addr = listener.local_addr().map_err(|source| Error::Listen {
         addr: config.listen,
         source,
     })?;
     config.listen = addr;
+    let ecs_http = match config.ecs_api_listen {
+        Some(asked) => {
+            let l = bind(asked).await?;
+            let bound = l.local_addr().map_err(|source| Error::Listen {
+                addr: asked,
+                source,
+            })?;
+            config.ecs_api_listen = Some(bound);
+            Some(l)
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(serve(config, listener, shutdown.clone()));
+    let ecs_api_addr = config.ecs_api_listen;
+    let handle = tokio::spawn(serve(config, listener, ecs_http, shutdown.clone()));
     Ok(RunningController {
         addr,
+        ecs_api_addr,
         shutdown,
         handle,
     })
@@ -119,6 +136,7 @@ pub async fn start(mut config: Config) -> Result<RunningController, Error> {
 async fn serve(
     mut config: Config,
     listener: TcpListener,
+    ecs_http: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     config.node_id = node_id::resolve(&config).await?;
@@ -175,6 +193,14 @@ async fn serve(
             config.clone(),
             refused.clone(),
             refusal.clone(),
+            background.clone(),
+        ));
+    }
+    if let Some(l) = ecs_http {
+        tracing::info!(addr = ?config.ecs_api_listen, "ECS JSON 1.1 endpoint serving");
+        tasks.spawn(ecs_http::serve(
+            l,
+            Arc::new(EcsService::new(node.clone(), clock.clone())),
             background.clone(),
         ));
     }

@@ -68,6 +68,10 @@ struct Args {
     /// Seconds between looks at every service when nothing changes.
     #[arg(long, default_value_t = 1.0)]
     service_tick_secs: f64,
+    /// Serve ECS's own wire protocol (AWS JSON 1.1 over HTTP, for boto3 and
+    /// `aws ecs --endpoint-url`) on this address; off unless given.
+    #[arg(long, env = "ORCA_ECS_API_LISTEN")]
+    ecs_api_listen: Option<SocketAddr>,
     /// Build a snapshot after this many log entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     config.agent_loss_grace = seconds("--agent-loss-grace-secs", args.agent_loss_grace_secs)?;
     config.task_cidr = args.task_cidr;
+    config.ecs_api_listen = args.ecs_api_listen;
     let millis = |flag: &str, value: f64| -> anyhow::Result<i64> {
         Ok(i64::try_from(seconds(flag, value)?.as_millis()).unwrap_or(i64::MAX))
     };

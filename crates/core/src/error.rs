@@ -27,10 +27,15 @@ pub enum Exception {
     ServiceNotActiveException,
     /// ECS supports it; orca does not (yet).
     UnsupportedFeatureException,
+    /// The request conflicts with an earlier one (a clientToken reused
+    /// with other parameters).
+    ConflictException,
+    /// The caller may not do this.
+    AccessDeniedException,
 }
 
 impl Exception {
-    pub const ALL: [Exception; 13] = [
+    pub const ALL: [Exception; 15] = [
         Exception::ClientException,
         Exception::InvalidParameterException,
         Exception::ServerException,
@@ -44,6 +49,8 @@ impl Exception {
         Exception::ServiceNotFoundException,
         Exception::ServiceNotActiveException,
         Exception::UnsupportedFeatureException,
+        Exception::ConflictException,
+        Exception::AccessDeniedException,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +70,17 @@ impl Exception {
             Exception::ServiceNotFoundException => "ServiceNotFoundException",
             Exception::ServiceNotActiveException => "ServiceNotActiveException",
             Exception::UnsupportedFeatureException => "UnsupportedFeatureException",
+            Exception::ConflictException => "ConflictException",
+            Exception::AccessDeniedException => "AccessDeniedException",
+        }
+    }
+
+    /// ECS's HTTP status for it: 500 for a server fault, 400 otherwise
+    /// (ECS's model marks every other exception a client error).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Exception::ServerException => 500,
+            _ => 400,
         }
     }
 

@@ -45,6 +45,10 @@ pub struct Args {
     /// The block the node's task subnet is carved from [default: 198.19.0.0/16].
     #[arg(long)]
     pub task_cidr: Option<String>,
+    /// Where ECS's own wire protocol is served, for boto3 and
+    /// `aws ecs --endpoint-url http://ADDRESS`.
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    pub ecs_api_listen: SocketAddr,
 }
 
 /// The agent's settings for `args`: the agent's defaults, this machine's
@@ -63,6 +67,7 @@ fn agent_config(args: &Args, endpoint: String) -> AgentConfig {
 /// The controller's settings for `args`.
 fn controller_config(args: &Args) -> Result<orca_controller::Config, CliError> {
     let mut config = orca_controller::Config::new(args.data_dir.join("controller"), args.listen);
+    config.ecs_api_listen = Some(args.ecs_api_listen);
     if let Some(raw) = &args.task_cidr {
         match raw.parse() {
             Ok(cidr) => config.task_cidr = cidr,
@@ -139,8 +144,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             Event::Ready => {
                 ready = true;
                 note(&format!(
-                    "orca dev: controller on {}, agent registered; Ctrl-C to stop",
-                    controller.addr
+                    "orca dev: controller on {}, ECS JSON endpoint on http://{}, agent registered; Ctrl-C to stop",
+                    controller.addr,
+                    controller
+                        .ecs_api_addr
+                        .map_or_else(|| "-".to_string(), |a| a.to_string())
                 ));
             }
             Event::Signal => break Ok(()),
@@ -268,6 +276,7 @@ mod tests {
             containerd_socket: PathBuf::from("/run/c.sock"),
             bridge: "orca0".into(),
             task_cidr: None,
+            ecs_api_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
         }
     }
 
@@ -281,6 +290,10 @@ mod tests {
         assert_eq!(agent.containerd_socket, PathBuf::from("/run/c.sock"));
         let controller = controller_config(&a)?;
         assert_eq!(controller.data_dir, PathBuf::from("/tmp/d/controller"));
+        assert_eq!(
+            controller.ecs_api_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 7480)))
+        );
         a.task_cidr = Some("10.99.0.0/16".into());
         assert_eq!(controller_config(&a)?.task_cidr.to_string(), "10.99.0.0/16");
         a.task_cidr = Some("nope".into());

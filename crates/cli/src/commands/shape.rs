@@ -5,48 +5,10 @@
 use crate::exit::CliError;
 use crate::input;
 use crate::paginate::Page;
-use orca_api::v1::{Cluster, ClusterSetting, EcsJsonReply, EcsJsonRequest, Failure, Tag};
-use serde_json::{json, Map, Value};
+use orca_api::v1::{ClusterSetting, EcsJsonReply, EcsJsonRequest, Tag};
+use serde_json::{Map, Value};
 
-/// ECS's `Cluster` object (camelCase, ECS's key order).
-pub fn cluster(c: &Cluster) -> Value {
-    json!({
-        "clusterArn": c.cluster_arn,
-        "clusterName": c.cluster_name,
-        "status": c.status,
-        "registeredContainerInstancesCount": c.registered_container_instances_count,
-        "runningTasksCount": c.running_tasks_count,
-        "pendingTasksCount": c.pending_tasks_count,
-        "activeServicesCount": c.active_services_count,
-        "statistics": [],
-        "tags": tags(&c.tags),
-        "settings": c.settings.iter().map(|s| json!({"name": s.name, "value": s.value})).collect::<Vec<_>>(),
-        "capacityProviders": c.capacity_providers,
-        "defaultCapacityProviderStrategy": serde_json::from_str::<Value>(&c.default_capacity_provider_strategy_json)
-            .unwrap_or_else(|_| json!([])),
-    })
-}
-
-/// ECS's `Failure`: `detail` only when there is one.
-pub fn failure(f: &Failure) -> Value {
-    let mut v = json!({"arn": f.arn, "reason": f.reason});
-    if let (false, Some(m)) = (f.detail.is_empty(), v.as_object_mut()) {
-        m.insert("detail".into(), Value::String(f.detail.clone()));
-    }
-    v
-}
-
-pub fn failures(fs: &[Failure]) -> Value {
-    Value::Array(fs.iter().map(failure).collect())
-}
-
-pub fn tags(ts: &[Tag]) -> Value {
-    Value::Array(
-        ts.iter()
-            .map(|t| json!({"key": t.key, "value": t.value}))
-            .collect(),
-    )
-}
+pub use orca_api::ecs_json::{cluster, failures};
 
 /// A task-definition JSON document from a reply, re-emitted unchanged.
 pub fn task_definition(json: &str) -> anyhow::Result<Value> {
@@ -56,15 +18,8 @@ pub fn task_definition(json: &str) -> anyhow::Result<Value> {
 
 /// `{"taskDefinition": {...}, "tags": [...]}`, tags only when there are some.
 pub fn task_definition_reply(reply: &orca_api::v1::TaskDefinitionReply) -> anyhow::Result<Value> {
-    let mut out = serde_json::Map::new();
-    out.insert(
-        "taskDefinition".into(),
-        task_definition(&reply.task_definition_json)?,
-    );
-    if !reply.tags.is_empty() {
-        out.insert("tags".into(), tags(&reply.tags));
-    }
-    Ok(Value::Object(out))
+    orca_api::ecs_json::task_definition_reply(reply)
+        .map_err(|e| anyhow::anyhow!("the controller returned an invalid task definition: {e}"))
 }
 
 /// The request of a JSON-carrying call: ECS's input object.
@@ -248,6 +203,9 @@ pub fn settings_flag(flag: &str, values: &[String]) -> Result<Vec<ClusterSetting
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orca_api::ecs_json::failure;
+    use orca_api::v1::{Cluster, Failure};
+    use serde_json::json;
 
     #[test]
     fn clusters_print_like_ecs() -> anyhow::Result<()> {

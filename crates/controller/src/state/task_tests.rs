@@ -293,7 +293,7 @@ fn client_tokens_return_the_same_tasks_and_refuse_other_requests() {
     let e = refused(s.apply(1, run(&[("t8", "a")], Some("tok"), "other")));
     assert_eq!(
         (e.exception, e.field.as_deref()),
-        (Exception::InvalidParameterException, Some("clientToken"))
+        (Exception::ConflictException, Some("clientToken"))
     );
 }
 

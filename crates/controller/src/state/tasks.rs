@@ -83,7 +83,7 @@ impl ClusterState {
             {
                 if known.fingerprint != cmd.fingerprint {
                     return Err(ApiError::field(
-                        Exception::InvalidParameterException,
+                        Exception::ConflictException,
                         "clientToken",
                         format!("'{token}' was already used with different parameters"),
                     ));
