@@ -11,6 +11,7 @@ mod clusters;
 mod containerd_node;
 mod controller_cluster;
 mod durability;
+mod ecs_json_api;
 mod identity;
 mod instances;
 mod netns_harness;

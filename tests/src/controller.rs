@@ -41,6 +41,11 @@ impl InProcessController {
         self.running.addr.to_string()
     }
 
+    /// Where its ECS JSON 1.1 endpoint listens, if it was asked for.
+    pub fn ecs_api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.ecs_api_addr
+    }
+
     /// A client, retried while the server comes up.
     pub async fn client(&self) -> anyhow::Result<EcsClient<Channel>> {
         connect_with_retry(&self.endpoint(), Duration::from_secs(10)).await
