@@ -196,6 +196,48 @@ ecs.update_container_instances_state(containerInstances=instances, status="ACTIV
 ecs.delete_attributes(attributes=[{"name": "stack", "targetId": instances[0]}])
 ok("update_container_instances_state and delete_attributes")
 
+# StartTask: on a named instance.
+started = ecs.start_task(taskDefinition="app", containerInstances=instances, startedBy="cron")
+assert len(started["tasks"]) == 1 and started["tasks"][0]["containerInstanceArn"] == instances[0], started
+assert started["tasks"][0]["startedBy"] == "cron", started
+missing = ecs.start_task(taskDefinition="app", containerInstances=["0123456789abcdef0123456789abcdef"])
+assert missing["failures"][0]["reason"] == "MISSING" and not missing["tasks"], missing
+ecs.stop_task(task=started["tasks"][0]["taskArn"])
+ok("start_task on a named instance; an unknown one is MISSING")
+
+# Tags on every kind of resource.
+cluster_arn = ecs.describe_clusters()["clusters"][0]["clusterArn"]
+td_arn = ecs.describe_task_definition(taskDefinition="app:2")["taskDefinition"]["taskDefinitionArn"]
+svc_arn = ecs.describe_services(services=["s00"])["services"][0]["serviceArn"]
+for arn in [cluster_arn, td_arn, svc_arn, started["tasks"][0]["taskArn"], instances[0]]:
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "a"}, {"key": "env", "value": "x"}])
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "b"}])
+    ecs.untag_resource(resourceArn=arn, tagKeys=["env"])
+    tags = ecs.list_tags_for_resource(resourceArn=arn)["tags"]
+    assert {"key": "team", "value": "b"} in tags and all(t["key"] != "env" for t in tags), (arn, tags)
+expect_error("InvalidParameterException", ecs.list_tags_for_resource, resourceArn="arn:aws:s3:::bucket")
+expect_error("ClusterNotFoundException", ecs.tag_resource, resourceArn=cluster_arn.replace("default", "ghost"), tags=[{"key": "k", "value": "v"}])
+ok("tag_resource, untag_resource, list_tags_for_resource on clusters, definitions, services, tasks, instances")
+
+# Account settings and capacity providers, stored as ECS stores them.
+put = ecs.put_account_setting_default(name="containerInsights", value="enhanced")["setting"]
+assert put["value"] == "enhanced" and put["principalArn"].endswith(":root"), put
+ecs.put_account_setting(name="awsvpcTrunking", value="enabled", principalArn="arn:aws:iam::000000000000:user/ops")
+eff = ecs.list_account_settings(effectiveSettings=True, name="containerInsights")["settings"]
+assert eff == [{"name": "containerInsights", "value": "enhanced", "principalArn": put["principalArn"], "type": "user"}], eff
+ops = ecs.list_account_settings(principalArn="arn:aws:iam::000000000000:user/ops")["settings"]
+assert [x["name"] for x in ops] == ["awsvpcTrunking"], ops
+aws_default = ecs.list_account_settings(effectiveSettings=True, name="taskLongArnFormat")["settings"][0]
+assert aws_default["value"] == "enabled" and aws_default["type"] == "aws_managed", aws_default
+expect_error("InvalidParameterException", ecs.put_account_setting, name="taskLongArnFormat", value="maybe")
+cap = ecs.put_cluster_capacity_providers(
+    cluster="default", capacityProviders=["FARGATE"],
+    defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+)["cluster"]
+assert cap["capacityProviders"] == ["FARGATE"], cap
+assert ecs.list_services_by_namespace(namespace="ns")["serviceArns"] == []
+ok("account settings (default, per principal, effective, AWS's), put_cluster_capacity_providers, list_services_by_namespace")
+
 # An operation orca does not serve: a clear error naming it.
 try:
     ecs._make_api_call("DiscoverPollEndpoint", {})

@@ -108,6 +108,10 @@ pub async fn ecs(
         "DeleteService" => client.delete_service(request).await,
         "DescribeServices" => client.describe_services(request).await,
         "ListServices" => client.list_services(request).await,
+        "StartTask" => client.start_task(request).await,
+        "TagResource" => client.tag_resource(request).await,
+        "UntagResource" => client.untag_resource(request).await,
+        "ListTagsForResource" => client.list_tags_for_resource(request).await,
         other => panic!("no such call in tests: {other}"),
     }
     .map_err(|s| orca_api::error::from_status(&s))?;

@@ -212,3 +212,103 @@ mod tests {
         assert!(cluster_name("arn:orca:ecs:r:a:task-definition/x:1").is_err());
     }
 }
+
+/// A resource ECS can tag, as its ARN names it (TagResource,
+/// UntagResource, ListTagsForResource).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TaggedResource {
+    Cluster(String),
+    TaskDefinition { family: String, revision: u32 },
+    Service { cluster: String, name: String },
+    Task { cluster: String, id: String },
+    ContainerInstance { cluster: String, id: String },
+}
+
+/// The resource `arn` names; `field` is the request field (`resourceArn`).
+pub fn tagged_resource(arn: &str, field: &str) -> Result<TaggedResource, ApiError> {
+    let bad = |why: &str| {
+        ApiError::field(
+            Exception::InvalidParameterException,
+            field,
+            format!("'{arn}' {why}"),
+        )
+    };
+    let resource = resource_of(arn).ok_or_else(|| bad("is not an ECS ARN"))?;
+    let (kind, rest) = resource
+        .split_once('/')
+        .ok_or_else(|| bad("names no resource"))?;
+    let two = |rest: &str| -> Result<(String, String), ApiError> {
+        match rest.split_once('/') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('/') => {
+                Ok((a.to_string(), b.to_string()))
+            }
+            _ => Err(bad(&format!(
+                "is not a {kind} ARN (…:{kind}/<cluster>/<name>)"
+            ))),
+        }
+    };
+    match kind {
+        "cluster" if !rest.is_empty() && !rest.contains('/') => {
+            Ok(TaggedResource::Cluster(rest.to_string()))
+        }
+        "task-definition" => match task_definition_ref(arn, field)? {
+            TaskDefinitionRef {
+                family,
+                revision: Some(revision),
+            } => Ok(TaggedResource::TaskDefinition { family, revision }),
+            _ => Err(bad("names no task definition revision")),
+        },
+        "service" => two(rest).map(|(cluster, name)| TaggedResource::Service { cluster, name }),
+        "task" => two(rest).map(|(cluster, id)| TaggedResource::Task { cluster, id }),
+        "container-instance" => {
+            two(rest).map(|(cluster, id)| TaggedResource::ContainerInstance { cluster, id })
+        }
+        _ => Err(bad("is not the ARN of a resource ECS tags (cluster, task definition, service, task, container instance)")),
+    }
+}
+
+#[cfg(test)]
+mod tagged_tests {
+    use super::*;
+
+    #[test]
+    fn arns_of_taggable_resources_parse_and_others_are_refused() {
+        let ctx = ArnContext::default();
+        assert_eq!(
+            tagged_resource(&ctx.cluster("prod"), "resourceArn"),
+            Ok(TaggedResource::Cluster("prod".into()))
+        );
+        assert_eq!(
+            tagged_resource(&ctx.task_definition("web", 3), "resourceArn"),
+            Ok(TaggedResource::TaskDefinition {
+                family: "web".into(),
+                revision: 3
+            })
+        );
+        assert_eq!(
+            tagged_resource(
+                "arn:aws:ecs:us-east-1:123456789012:service/prod/web",
+                "resourceArn"
+            ),
+            Ok(TaggedResource::Service {
+                cluster: "prod".into(),
+                name: "web".into()
+            })
+        );
+        assert_eq!(
+            tagged_resource(&ctx.task("default", "abc"), "resourceArn"),
+            Ok(TaggedResource::Task {
+                cluster: "default".into(),
+                id: "abc".into()
+            })
+        );
+        for bad in [
+            "web",
+            "arn:aws:s3:::bucket",
+            "arn:orca:ecs:local:0:container/a/b/c",
+        ] {
+            let e = tagged_resource(bad, "resourceArn").unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("resourceArn"), "{bad}");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! strategies and the cluster query language), cluster names, ARNs and
 //! ECS's exception vocabulary. It does no I/O and knows nothing of protobuf.
 
+pub mod account_settings;
 pub mod agent_protocol;
 pub mod arn;
 pub mod cidr;

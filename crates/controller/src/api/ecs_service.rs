@@ -532,6 +532,81 @@ impl Ecs for EcsService {
         self.barrier(&request).await?;
         json_reply(self.list_services_json(&request.into_inner().input_json))
     }
+
+    async fn start_task(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        json_reply(self.start_task_json(&request.into_inner().input_json).await)
+    }
+
+    async fn tag_resource(&self, request: Request<v1::EcsJsonRequest>) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.tag_resource_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn untag_resource(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.untag_resource_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn list_tags_for_resource(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_tags_for_resource_json(&request.into_inner().input_json))
+    }
+
+    async fn list_account_settings(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_account_settings_json(&request.into_inner().input_json))
+    }
+
+    async fn put_account_setting(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.put_account_setting_json(&request.into_inner().input_json, false)
+                .await,
+        )
+    }
+
+    async fn put_account_setting_default(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.put_account_setting_json(&request.into_inner().input_json, true)
+                .await,
+        )
+    }
+
+    async fn put_cluster_capacity_providers(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        json_reply(
+            self.put_cluster_capacity_providers_json(&request.into_inner().input_json)
+                .await,
+        )
+    }
+
+    async fn list_services_by_namespace(
+        &self,
+        request: Request<v1::EcsJsonRequest>,
+    ) -> Reply<v1::EcsJsonReply> {
+        self.barrier(&request).await?;
+        json_reply(self.list_services_by_namespace_json(&request.into_inner().input_json))
+    }
 }
 
 fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {

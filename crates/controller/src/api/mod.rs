@@ -9,5 +9,6 @@ mod convert;
 pub mod ecs_service;
 mod instance_api;
 pub mod raft_service;
+mod resource_api;
 mod service_api;
 mod task_api;

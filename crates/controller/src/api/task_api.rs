@@ -10,8 +10,9 @@ use orca_core::container_instance::{
 };
 use orca_core::json_input::parse_input;
 use orca_core::task::{
-    validate_overrides, DescribeTasksInput, DescribeTasksOutput, ListTasksInput, ListTasksOutput,
-    RunTaskInput, RunTaskOutput, StopCode, StopTaskInput, StopTaskOutput,
+    validate_overrides, DescribeTasksInput, DescribeTasksOutput, Failure, ListTasksInput,
+    ListTasksOutput, RunTaskInput, RunTaskOutput, StartTaskInput, StopCode, StopTaskInput,
+    StopTaskOutput, Task,
 };
 use orca_core::task_definition::TaskDefinitionStatus;
 use orca_core::{ApiError, Exception};
@@ -50,9 +51,42 @@ impl EcsService {
     pub(super) async fn run_task_json(&self, json: &str) -> Result<String, ApiError> {
         let input: RunTaskInput = parse_input(json, "RunTask")?;
         input.validate()?;
+        let (tasks, failures) = self.run_tasks(&input).await?;
+        to_json(&RunTaskOutput { tasks, failures })
+    }
+
+    /// StartTask: one task on each named container instance, through the
+    /// same applier (pinned to the instance, so it only checks the fit).
+    pub(super) async fn start_task_json(&self, json: &str) -> Result<String, ApiError> {
+        let input: StartTaskInput = parse_input(json, "StartTask")?;
+        let cluster = cluster_name(input.cluster.as_deref().unwrap_or(""))?;
+        let mut tasks = Vec::new();
+        let mut failures = Vec::new();
+        for (i, reference) in input.container_instances.iter().enumerate() {
+            let field = format!("containerInstances[{i}]");
+            let (arn_cluster, id) = resource_id(reference, "container-instance", &field)?;
+            let known = self.read(|s| s.instances.get(&id).is_some_and(|r| r.cluster == cluster));
+            if !known || arn_cluster.is_some_and(|c| c != cluster) {
+                failures.push(Failure {
+                    arn: Some(reference.clone()),
+                    reason: "MISSING".to_string(),
+                    detail: None,
+                });
+                continue;
+            }
+            let (t, f) = self.run_tasks(&input.run_on(&id)?).await?;
+            tasks.extend(t);
+            failures.extend(f);
+        }
+        to_json(&RunTaskOutput { tasks, failures })
+    }
+
+    /// Validates a RunTask against the state and has the leader's plan
+    /// applier place it.
+    async fn run_tasks(&self, input: &RunTaskInput) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
         let cluster = cluster_name(input.cluster.as_deref().unwrap_or(""))?;
         let reference = task_definition_ref(&input.task_definition, "taskDefinition")?;
-        let fingerprint = to_json(&input)?;
+        let fingerprint = to_json(input)?;
         // Validation reads the state: on a follower, first catch up with
         // everything committed (the caller's own RegisterTaskDefinition,
         // forwarded through this controller, may not be applied here yet).
@@ -105,7 +139,7 @@ impl EcsService {
                 for t in &tasks {
                     tracing::info!(task = %t.task_arn, instance = ?t.container_instance_arn, "task placed");
                 }
-                to_json(&RunTaskOutput { tasks, failures })
+                Ok((tasks, failures))
             }
             other => Err(ApiError::server(format!(
                 "unexpected outcome of RunTask: {other:?}"

@@ -212,6 +212,15 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteService",
     "DescribeServices",
     "ListServices",
+    "StartTask",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "ListAccountSettings",
+    "PutAccountSetting",
+    "PutAccountSettingDefault",
+    "PutClusterCapacityProviders",
+    "ListServicesByNamespace",
 ];
 
 /// Answers `operation` with `input`, ECS's input document.
@@ -242,6 +251,21 @@ pub async fn call(ecs: &EcsService, operation: &str, input: &Value) -> Answer {
         "DeleteService" => json_call(input, false, |r| ecs.delete_service(r)).await,
         "DescribeServices" => json_call(input, true, |r| ecs.describe_services(r)).await,
         "ListServices" => json_call(input, true, |r| ecs.list_services(r)).await,
+        "StartTask" => json_call(input, false, |r| ecs.start_task(r)).await,
+        "TagResource" => json_call(input, false, |r| ecs.tag_resource(r)).await,
+        "UntagResource" => json_call(input, false, |r| ecs.untag_resource(r)).await,
+        "ListTagsForResource" => json_call(input, true, |r| ecs.list_tags_for_resource(r)).await,
+        "ListAccountSettings" => json_call(input, true, |r| ecs.list_account_settings(r)).await,
+        "PutAccountSetting" => json_call(input, false, |r| ecs.put_account_setting(r)).await,
+        "PutAccountSettingDefault" => {
+            json_call(input, false, |r| ecs.put_account_setting_default(r)).await
+        }
+        "PutClusterCapacityProviders" => {
+            json_call(input, false, |r| ecs.put_cluster_capacity_providers(r)).await
+        }
+        "ListServicesByNamespace" => {
+            json_call(input, true, |r| ecs.list_services_by_namespace(r)).await
+        }
 
         "RegisterTaskDefinition" => {
             let reply = ecs

@@ -98,6 +98,20 @@ impl ClusterState {
     }
 }
 
+impl ClusterState {
+    /// PutClusterCapacityProviders: the providers and default strategy,
+    /// replaced as ECS replaces them (validated by the handler).
+    pub(super) fn put_cluster_capacity_providers(
+        &mut self,
+        name: &str,
+        capacity: orca_core::cluster::ClusterCapacity,
+    ) -> Result<Outcome, ApiError> {
+        let cluster = self.active_cluster_mut(name)?;
+        cluster.capacity = capacity;
+        Ok(Outcome::Cluster(cluster.clone()))
+    }
+}
+
 pub fn cluster_not_found(name: &str) -> ApiError {
     ApiError::new(
         Exception::ClusterNotFoundException,

@@ -173,6 +173,27 @@ pub enum Command {
         daemon_service: String,
         decided_in_term: u64,
     },
+    /// TagResource: adds or replaces tags.
+    TagResource {
+        resource: orca_core::arn::TaggedResource,
+        tags: Vec<Tag>,
+    },
+    /// UntagResource: removes tags by key.
+    UntagResource {
+        resource: orca_core::arn::TaggedResource,
+        keys: Vec<String>,
+    },
+    /// PutClusterCapacityProviders: stored as ECS stores them.
+    PutClusterCapacityProviders {
+        name: String,
+        capacity: orca_core::cluster::ClusterCapacity,
+    },
+    /// PutAccountSetting / PutAccountSettingDefault (principal "").
+    PutAccountSetting {
+        principal: String,
+        name: String,
+        value: String,
+    },
     /// Events the leader's service loop reports after acting.
     RecordServiceEvents {
         cluster: String,
@@ -235,6 +256,10 @@ pub enum Outcome {
     Instances(Vec<String>),
     /// The service a command created or changed, by key.
     Service(String),
+    /// A resource's tags after TagResource or UntagResource.
+    Tags(Vec<Tag>),
+    /// The setting PutAccountSetting stored.
+    AccountSetting(super::account_settings::AccountSetting),
     /// The task (by id) a MakeRoomForDaemon marked, or left as it was.
     MakingRoom(String),
     /// A reconciler step computed from an older version of its service:

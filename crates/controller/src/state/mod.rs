@@ -5,6 +5,7 @@
 //! iterates only ordered maps, so every replica and every replay of the log
 //! reaches the same state.
 
+pub mod account_settings;
 mod clusters;
 pub mod command;
 pub mod identity;
@@ -12,6 +13,7 @@ pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
 pub mod query;
+mod resource_tags;
 pub mod service_record;
 mod service_render;
 pub mod services;
@@ -104,6 +106,14 @@ pub struct ClusterState {
     /// RunTask clientTokens by (cluster, token).
     #[serde(default, with = "token_map")]
     pub client_tokens: OrdMap<(String, String), ClientTokenRecord>,
+    /// Tags of container instances by id (TagResource); every other
+    /// resource keeps its tags in its record.
+    #[serde(default)]
+    pub instance_tags: OrdMap<String, Vec<Tag>>,
+    /// ECS's account settings: principal ARN ("" for the account's
+    /// default) → setting name → value.
+    #[serde(default)]
+    pub account_settings: OrdMap<String, OrdMap<String, String>>,
     /// Instances whose assignments changed in the applies not yet published.
     #[serde(skip)]
     pub changed_assignments: view::ChangedInstances,
@@ -153,6 +163,8 @@ impl ClusterState {
             tasks: OrdMap::new(),
             services: OrdMap::new(),
             client_tokens: OrdMap::new(),
+            instance_tags: OrdMap::new(),
+            account_settings: OrdMap::new(),
             changed_assignments: view::ChangedInstances::default(),
         }
     }
@@ -268,6 +280,16 @@ impl ClusterState {
                 decided_in_term,
             } => fence(term, decided_in_term)
                 .and_then(|()| self.make_room_for_daemon(&cluster, &task_id, daemon_service)),
+            Command::TagResource { resource, tags } => self.tag_resource(&resource, tags),
+            Command::UntagResource { resource, keys } => self.untag_resource(&resource, &keys),
+            Command::PutClusterCapacityProviders { name, capacity } => {
+                self.put_cluster_capacity_providers(&name, capacity)
+            }
+            Command::PutAccountSetting {
+                principal,
+                name,
+                value,
+            } => Ok(self.put_account_setting(principal, name, value)),
             Command::RecordServiceEvents {
                 cluster,
                 name,

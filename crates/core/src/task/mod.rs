@@ -14,7 +14,7 @@ pub use overrides::{
 };
 pub use requests::{
     AwsVpcConfiguration, DescribeTasksInput, DescribeTasksOutput, ListTasksInput, ListTasksOutput,
-    NetworkConfiguration, RunTaskInput, RunTaskOutput, StopTaskInput, StopTaskOutput,
-    MAX_RUN_TASK_COUNT,
+    NetworkConfiguration, RunTaskInput, RunTaskOutput, StartTaskInput, StopTaskInput,
+    StopTaskOutput, MAX_RUN_TASK_COUNT,
 };
 pub use status::{ContainerStatus, HealthStatus, StopCode, TaskStatus};

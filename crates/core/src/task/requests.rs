@@ -75,6 +75,75 @@ pub struct AwsVpcConfiguration {
     pub assign_public_ip: Option<String>,
 }
 
+/// ECS's StartTask input: RunTask on named container instances, one task
+/// on each, no placement decided.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartTaskInput {
+    #[serde(default)]
+    pub cluster: Option<String>,
+    pub task_definition: String,
+    pub container_instances: Vec<String>,
+    #[serde(default)]
+    pub overrides: Option<TaskOverride>,
+    #[serde(default)]
+    pub started_by: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub network_configuration: Option<NetworkConfiguration>,
+    #[serde(default)]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(default)]
+    pub enable_execute_command: Option<bool>,
+    #[serde(default, rename = "enableECSManagedTags")]
+    pub enable_ecs_managed_tags: Option<bool>,
+    #[serde(default)]
+    pub propagate_tags: Option<String>,
+    #[serde(default)]
+    pub reference_id: Option<String>,
+}
+
+/// The most container instances one StartTask names, as ECS.
+pub const MAX_START_TASK_INSTANCES: usize = 10;
+
+impl StartTaskInput {
+    /// The RunTask that starts one task on `instance_id` (pinned by a
+    /// memberOf constraint, so the plan applier only checks it fits),
+    /// validated by RunTask's rules.
+    pub fn run_on(&self, instance_id: &str) -> Result<RunTaskInput, ApiError> {
+        let n = self.container_instances.len();
+        if !(1..=MAX_START_TASK_INSTANCES).contains(&n) {
+            return Err(ApiError::field(
+                Exception::InvalidParameterException,
+                "containerInstances",
+                format!("must name 1 to {MAX_START_TASK_INSTANCES} container instances, not {n}"),
+            ));
+        }
+        let run = RunTaskInput {
+            cluster: self.cluster.clone(),
+            task_definition: self.task_definition.clone(),
+            count: Some(1),
+            overrides: self.overrides.clone(),
+            started_by: self.started_by.clone(),
+            group: self.group.clone(),
+            network_configuration: self.network_configuration.clone(),
+            tags: self.tags.clone(),
+            enable_execute_command: self.enable_execute_command,
+            enable_ecs_managed_tags: self.enable_ecs_managed_tags,
+            propagate_tags: self.propagate_tags.clone(),
+            reference_id: self.reference_id.clone(),
+            placement_constraints: Some(vec![PlacementConstraintInput {
+                r#type: "memberOf".to_string(),
+                expression: Some(format!("instanceId == {instance_id}")),
+            }]),
+            ..RunTaskInput::default()
+        };
+        run.validate()?;
+        Ok(run)
+    }
+}
+
 impl RunTaskInput {
     /// The parameter rules that need no state: count, lengths, enums.
     pub fn validate(&self) -> Result<(), ApiError> {
