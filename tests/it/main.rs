@@ -10,6 +10,7 @@ mod cli_tasks;
 mod clusters;
 mod controller_cluster;
 mod durability;
+mod health;
 mod identity;
 mod instances;
 mod netns_harness;

@@ -5,7 +5,8 @@
 //! by the test. Under CI=true a missing prerequisite fails the test.
 //!
 //! After every scenario the test checks that nothing of its tasks remains:
-//! no namespace, veth, mount, container or container snapshot.
+//! no namespace, veth, mount, container or container snapshot. Its [`Node`]
+//! rig is shared with `health.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ enum Agent {
     Process(AgentProcess),
 }
 
-struct Node {
+pub(crate) struct Node {
     /// Held: the controller runs as long as the node.
     _controller: InProcessController,
     agent: Option<Agent>,
@@ -56,8 +57,8 @@ struct Node {
     /// The in-process agent's runtime; with an agent process, a runtime of
     /// the test's own (its own state directory) to look at containerd.
     runtime: Arc<ContainerdRuntime>,
-    client: Client,
-    image: String,
+    pub(crate) client: Client,
+    pub(crate) image: String,
     namespace: String,
     bridge: String,
     netns_prefix: String,
@@ -69,7 +70,7 @@ struct Node {
 impl Node {
     /// Everything for one scenario, or None (after saying why) where the
     /// prerequisites are missing outside CI.
-    async fn start(name: &str) -> anyhow::Result<Option<Node>> {
+    pub(crate) async fn start(name: &str) -> anyhow::Result<Option<Node>> {
         Self::start_with(name, AgentKind::InProcess).await
     }
 
@@ -164,18 +165,18 @@ impl Node {
         }))
     }
 
-    fn container(&self, name: &str, script: &str) -> Value {
+    pub(crate) fn container(&self, name: &str, script: &str) -> Value {
         json!({"name": name, "image": self.image, "memory": 64, "command": ["sh", "-c", script]})
     }
 
-    async fn register(&mut self, family: &str, containers: Vec<Value>) {
+    pub(crate) async fn register(&mut self, family: &str, containers: Vec<Value>) {
         let td = json!({"family": family, "containerDefinitions": containers});
         register(&mut self.client, &td.to_string())
             .await
             .expect("register");
     }
 
-    async fn run(&mut self, input: Value) -> String {
+    pub(crate) async fn run(&mut self, input: Value) -> String {
         let out = ecs(&mut self.client, "RunTask", input)
             .await
             .expect("run-task");
@@ -185,7 +186,7 @@ impl Node {
             .to_string()
     }
 
-    fn log(&self, task: &Value, container: &str) -> String {
+    pub(crate) fn log(&self, task: &Value, container: &str) -> String {
         let id = task["taskArn"]
             .as_str()
             .and_then(|a| a.rsplit('/').next())
@@ -200,7 +201,7 @@ impl Node {
     }
 
     /// Nothing of this node's tasks is left on the machine.
-    async fn assert_clean(&self) {
+    pub(crate) async fn assert_clean(&self) {
         let leftover_ns: Vec<String> = std::fs::read_dir("/run/netns")
             .map(|d| {
                 d.flatten()
@@ -281,7 +282,7 @@ impl Node {
         Ok((process.pid, process.status == Status::Running as i32))
     }
 
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         match self.agent.take() {
             Some(Agent::InProcess(agent)) => {
                 agent.shutdown.cancel();
