@@ -11,17 +11,26 @@ use orca_core::task_definition::{parse_register_input, TaskDefinition, Timestamp
 use crate::node_tests::{fake_runtime, Agent, IMAGE};
 use crate::runner::spec::runtime_id;
 
-/// A task of `containers` (JSON container definitions without the image).
+/// A task of `containers` (JSON container definitions without the image);
+/// every health check runs each second with a 1 s timeout.
 fn task(id: &str, containers: &[&str]) -> TaskAssignment {
     let defs: Vec<String> = containers
         .iter()
         .map(|c| format!(r#"{{"image":"{IMAGE}","memory":32,"stopTimeout":1,{c}}}"#))
         .collect();
-    let input = parse_register_input(&format!(
+    let mut input = parse_register_input(&format!(
         r#"{{"family":"f","containerDefinitions":[{}]}}"#,
         defs.join(",")
     ))
     .unwrap_or_else(|e| panic!("{e}"));
+    // Past validation (ECS's 5 s minimum), as the agent receives it: the
+    // agent runs checks every second when told to.
+    for d in &mut input.spec.container_definitions {
+        if let Some(check) = d.health_check.as_mut() {
+            check.interval = Some(1);
+            check.timeout = Some(1);
+        }
+    }
     TaskAssignment {
         task_arn: format!("arn:orca:ecs:local:0:task/default/{id}"),
         task_id: id.to_string(),
@@ -54,7 +63,7 @@ async fn check_verdicts_flow_into_the_task_report() {
     agent.assign(vec![task(
         "h1",
         &[
-            r#""name":"app","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":1,"timeout":1,"retries":2}"#,
+            r#""name":"app","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":5,"timeout":2,"retries":2}"#,
             r#""name":"side","command":["sh","-c","sleep 60"]"#,
         ],
     )]);
@@ -115,7 +124,7 @@ async fn depends_on_healthy_waits_for_the_verdict() {
     agent.assign(vec![task(
         "d1",
         &[
-            r#""name":"db","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":1,"timeout":1,"retries":10}"#,
+            r#""name":"db","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":5,"timeout":2,"retries":10}"#,
             r#""name":"app","command":["sh","-c","sleep 60"],"dependsOn":[{"containerName":"db","condition":"HEALTHY"}]"#,
         ],
     )]);
@@ -154,7 +163,7 @@ async fn depends_on_healthy_of_an_unhealthy_container_never_starts() {
     agent.assign(vec![task(
         "u1",
         &[
-            r#""name":"db","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":1,"timeout":1,"retries":1}"#,
+            r#""name":"db","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD-SHELL","exit 1"],"interval":5,"timeout":2,"retries":1}"#,
             r#""name":"app","command":["sh","-c","sleep 60"],"dependsOn":[{"containerName":"db","condition":"HEALTHY"}]"#,
         ],
     )]);
