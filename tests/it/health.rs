@@ -187,7 +187,11 @@ async fn e2e_depends_on_healthy_on_containerd() {
     })
     .await
     .expect("running");
-    assert!(early.borrow().is_none(), "app ran before db was HEALTHY: {:#}", early.borrow().clone().unwrap_or_default());
+    assert!(
+        early.borrow().is_none(),
+        "app ran before db was HEALTHY: {:#}",
+        early.borrow().clone().unwrap_or_default()
+    );
     assert!(*waited.borrow(), "app waited while db was running: {t:#}");
     assert_eq!(t["lastStatus"], "RUNNING", "{t:#}");
     assert_eq!(health(&t, "db"), "HEALTHY", "{t:#}");

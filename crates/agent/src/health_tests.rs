@@ -48,7 +48,10 @@ fn task(id: &str, containers: &[&str]) -> TaskAssignment {
     }
 }
 
-fn container<'a>(r: &'a TaskStateReport, name: &str) -> &'a orca_core::agent_protocol::ContainerStateReport {
+fn container<'a>(
+    r: &'a TaskStateReport,
+    name: &str,
+) -> &'a orca_core::agent_protocol::ContainerStateReport {
     r.containers
         .iter()
         .find(|c| c.name == name)
@@ -100,14 +103,20 @@ async fn check_verdicts_flow_into_the_task_report() {
     // The check starts passing: one pass heals it.
     runtime.set_exec_exit(&runtime_id("h1", 0, "app"), Some(0));
     let r = agent
-        .wait_for("h1", "HEALTHY", |r| r.health_status == HealthStatus::Healthy)
+        .wait_for("h1", "HEALTHY", |r| {
+            r.health_status == HealthStatus::Healthy
+        })
         .await;
     let app = container(&r, "app");
     assert_eq!(
         (app.health_status, app.health_exit_code),
         (HealthStatus::Healthy, Some(0))
     );
-    assert_eq!(r.last_status, TaskStatus::Running, "health does not stop a task");
+    assert_eq!(
+        r.last_status,
+        TaskStatus::Running,
+        "health does not stop a task"
+    );
     agent.assign(Vec::new());
     agent.wait_stopped("h1").await;
     agent.assert_clean().await;
@@ -134,9 +143,17 @@ async fn depends_on_healthy_waits_for_the_verdict() {
         })
         .await;
     assert_eq!(container(&r, "db").health_status, HealthStatus::Unknown);
-    assert_eq!(container(&r, "app").last_status, ContainerStatus::Pending, "{r:#?}");
+    assert_eq!(
+        container(&r, "app").last_status,
+        ContainerStatus::Pending,
+        "{r:#?}"
+    );
     let starts: Vec<String> = runtime.starts().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(starts, [db.clone()], "app waits for db to be HEALTHY");
+    assert_eq!(
+        starts,
+        std::slice::from_ref(&db),
+        "app waits for db to be HEALTHY"
+    );
     let healthy_from = tokio::time::Instant::now();
     runtime.set_exec_exit(&db, Some(0));
     let r = agent

@@ -53,7 +53,9 @@ pub async fn run(
         next = ended + config.interval;
         let (verdict, output, exit_code) = match result {
             Ok(outcome) => match outcome.status {
-                ExecStatus::Exited(code) => (Verdict::of(outcome.status), outcome.output, Some(code)),
+                ExecStatus::Exited(code) => {
+                    (Verdict::of(outcome.status), outcome.output, Some(code))
+                }
                 ExecStatus::TimedOut => (
                     Verdict::Fail,
                     format!(
@@ -84,8 +86,7 @@ pub async fn run(
         let send = match &sent {
             None => true,
             Some((prev, at)) => {
-                prev.status != status
-                    || (*prev != health && ended >= *at + OUTPUT_REPORT_INTERVAL)
+                prev.status != status || (*prev != health && ended >= *at + OUTPUT_REPORT_INTERVAL)
             }
         };
         if send {

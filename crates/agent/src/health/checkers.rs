@@ -45,9 +45,18 @@ pub fn wanted(world: &World) -> BTreeMap<String, Target> {
         if world.finished.contains_key(task_id) {
             continue;
         }
-        for (index, def) in a.task_definition.spec.container_definitions.iter().enumerate() {
+        for (index, def) in a
+            .task_definition
+            .spec
+            .container_definitions
+            .iter()
+            .enumerate()
+        {
             let def = effective_container(def, &a.overrides);
-            let Some(config) = def.health_check.as_ref().and_then(HealthConfig::from_definition)
+            let Some(config) = def
+                .health_check
+                .as_ref()
+                .and_then(HealthConfig::from_definition)
             else {
                 continue;
             };

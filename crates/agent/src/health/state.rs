@@ -39,10 +39,12 @@ impl HealthConfig {
             }
             _ => return None,
         };
-        let secs = |v: Option<u32>, default: u32| Duration::from_secs(u64::from(v.unwrap_or(default)));
+        let secs =
+            |v: Option<u32>, default: u32| Duration::from_secs(u64::from(v.unwrap_or(default)));
         Some(HealthConfig {
             args,
-            interval: secs(check.interval, DEFAULT_HEALTH_CHECK_INTERVAL).max(Duration::from_secs(1)),
+            interval: secs(check.interval, DEFAULT_HEALTH_CHECK_INTERVAL)
+                .max(Duration::from_secs(1)),
             timeout: secs(check.timeout, DEFAULT_HEALTH_CHECK_TIMEOUT).max(Duration::from_secs(1)),
             retries: check.retries.unwrap_or(DEFAULT_HEALTH_CHECK_RETRIES).max(1),
             start_period: secs(check.start_period, 0),
@@ -264,7 +266,8 @@ mod tests {
                 Duration::ZERO
             )
         );
-        let c = HealthConfig::from_definition(&check(&["CMD", "/bin/check", "-v"])).expect("a check");
+        let c =
+            HealthConfig::from_definition(&check(&["CMD", "/bin/check", "-v"])).expect("a check");
         assert_eq!(c.args, ["/bin/check", "-v"]);
         assert_eq!(HealthConfig::from_definition(&check(&["NONE"])), None);
         assert_eq!(HealthConfig::from_definition(&check(&["CMD"])), None);

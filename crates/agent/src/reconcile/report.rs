@@ -7,8 +7,8 @@ use orca_core::task::{ContainerStatus, StopCode, TaskStatus};
 use orca_runtime::ProcessState;
 
 use super::model::Observed;
-use crate::health::{task_health, ContainerHealth, HealthConfig, Member};
 use super::step::{Def, Task};
+use crate::health::{task_health, ContainerHealth, HealthConfig, Member};
 
 /// The reason shown on a container containerd lost track of.
 pub const LOST_REASON: &str =
@@ -160,15 +160,17 @@ pub(super) fn build(
     let health_status = if defs.is_empty() {
         last.map(|l| l.health_status).unwrap_or_default()
     } else {
-        task_health(defs.iter().zip(&containers).map(|(d, c)| Member {
-            essential: d.def.essential.unwrap_or(true),
-            has_check: d
-                .def
-                .health_check
-                .as_ref()
-                .and_then(HealthConfig::from_definition)
-                .is_some(),
-            status: c.health_status,
+        task_health(defs.iter().zip(&containers).map(|(d, c)| {
+            Member {
+                essential: d.def.essential.unwrap_or(true),
+                has_check: d
+                    .def
+                    .health_check
+                    .as_ref()
+                    .and_then(HealthConfig::from_definition)
+                    .is_some(),
+                status: c.health_status,
+            }
         }))
     };
     let status = last

@@ -319,8 +319,7 @@ impl<'a> Task<'a> {
                         .get(&d.id)
                         .map_or(HealthStatus::Unknown, |h| h.status)
                 });
-                d.observed
-                    .map_or(Progress::Failed, |c| progress(c, health))
+                d.observed.map_or(Progress::Failed, |c| progress(c, health))
             };
             for d in defs {
                 let Some(c) = d.observed else { continue };

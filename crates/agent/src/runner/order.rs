@@ -107,8 +107,16 @@ mod tests {
             (Complete, Exited(7), Readiness::Ready),
             (Success, Running(None), Readiness::Wait),
             (Healthy, NotStarted, Readiness::Wait),
-            (Healthy, Running(Some(HealthStatus::Unknown)), Readiness::Wait),
-            (Healthy, Running(Some(HealthStatus::Healthy)), Readiness::Ready),
+            (
+                Healthy,
+                Running(Some(HealthStatus::Unknown)),
+                Readiness::Wait,
+            ),
+            (
+                Healthy,
+                Running(Some(HealthStatus::Healthy)),
+                Readiness::Ready,
+            ),
             (Success, Exited(0), Readiness::Ready),
         ];
         for (condition, progress, expected) in cases {

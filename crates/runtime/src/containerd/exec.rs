@@ -209,7 +209,12 @@ async fn run(
             return Err(classify("wait", s));
         }
         Err(_) => {
-            tracing::debug!(container = id, exec = exec_id, ?timeout, "exec timed out; killing it");
+            tracing::debug!(
+                container = id,
+                exec = exec_id,
+                ?timeout,
+                "exec timed out; killing it"
+            );
             let killed = ctrd
                 .tasks()
                 .kill(ctrd.req(KillRequest {
