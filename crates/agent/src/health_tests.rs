@@ -199,3 +199,35 @@ async fn depends_on_healthy_of_an_unhealthy_container_never_starts() {
     agent.assert_clean().await;
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn a_restarted_agent_checks_the_containers_it_adopted() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = fake_runtime();
+    let app = r#""name":"app","command":["sh","-c","sleep 60"],"healthCheck":{"command":["CMD","true"],"interval":5,"timeout":2}"#;
+    let mut agent = Agent::start(dir.path(), &runtime);
+    agent.assign(vec![task("r1", &[app])]);
+    agent
+        .wait_for("r1", "HEALTHY", |r| {
+            r.health_status == HealthStatus::Healthy
+        })
+        .await;
+    agent.kill().await;
+    let id = runtime_id("r1", 0, "app");
+    let before = runtime.exec_count(&id);
+    // A new process adopts the running container and checks it again.
+    let mut agent = Agent::start(dir.path(), &runtime);
+    agent.assign(vec![task("r1", &[app])]);
+    agent
+        .wait_for("r1", "HEALTHY again", |r| {
+            r.health_status == HealthStatus::Healthy
+                && container(r, "app").health_exit_code == Some(0)
+        })
+        .await;
+    assert!(runtime.exec_count(&id) > before, "checked by the new agent");
+    assert_eq!(runtime.starts().len(), 1, "adopted, not started again");
+    agent.assign(Vec::new());
+    agent.wait_stopped("r1").await;
+    agent.assert_clean().await;
+    agent.stop().await;
+}

@@ -119,7 +119,7 @@ impl Agent {
     }
 
     /// A crash: the loop and its operations are gone at once.
-    async fn kill(self) {
+    pub(crate) async fn kill(self) {
         self.handle.abort();
         let _ = self.handle.await;
     }

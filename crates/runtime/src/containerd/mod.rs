@@ -148,6 +148,9 @@ impl ContainerdRuntime {
             .map(check_log_driver)
             .transpose()?;
         let ctrd = client::Ctrd::connect(&config.socket, &config.namespace).await?;
+        // FIFOs of execs an earlier process was running when it stopped
+        // (their processes go with their containers' tasks).
+        let _ = std::fs::remove_dir_all(config.state_dir.join("exec"));
         let oom = Arc::new(oom::OomWatch::default());
         let (changes_tx, changes) = tokio::sync::watch::channel(0);
         let events_task = events::watch(ctrd.clone(), oom.clone(), changes_tx);
