@@ -12,6 +12,7 @@ mod containerd_node;
 mod controller_cluster;
 mod durability;
 mod ecs_json_api;
+mod health;
 mod identity;
 mod instances;
 mod netns_harness;

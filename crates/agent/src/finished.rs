@@ -94,6 +94,7 @@ mod tests {
             stopped_at: None,
             stop_code: None,
             stopped_reason: None,
+            health_status: Default::default(),
         };
         f.record("t1", &report).expect("record");
         std::fs::write(

@@ -58,7 +58,7 @@ fn attribute(name: &str, value: &str) -> Attribute {
 
 /// The capabilities ECS's `requiresAttributes` names that this agent really
 /// provides, so a definition copied from ECS places here and one needing
-/// more (secrets, health checks, EFS, FireLens, IAM task roles, restart
+/// more (secrets, EFS, FireLens, IAM task roles, restart
 /// policies, until orca has them) fails placement with ATTRIBUTE instead of
 /// starting without them.
 const CAPABILITIES: &[&str] = &[
@@ -73,6 +73,8 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.task-eni",
     // dependsOn, startTimeout and stopTimeout.
     "ecs.capability.container-ordering",
+    // healthCheck: CMD and CMD-SHELL exec'd in the container by the agent.
+    "ecs.capability.container-health-check",
     // Container output goes to per-container files on the node whatever the
     // driver asks; awslogs is the one ECS definitions name most.
     "com.amazonaws.ecs.capability.logging-driver.awslogs",

@@ -8,7 +8,8 @@
 //! kernel and the disk hold → actions), [`executor`] (the actions carried
 //! out), [`node`] (the loop: relist, reconcile, execute), [`finished`]
 //! (final reports on disk, so a task never runs twice), [`gc`] (what tasks
-//! leave behind, and unused images), [`runner`] (container specs and
+//! leave behind, and unused images), [`health`] (container health checks,
+//! one checker per running container beside the loop), [`runner`] (container specs and
 //! dependsOn), [`crash`] (crash points for tests). Side effects sit behind
 //! orca-runtime's `ContainerRuntime` and orca-net's `NetworkConfigurator`,
 //! so the layers above run with fakes.
@@ -18,6 +19,9 @@ pub mod crash;
 pub mod executor;
 pub mod finished;
 pub mod gc;
+pub mod health;
+#[cfg(test)]
+mod health_tests;
 pub mod host;
 pub mod identity;
 pub mod node;

@@ -5,8 +5,10 @@
 //! are hints, never state), and after containerd was unreachable (with
 //! back-off, so every reconnect is followed by a relist). Between relists,
 //! completed operations move the observed world forward. Each turn runs
-//! the pure reconcile step and hands its actions to the executor. The loop
-//! is the only writer of the world, so every task's status has one owner.
+//! the pure reconcile step and hands its actions to the executor, then
+//! matches the health checkers to the running containers with a check
+//! (`crate::health`). The loop is the only writer of the world, so every
+//! task's status has one owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executor::Executor;
 use crate::finished::FinishedTasks;
 use crate::gc::{Collector, GcConfig};
+use crate::health::{checkers, Checkers};
 use crate::reconcile::{reconcile, Completion, Op, Settings, World};
 use crate::reporter::Reporter;
 
@@ -55,6 +58,9 @@ pub struct Node {
     /// Moves when the runtime saw something happen.
     changes: watch::Receiver<u64>,
     collector: Collector,
+    /// One health checker per running container with a check, beside the
+    /// loop (their news comes back as completions).
+    health: Checkers,
 }
 
 fn wall() -> Timestamp {
@@ -83,6 +89,7 @@ impl Node {
             ..World::default()
         };
         let changes = parts.runtime.changes();
+        let health = Checkers::new(parts.runtime.clone(), tx.clone());
         let collector = Collector::new(parts.gc, parts.settings.logs_dir.clone());
         Ok(Node {
             world,
@@ -101,6 +108,7 @@ impl Node {
             assignments: parts.assignments,
             changes,
             collector,
+            health,
         })
     }
 
@@ -209,6 +217,7 @@ impl Node {
                     self.world.dispatched(&action, now, wall);
                     self.executor.execute(action);
                 }
+                self.health.sync(checkers::wanted(&self.world));
                 if Instant::now() >= next_gc {
                     let creating = self.creating();
                     self.collector
@@ -239,6 +248,7 @@ impl Node {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+        self.health.shutdown().await;
         self.executor.shutdown().await;
     }
 }

@@ -25,7 +25,7 @@ use crate::node::{LoopConfig, Node, NodeParts};
 use crate::reconcile::Settings;
 use crate::reporter::Reporter;
 
-const IMAGE: &str = "registry.test/busybox:1";
+pub(crate) const IMAGE: &str = "registry.test/busybox:1";
 const WAIT: Duration = Duration::from_secs(10);
 
 fn assignment(id: &str, script: &str, desired: TaskStatus) -> TaskAssignment {
@@ -51,8 +51,8 @@ fn assignment(id: &str, script: &str, desired: TaskStatus) -> TaskAssignment {
 }
 
 /// One agent process, as far as the loop goes.
-struct Agent {
-    runtime: FakeRuntime,
+pub(crate) struct Agent {
+    pub(crate) runtime: FakeRuntime,
     network: Arc<FakeNetwork>,
     reporter: Arc<Reporter>,
     assignments: watch::Sender<Option<Vec<TaskAssignment>>>,
@@ -63,7 +63,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(dir: &std::path::Path, runtime: &FakeRuntime) -> Agent {
+    pub(crate) fn start(dir: &std::path::Path, runtime: &FakeRuntime) -> Agent {
         let network = Arc::new(
             FakeNetwork::open(NodeNetworkConfig {
                 bridge: "orca0".into(),
@@ -114,24 +114,24 @@ impl Agent {
         }
     }
 
-    fn assign(&self, tasks: Vec<TaskAssignment>) {
+    pub(crate) fn assign(&self, tasks: Vec<TaskAssignment>) {
         self.assignments.send_replace(Some(tasks));
     }
 
     /// A crash: the loop and its operations are gone at once.
-    async fn kill(self) {
+    pub(crate) async fn kill(self) {
         self.handle.abort();
         let _ = self.handle.await;
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.handle.await;
     }
 
     /// Takes (and acknowledges) report batches until `done` holds for the
     /// task's latest report.
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &mut self,
         task: &str,
         what: &str,
@@ -164,13 +164,13 @@ impl Agent {
         }
     }
 
-    async fn wait_stopped(&mut self, task: &str) -> TaskStateReport {
+    pub(crate) async fn wait_stopped(&mut self, task: &str) -> TaskStateReport {
         self.wait_for(task, "STOPPED", |r| r.last_status == TaskStatus::Stopped)
             .await
     }
 
     /// Nothing of any task is left: no container, no address.
-    async fn assert_clean(&self) {
+    pub(crate) async fn assert_clean(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while !(self.runtime.container_ids().is_empty() && self.network.allocated().is_empty()) {
             assert!(
@@ -184,7 +184,7 @@ impl Agent {
     }
 }
 
-fn fake_runtime() -> FakeRuntime {
+pub(crate) fn fake_runtime() -> FakeRuntime {
     let runtime = FakeRuntime::new();
     runtime.add_image(IMAGE, ImageConfig::default());
     runtime

@@ -100,6 +100,7 @@ mod tests {
             stopped_at: None,
             stop_code: None,
             stopped_reason: None,
+            health_status: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{ContainerStatus, StopCode, TaskOverride, TaskStatus};
+use crate::task::{ContainerStatus, HealthStatus, StopCode, TaskOverride, TaskStatus};
 use crate::task_definition::{Attribute, TaskDefinition, Timestamp};
 
 /// RegisterContainerInstance, sent by an agent when it starts.
@@ -130,7 +130,14 @@ pub struct TaskStateReport {
     pub stop_code: Option<StopCode>,
     #[serde(default)]
     pub stopped_reason: Option<String>,
+    /// From the essential containers with a health check (UNKNOWN when
+    /// none has one); absent from older agents' reports.
+    #[serde(default)]
+    pub health_status: HealthStatus,
 }
+
+/// How much of a health check's output a report carries.
+pub const HEALTH_OUTPUT_LIMIT: usize = 1024;
 
 /// One container's agent-owned state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +153,17 @@ pub struct ContainerStateReport {
     pub runtime_id: Option<String>,
     #[serde(default)]
     pub image_digest: Option<String>,
+    /// UNKNOWN without a health check, or until its first verdict.
+    #[serde(default)]
+    pub health_status: HealthStatus,
+    /// The last health check's output (at most [`HEALTH_OUTPUT_LIMIT`]
+    /// bytes, cut on a character boundary).
+    #[serde(default)]
+    pub health_output: Option<String>,
+    /// The last health check's exit code (None when it timed out or could
+    /// not run).
+    #[serde(default)]
+    pub health_exit_code: Option<i32>,
 }
 
 /// The task's network namespace, as set up.

@@ -25,6 +25,9 @@ pub enum RuntimeError {
     /// try again shortly.
     #[error("{id}: another request is under way: {message}")]
     Busy { id: String, message: String },
+    /// A process could not be run inside the container (exec).
+    #[error("exec in {id}: {message}")]
+    Exec { id: String, message: String },
     /// The container's process still runs (it cannot be reaped yet).
     #[error("{id} is still running")]
     Running { id: String },

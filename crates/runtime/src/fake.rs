@@ -11,6 +11,12 @@
 //! - `fail-start`: `start` fails with [`RuntimeError::Start`];
 //! - anything else (`sh`, `-c`, ...) is skipped.
 //!
+//! `exec` (health checks) acts its args out the same way, alone: `sleep`
+//! waits (past the timeout it is [`ExecStatus::TimedOut`]), `exit <code>`
+//! ends it, running out of words exits 0; its output is `ran: <args>`.
+//! [`FakeRuntime::set_exec_exit`] overrides that per container (a check
+//! that starts passing or failing), [`FakeRuntime::exec_count`] counts.
+//!
 //! When the words run out without an exit the process runs until signalled:
 //! Term exits 143, Kill exits 137. So `sh -c 'sleep 1; exit 3'` behaves as in
 //! a real container.
@@ -37,8 +43,8 @@ use tokio::time::Instant;
 
 use crate::containerd::spec::process_args;
 use crate::{
-    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageConfig, ImageInfo,
-    ImageListing, ProcessState, RegistryAuth, RuntimeError, StopSignal,
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ExecStatus,
+    ImageConfig, ImageInfo, ImageListing, ProcessState, RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// The in-memory runtime. Cheap to clone; clones share state.
@@ -82,6 +88,10 @@ struct State {
     containers: BTreeMap<String, Container>,
     /// Every start, in order, with its (tokio) time.
     starts: Vec<(String, Instant)>,
+    /// Scripted exec exit codes by container (overriding the exec's args).
+    exec_exits: HashMap<String, i32>,
+    /// Execs run, by container.
+    exec_counts: HashMap<String, u64>,
     next_pid: u32,
 }
 
@@ -177,6 +187,21 @@ impl FakeRuntime {
         }
         drop(st);
         self.bump();
+    }
+
+    /// From now on every exec in container `id` exits with `code` at once
+    /// (None: execs act out their args again).
+    pub fn set_exec_exit(&self, id: &str, code: Option<i32>) {
+        let mut st = self.lock();
+        match code {
+            Some(code) => st.exec_exits.insert(id.to_string(), code),
+            None => st.exec_exits.remove(id),
+        };
+    }
+
+    /// How many execs ran in container `id`.
+    pub fn exec_count(&self, id: &str) -> u64 {
+        self.lock().exec_counts.get(id).copied().unwrap_or(0)
     }
 
     /// Images present locally, by reference.
@@ -565,6 +590,53 @@ impl ContainerRuntime for FakeRuntime {
                 }
             })
             .collect())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        let scripted = {
+            let mut st = self.lock();
+            st.check_available()?;
+            let running = st.containers.get(id).is_some_and(|c| c.running);
+            if !running {
+                return Err(RuntimeError::NotFound { id: id.to_string() });
+            }
+            *st.exec_counts.entry(id.to_string()).or_default() += 1;
+            st.exec_exits.get(id).copied()
+        };
+        let output = format!("ran: {}", args.join(" "));
+        if let Some(code) = scripted {
+            return Ok(ExecOutcome {
+                status: ExecStatus::Exited(code),
+                output,
+            });
+        }
+        let acted = async {
+            let w = words(&args);
+            let mut i = 0;
+            while i < w.len() {
+                match w[i].as_str() {
+                    "sleep" => {
+                        let secs: f64 = w.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+                        tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+                        i += 1;
+                    }
+                    "exit" => return w.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(0),
+                    _ => {}
+                }
+                i += 1;
+            }
+            0
+        };
+        let status = match tokio::time::timeout(timeout, acted).await {
+            Ok(code) => ExecStatus::Exited(code),
+            Err(_) => ExecStatus::TimedOut,
+        };
+        Ok(ExecOutcome { status, output })
     }
 
     async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError> {

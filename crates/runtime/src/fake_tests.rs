@@ -167,3 +167,34 @@ async fn create_needs_a_present_image_and_a_command() {
         Err(RuntimeError::Create { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn exec_acts_out_its_args_and_times_out() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "app", &["sleep", "3600"]).await;
+    let sh = |cmd: &str| vec!["/bin/sh".to_string(), "-c".to_string(), cmd.to_string()];
+    let out = rt
+        .exec("app", sh("exit 2"), Duration::from_secs(1))
+        .await
+        .expect("exec");
+    assert_eq!(out.status, ExecStatus::Exited(2));
+    assert_eq!(out.output, "ran: /bin/sh -c exit 2");
+    let t0 = Instant::now();
+    let out = rt
+        .exec("app", sh("sleep 10"), Duration::from_secs(2))
+        .await
+        .expect("exec");
+    assert_eq!(out.status, ExecStatus::TimedOut);
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    rt.set_exec_exit("app", Some(0));
+    let out = rt
+        .exec("app", sh("exit 2"), Duration::from_secs(1))
+        .await
+        .expect("exec");
+    assert_eq!(out.status, ExecStatus::Exited(0), "scripted");
+    assert_eq!(rt.exec_count("app"), 3);
+    assert!(matches!(
+        rt.exec("nothing", sh("true"), Duration::from_secs(1)).await,
+        Err(RuntimeError::NotFound { .. })
+    ));
+}

@@ -13,6 +13,7 @@
 //! `remove` deletes every trace (task, container, snapshot) and is idempotent.
 //! `list` is the level the agent reconciles against: every container with
 //! its [`ProcessState`]; `changes` only hints that it is worth looking again.
+//! `exec` runs a command inside a running container (health checks).
 
 pub mod containerd;
 pub mod error;
@@ -20,7 +21,7 @@ pub mod fake;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub use error::RuntimeError;
 
@@ -197,6 +198,47 @@ pub enum StopSignal {
     Kill,
 }
 
+/// How much of an exec's output [`ContainerRuntime::exec`] keeps (Docker
+/// keeps 4 KiB of a health check's output too).
+pub const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// How an exec'd process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// It ran past its timeout and was killed.
+    TimedOut,
+}
+
+/// The outcome of [`ContainerRuntime::exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub status: ExecStatus,
+    /// stdout and stderr interleaved as they arrived, lossy UTF-8, at most
+    /// [`EXEC_OUTPUT_LIMIT`] bytes (cut on a character boundary).
+    pub output: String,
+}
+
+/// `bytes` as text of at most `limit` bytes, cut on a character boundary.
+pub fn truncate_output(bytes: &[u8], limit: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    truncate_str(&text, limit).to_string()
+}
+
+/// The longest prefix of `text` of at most `limit` bytes that ends on a
+/// character boundary.
+pub fn truncate_str(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The runtime operations the agent's task lifecycle needs.
 #[async_trait::async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
@@ -251,8 +293,35 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// before its record).
     async fn remove_stray_snapshots(&self) -> Result<Vec<String>, RuntimeError>;
 
+    /// Runs `args` inside the running container `id`, as its own process
+    /// (the container's user, environment and working directory), and waits
+    /// at most `timeout` for it: past that it is killed and the outcome is
+    /// [`ExecStatus::TimedOut`]. The process is deleted afterwards either
+    /// way. [`RuntimeError::NotFound`] if the container does not run;
+    /// [`RuntimeError::Exec`] if the process could not be started (no such
+    /// executable, ...).
+    async fn exec(
+        &self,
+        id: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ExecOutcome, RuntimeError>;
+
     /// A counter that moves whenever the runtime saw something change (an
     /// event such as an exit, or the event stream breaking): a hint to look
     /// again with [`ContainerRuntime::list`], never the state itself.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_cut_on_a_char_boundary() {
+        assert_eq!(truncate_str("héllo", 2), "h");
+        assert_eq!(truncate_str("héllo", 3), "hé");
+        assert_eq!(truncate_str("hi", 10), "hi");
+        assert_eq!(truncate_output(b"ab\xffcd", 3), "ab");
+    }
 }

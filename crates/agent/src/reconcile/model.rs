@@ -19,6 +19,7 @@ use orca_runtime::{ContainerExit, ContainerListing, ContainerSpec, ImageInfo, Pr
 use orca_runtime::{RuntimeError, StopSignal};
 use tokio::time::Instant;
 
+use crate::health::ContainerHealth;
 use crate::runner::spec::{
     CONTAINER_INDEX_LABEL, CONTAINER_NAME_LABEL, STOP_TIMEOUT_LABEL, TASK_ARN_LABEL, TASK_ID_LABEL,
 };
@@ -137,6 +138,9 @@ pub struct TaskMemory {
     pub kill_sent: BTreeMap<String, Instant>,
     /// The last report queued for the controller.
     pub last_report: Option<TaskStateReport>,
+    /// Each checked container's health as its checker last sent it, by
+    /// container id (a restarted agent starts the checks over).
+    pub health: BTreeMap<String, ContainerHealth>,
 }
 
 /// Everything the reconcile step looks at.
@@ -259,6 +263,13 @@ pub enum Completion {
     TornDown {
         task_id: String,
         result: Result<(), orca_net::NetworkError>,
+    },
+    /// A health checker's news about container `id` (not an operation:
+    /// checkers run beside the loop, see `crate::health`).
+    Health {
+        task_id: String,
+        id: String,
+        health: ContainerHealth,
     },
 }
 
@@ -622,6 +633,17 @@ impl World {
                     self.memory(&task_id).failed(Op::Record, now);
                 }
             },
+            Completion::Health {
+                task_id,
+                id,
+                health,
+            } => {
+                // A checker's last word about a container that is gone
+                // (removed, or its task forgotten) is dropped.
+                if self.containers.contains_key(&id) {
+                    self.memory(&task_id).health.insert(id, health);
+                }
+            }
             Completion::TornDown { task_id, result } => match result {
                 Ok(()) => {
                     let m = self.memory(&task_id);

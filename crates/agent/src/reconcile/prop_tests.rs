@@ -146,6 +146,9 @@ fn build(facts: &[TaskFacts]) -> World {
                         reason: None,
                         runtime_id: None,
                         image_digest: None,
+                        health_status: Default::default(),
+                        health_output: None,
+                        health_exit_code: None,
                     }],
                     network: None,
                     pull_started_at: None,
@@ -156,6 +159,7 @@ fn build(facts: &[TaskFacts]) -> World {
                     stopped_at: None,
                     stop_code: None,
                     stopped_reason: None,
+                    health_status: Default::default(),
                 },
             );
         }

@@ -8,6 +8,7 @@ use orca_runtime::ProcessState;
 
 use super::model::Observed;
 use super::step::{Def, Task};
+use crate::health::{task_health, ContainerHealth, HealthConfig, Member};
 
 /// The reason shown on a container containerd lost track of.
 pub const LOST_REASON: &str =
@@ -55,6 +56,7 @@ fn container(
     reason: Option<&String>,
     digest: Option<String>,
     before: Option<&ContainerStateReport>,
+    health: Option<&ContainerHealth>,
 ) -> ContainerStateReport {
     let (status, exit_code, why) = match observed.map(|(_, c)| &c.state) {
         None | Some(ProcessState::NotStarted) if phase.stopping() => {
@@ -95,6 +97,20 @@ fn container(
             .map(|(id, _)| id.to_string())
             .or_else(|| before.and_then(|b| b.runtime_id.clone())),
         image_digest: digest.or_else(|| before.and_then(|b| b.image_digest.clone())),
+        // The checker's latest, else what was reported (a stopped
+        // container keeps its last health).
+        health_status: health
+            .map(|h| h.status)
+            .or_else(|| before.map(|b| b.health_status))
+            .unwrap_or_default(),
+        health_output: match health {
+            Some(h) => h.output.clone(),
+            None => before.and_then(|b| b.health_output.clone()),
+        },
+        health_exit_code: match health {
+            Some(h) => h.exit_code,
+            None => before.and_then(|b| b.health_exit_code),
+        },
     }
 }
 
@@ -122,6 +138,7 @@ pub(super) fn build(
                     mem.container_reasons.get(&c.name),
                     None,
                     before(&c.name),
+                    mem.health.get(*id),
                 )
             })
             .collect()
@@ -135,9 +152,26 @@ pub(super) fn build(
                     mem.container_reasons.get(&d.def.name),
                     mem.images.get(&d.index).map(|i| i.digest.clone()),
                     before(&d.def.name),
+                    mem.health.get(&d.id),
                 )
             })
             .collect()
+    };
+    let health_status = if defs.is_empty() {
+        last.map(|l| l.health_status).unwrap_or_default()
+    } else {
+        task_health(defs.iter().zip(&containers).map(|(d, c)| {
+            Member {
+                essential: d.def.essential.unwrap_or(true),
+                has_check: d
+                    .def
+                    .health_check
+                    .as_ref()
+                    .and_then(HealthConfig::from_definition)
+                    .is_some(),
+                status: c.health_status,
+            }
+        }))
     };
     let status = last
         .map(|l| l.last_status)
@@ -188,5 +222,6 @@ pub(super) fn build(
         stopped_at: (phase == Phase::Stopped).then_some(wall),
         stop_code,
         stopped_reason,
+        health_status,
     })
 }

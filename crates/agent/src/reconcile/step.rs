@@ -25,13 +25,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
-use orca_core::task::{effective_container, StopCode, TaskStatus};
+use orca_core::task::{effective_container, HealthStatus, StopCode, TaskStatus};
 use orca_core::task_definition::{ContainerDefinition, Timestamp};
 use orca_runtime::{ProcessState, StopSignal};
 use tokio::time::Instant;
 
 use super::model::{Action, Observed, Op, Settings, TaskMemory, World};
 use super::report::{self, Phase};
+use crate::health::HealthConfig;
 use crate::runner::order::{readiness, Progress, Readiness};
 use crate::runner::spec;
 
@@ -304,10 +305,21 @@ impl<'a> Task<'a> {
         let mut all_started = all_created;
         if all_created {
             let progress_of = |name: &str| {
-                defs.iter()
-                    .find(|d| d.def.name == name)
-                    .and_then(|d| d.observed)
-                    .map_or(Progress::Failed, progress)
+                let Some(d) = defs.iter().find(|d| d.def.name == name) else {
+                    return Progress::Failed;
+                };
+                let has_check = d
+                    .def
+                    .health_check
+                    .as_ref()
+                    .and_then(HealthConfig::from_definition)
+                    .is_some();
+                let health = has_check.then(|| {
+                    mem.health
+                        .get(&d.id)
+                        .map_or(HealthStatus::Unknown, |h| h.status)
+                });
+                d.observed.map_or(Progress::Failed, |c| progress(c, health))
             };
             for d in defs {
                 let Some(c) = d.observed else { continue };
@@ -515,11 +527,12 @@ impl<'a> Task<'a> {
     }
 }
 
-/// How far a container got, for dependsOn.
-fn progress(c: &Observed) -> Progress {
+/// How far a container got, for dependsOn; `health` is None without a
+/// health check.
+fn progress(c: &Observed, health: Option<HealthStatus>) -> Progress {
     match &c.state {
         ProcessState::NotStarted => Progress::NotStarted,
-        ProcessState::Running { .. } | ProcessState::Unknown => Progress::Running,
+        ProcessState::Running { .. } | ProcessState::Unknown => Progress::Running(health),
         ProcessState::Exited { exit, .. } => Progress::Exited(exit.exit_code),
         ProcessState::Lost => Progress::Exited(-1),
     }

@@ -134,6 +134,9 @@ fn final_report(task: &str, code: i32) -> TaskStateReport {
             reason: None,
             runtime_id: Some(format!("{task}-0-app")),
             image_digest: None,
+            health_status: Default::default(),
+            health_output: None,
+            health_exit_code: None,
         }],
         network: None,
         pull_started_at: None,
@@ -144,6 +147,7 @@ fn final_report(task: &str, code: i32) -> TaskStateReport {
         stopped_at: Some(Timestamp(9)),
         stop_code: Some(StopCode::EssentialContainerExited),
         stopped_reason: None,
+        health_status: Default::default(),
     }
 }
 

@@ -3,16 +3,20 @@
 //!
 //! START: the dependency has started. COMPLETE: it has exited. SUCCESS: it
 //! has exited 0 (any other exit means the dependent can never start).
-//! HEALTHY waits for health checks, which arrive in a later issue; until
-//! then it is treated as START.
+//! HEALTHY: the dependency's health check has passed (HEALTHY). ECS checks
+//! this condition only at startup: a dependency that is UNHEALTHY, that has
+//! no health check, or that exited before it was HEALTHY means the
+//! dependent can never start, and the task fails to start.
 
+use orca_core::task::HealthStatus;
 use orca_core::task_definition::{ContainerCondition, ContainerDependency};
 
 /// How far a container has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     NotStarted,
-    Running,
+    /// Running, with its health (None: it has no health check).
+    Running(Option<HealthStatus>),
     Exited(i32),
     /// It could not be pulled, created or started.
     Failed,
@@ -27,6 +31,24 @@ pub enum Readiness {
     Never(String),
 }
 
+/// The verdict of one HEALTHY dependency.
+fn healthy(name: &str, p: Progress) -> Readiness {
+    match p {
+        Progress::NotStarted | Progress::Running(Some(HealthStatus::Unknown)) => Readiness::Wait,
+        Progress::Running(Some(HealthStatus::Healthy)) => Readiness::Ready,
+        Progress::Running(Some(HealthStatus::Unhealthy)) => Readiness::Never(format!(
+            "dependency {name} is UNHEALTHY; its HEALTHY condition cannot be met"
+        )),
+        Progress::Running(None) => Readiness::Never(format!(
+            "dependency {name} has no health check; its HEALTHY condition cannot be met"
+        )),
+        Progress::Exited(code) => Readiness::Never(format!(
+            "dependency {name} exited with code {code} before it was HEALTHY"
+        )),
+        Progress::Failed => Readiness::Never(format!("dependency {name} failed to start")),
+    }
+}
+
 /// Evaluates `deps` with `progress_of` giving each named container's state.
 pub fn readiness(
     deps: &[ContainerDependency],
@@ -38,10 +60,9 @@ pub fn readiness(
         let p = progress_of(name);
         let verdict = match (dep.condition, p) {
             (_, Progress::Failed) => Readiness::Never(format!("dependency {name} failed to start")),
-            (ContainerCondition::Start | ContainerCondition::Healthy, Progress::NotStarted) => {
-                Readiness::Wait
-            }
-            (ContainerCondition::Start | ContainerCondition::Healthy, _) => Readiness::Ready,
+            (ContainerCondition::Healthy, p) => healthy(name, p),
+            (ContainerCondition::Start, Progress::NotStarted) => Readiness::Wait,
+            (ContainerCondition::Start, _) => Readiness::Ready,
             (ContainerCondition::Complete, Progress::Exited(_)) => Readiness::Ready,
             (ContainerCondition::Complete, _) => Readiness::Wait,
             (ContainerCondition::Success, Progress::Exited(0)) => Readiness::Ready,
@@ -80,11 +101,22 @@ mod tests {
         use Progress::*;
         let cases = [
             (Start, NotStarted, Readiness::Wait),
-            (Start, Running, Readiness::Ready),
+            (Start, Running(None), Readiness::Ready),
             (Start, Exited(1), Readiness::Ready),
-            (Complete, Running, Readiness::Wait),
+            (Complete, Running(None), Readiness::Wait),
             (Complete, Exited(7), Readiness::Ready),
-            (Success, Running, Readiness::Wait),
+            (Success, Running(None), Readiness::Wait),
+            (Healthy, NotStarted, Readiness::Wait),
+            (
+                Healthy,
+                Running(Some(HealthStatus::Unknown)),
+                Readiness::Wait,
+            ),
+            (
+                Healthy,
+                Running(Some(HealthStatus::Healthy)),
+                Readiness::Ready,
+            ),
             (Success, Exited(0), Readiness::Ready),
         ];
         for (condition, progress, expected) in cases {
@@ -104,8 +136,26 @@ mod tests {
         ));
         // Every dependency must hold.
         let deps = [dep("a", Start), dep("b", Success)];
-        let state = |n: &str| if n == "a" { Running } else { NotStarted };
+        let state = |n: &str| if n == "a" { Running(None) } else { NotStarted };
         assert_eq!(readiness(&deps, state), Readiness::Wait);
         assert_eq!(readiness(&[], |_| NotStarted), Readiness::Ready);
+    }
+
+    #[test]
+    fn healthy_that_can_no_longer_be_met_is_never() {
+        use ContainerCondition::Healthy;
+        use Progress::*;
+        for p in [
+            Running(Some(HealthStatus::Unhealthy)),
+            Running(None),
+            Exited(0),
+            Failed,
+        ] {
+            let r = readiness(&[dep("db", Healthy)], |_| p);
+            assert!(
+                matches!(&r, Readiness::Never(why) if why.contains("db")),
+                "{p:?}: {r:?}"
+            );
+        }
     }
 }

@@ -107,6 +107,9 @@ fn old_snapshot_state() -> serde_json::Value {
                     reason: None,
                     runtime_id: Some("rt-1".into()),
                     image_digest: Some("sha256:abc".into()),
+                    health_status: Default::default(),
+                    health_output: None,
+                    health_exit_code: None,
                 }],
                 network: Some(orca_core::agent_protocol::TaskNetworkReport {
                     private_ipv4_address: "198.19.0.2".into(),
@@ -122,6 +125,7 @@ fn old_snapshot_state() -> serde_json::Value {
                 stopped_at: None,
                 stop_code: None,
                 stopped_reason: None,
+                health_status: Default::default(),
             }],
         },
     ));

@@ -294,6 +294,9 @@ impl Sim {
                 reason: None,
                 runtime_id: None,
                 image_digest: None,
+                health_status: Default::default(),
+                health_output: None,
+                health_exit_code: None,
             }],
             network: None,
             pull_started_at: None,
@@ -304,6 +307,7 @@ impl Sim {
             stopped_at: (status == TaskStatus::Stopped).then_some(self.now),
             stop_code: code,
             stopped_reason: code.map(|_| "Essential container in task exited".into()),
+            health_status: Default::default(),
         };
         ok(self.state.apply(
             1,

@@ -109,6 +109,8 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
                 exit_code: c.exit_code,
                 reason: c.reason,
                 health: HealthStatus::parse(&c.health_status),
+                health_output: c.health_check_output,
+                health_exit_code: c.health_check_exit_code,
                 essential: c.essential,
             })
         })

@@ -67,6 +67,13 @@ pub struct ContainerRecord {
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub health: HealthStatus,
+    /// The last health check's output (at most 1 KiB) and exit code (None
+    /// when it timed out), as the agent last reported them; absent from
+    /// snapshots written before health checks ran.
+    #[serde(default)]
+    pub health_output: Option<String>,
+    #[serde(default)]
+    pub health_exit_code: Option<i32>,
     /// CPU units and MiB from the definition with RunTask's overrides.
     pub cpu: u32,
     pub memory: Option<u32>,

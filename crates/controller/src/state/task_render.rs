@@ -90,6 +90,8 @@ fn render_container(
             })
             .collect(),
         health_status: c.health.name().to_string(),
+        health_check_output: c.health_output.clone(),
+        health_check_exit_code: c.health_exit_code,
         cpu: c.cpu.to_string(),
         memory: c.memory.map(|m| m.to_string()),
         memory_reservation: c.memory_reservation.map(|m| m.to_string()),

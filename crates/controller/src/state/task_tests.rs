@@ -127,6 +127,9 @@ pub(super) fn report(task_id: &str, status: TaskStatus, exit: Option<i32>) -> Ta
             reason: None,
             runtime_id: Some("rt".to_string()),
             image_digest: Some("sha256:00".to_string()),
+            health_status: Default::default(),
+            health_output: None,
+            health_exit_code: None,
         }],
         network: None,
         pull_started_at: Some(Timestamp(11)),
@@ -137,6 +140,7 @@ pub(super) fn report(task_id: &str, status: TaskStatus, exit: Option<i32>) -> Ta
         stopped_at: None,
         stop_code: exit.map(|_| StopCode::EssentialContainerExited),
         stopped_reason: exit.map(|_| "Essential container in task exited".to_string()),
+        health_status: Default::default(),
     }
 }
 
@@ -253,6 +257,86 @@ fn reservations_are_released_exactly_once() {
         },
     ));
     assert_eq!(s.tasks["t2"].last_status, TaskStatus::Provisioning);
+}
+
+#[test]
+fn health_is_stored_and_rendered_and_unknown_never_replaces_a_verdict() {
+    use orca_core::task::HealthStatus;
+    let mut s = state_with_definition();
+    register_instance(&mut s, "a", None);
+    applied(s.apply(1, run(&[("t1", "a")], None, "f")));
+    let with_health = |task: HealthStatus, c: HealthStatus, out: Option<&str>, code| {
+        let mut r = report("t1", TaskStatus::Running, None);
+        r.health_status = task;
+        r.containers[0].health_status = c;
+        r.containers[0].health_output = out.map(str::to_string);
+        r.containers[0].health_exit_code = code;
+        r
+    };
+    let send = |s: &mut ClusterState, r| {
+        applied(s.apply(
+            1,
+            Command::ReportTaskStates {
+                instance_id: "a".into(),
+                reports: vec![r],
+            },
+        ))
+    };
+    let t = s.render_task(&s.tasks["t1"]);
+    assert_eq!(t.health_status, "UNKNOWN");
+    assert_eq!(t.containers[0].health_status, "UNKNOWN");
+    send(
+        &mut s,
+        with_health(
+            HealthStatus::Unhealthy,
+            HealthStatus::Unhealthy,
+            Some("down"),
+            Some(1),
+        ),
+    );
+    let t = s.render_task(&s.tasks["t1"]);
+    assert_eq!(t.health_status, "UNHEALTHY");
+    let c = &t.containers[0];
+    assert_eq!(c.health_status, "UNHEALTHY");
+    assert_eq!(c.health_check_output.as_deref(), Some("down"));
+    assert_eq!(c.health_check_exit_code, Some(1));
+    let json = serde_json::to_value(c).unwrap_or_default();
+    assert_eq!(json["healthCheckOutput"], "down", "{json}");
+    assert_eq!(json["healthCheckExitCode"], 1, "{json}");
+    // A restarted agent knows no verdict yet: UNKNOWN changes nothing.
+    send(
+        &mut s,
+        with_health(HealthStatus::Unknown, HealthStatus::Unknown, None, None),
+    );
+    assert_eq!(s.tasks["t1"].health, HealthStatus::Unhealthy);
+    assert_eq!(s.tasks["t1"].containers[0].health, HealthStatus::Unhealthy);
+    assert_eq!(
+        s.tasks["t1"].containers[0].health_output.as_deref(),
+        Some("down")
+    );
+    // A timed-out check has output and no exit code.
+    send(
+        &mut s,
+        with_health(
+            HealthStatus::Healthy,
+            HealthStatus::Healthy,
+            Some("timed out"),
+            None,
+        ),
+    );
+    let c = &s.tasks["t1"].containers[0];
+    assert_eq!(
+        (s.tasks["t1"].health, c.health, c.health_exit_code),
+        (HealthStatus::Healthy, HealthStatus::Healthy, None)
+    );
+    // Stored snapshots from before health checks still load.
+    let mut old = serde_json::to_value(c).unwrap_or_default();
+    if let Some(o) = old.as_object_mut() {
+        o.remove("health_output");
+        o.remove("health_exit_code");
+    }
+    let loaded: ContainerRecord = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.health_output, None);
 }
 
 #[test]

@@ -148,6 +148,8 @@ impl ClusterState {
                         exit_code: None,
                         reason: None,
                         health: HealthStatus::Unknown,
+                        health_output: None,
+                        health_exit_code: None,
                         cpu: c.cpu.unwrap_or(0),
                         memory: c.memory,
                         memory_reservation: c.memory_reservation,
@@ -354,6 +356,12 @@ fn merge_report(task: &mut TaskRecord, report: TaskStateReport) -> bool {
             }
         }
     }
+    // UNKNOWN never replaces a verdict: a restarted agent starts its
+    // checks over (UNKNOWN until the first verdict), while in ECS a
+    // container's health never goes back to UNKNOWN.
+    if report.health_status != HealthStatus::Unknown {
+        task.health = report.health_status;
+    }
     if task.last_status >= TaskStatus::Deactivating {
         // A task that stops on its own is no longer wanted running (ECS).
         task.desired_status = TaskStatus::Stopped;
@@ -376,6 +384,14 @@ fn merge_container(container: &mut ContainerRecord, c: ContainerStateReport) {
     }
     if c.image_digest.is_some() {
         container.image_digest = c.image_digest;
+    }
+    if c.health_status != HealthStatus::Unknown {
+        container.health = c.health_status;
+    }
+    // Output and exit code belong to one check: they change together.
+    if c.health_output.is_some() || c.health_exit_code.is_some() {
+        container.health_output = c.health_output;
+        container.health_exit_code = c.health_exit_code;
     }
 }
 

@@ -84,6 +84,13 @@ pub struct Container {
     #[serde(default)]
     pub network_interfaces: Vec<NetworkInterface>,
     pub health_status: String,
+    /// Not in ECS's shape: the last health check's output (at most 1 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_output: Option<String>,
+    /// Not in ECS's shape: the last health check's exit code (absent when
+    /// it timed out or could not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_exit_code: Option<i32>,
     pub cpu: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,

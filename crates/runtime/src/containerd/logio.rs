@@ -53,7 +53,7 @@ struct Copiers {
     aborts: Vec<AbortHandle>,
 }
 
-fn mkfifo(path: &Path) -> std::io::Result<()> {
+pub(crate) fn mkfifo(path: &Path) -> std::io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
@@ -171,7 +171,7 @@ impl Drop for LogPipes {
     }
 }
 
-fn open(fifo: &Path) -> Result<pipe::Receiver, String> {
+pub(crate) fn open(fifo: &Path) -> Result<pipe::Receiver, String> {
     pipe::OpenOptions::new()
         .open_receiver(fifo)
         .map_err(|e| format!("open {}: {e}", fifo.display()))

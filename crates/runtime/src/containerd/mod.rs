@@ -7,7 +7,8 @@
 //! [`user`]/[`rootfs`] (the OCI spec), [`container`] (create, start),
 //! [`logdriver`] (container output into log files through `orca-log-driver`,
 //! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
-//! process drains), [`task`] (wait, reap, kill, remove, list), [`oom`] (OOM
+//! process drains), [`task`] (wait, reap, kill, remove, list), [`exec`]
+//! (a command inside a running container: health checks), [`oom`] (OOM
 //! attribution), [`events`] (the event stream as hints), [`cleanup`]
 //! (emptying a namespace, stray snapshots, image removal).
 //!
@@ -26,6 +27,7 @@ pub mod client;
 pub mod container;
 pub mod content;
 pub mod events;
+pub mod exec;
 pub mod image;
 pub mod logdriver;
 pub mod logio;
@@ -46,8 +48,8 @@ use tracing::Instrument;
 pub use registry_config::{RegistriesConfig, RegistryHostConfig};
 
 use crate::{
-    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ImageInfo, ImageListing,
-    RegistryAuth, RuntimeError, StopSignal,
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ImageInfo,
+    ImageListing, RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// How to reach containerd and where this agent's records live.
@@ -146,6 +148,9 @@ impl ContainerdRuntime {
             .map(check_log_driver)
             .transpose()?;
         let ctrd = client::Ctrd::connect(&config.socket, &config.namespace).await?;
+        // FIFOs of execs an earlier process was running when it stopped
+        // (their processes go with their containers' tasks).
+        let _ = std::fs::remove_dir_all(config.state_dir.join("exec"));
         let oom = Arc::new(oom::OomWatch::default());
         let (changes_tx, changes) = tokio::sync::watch::channel(0);
         let events_task = events::watch(ctrd.clone(), oom.clone(), changes_tx);
@@ -299,6 +304,17 @@ impl ContainerRuntime for ContainerdRuntime {
 
     async fn list(&self) -> Result<Vec<ContainerListing>, RuntimeError> {
         task::list(&self.ctrd, &self.oom).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        args: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        exec::exec(&self.ctrd, &self.state_dir, id, args, timeout)
+            .instrument(tracing::debug_span!("exec", container = id))
+            .await
     }
 
     async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError> {
