@@ -84,7 +84,10 @@ fn parse_args() -> anyhow::Result<Args> {
             other => anyhow::bail!("unknown argument {other}; {usage}"),
         }
     }
-    anyhow::ensure!(a.trials > 0 && a.repeat > 0, "--trials and --repeat must be at least 1");
+    anyhow::ensure!(
+        a.trials > 0 && a.repeat > 0,
+        "--trials and --repeat must be at least 1"
+    );
     Ok(a)
 }
 
@@ -108,30 +111,57 @@ struct OrcaTimers {
     throttle_base: f64,
 }
 
-async fn run_orca(orca: &mut orca::Orca, args: &Args, timers: &OrcaTimers, f: &mut Figures) -> anyhow::Result<()> {
+async fn run_orca(
+    orca: &mut orca::Orca,
+    args: &Args,
+    timers: &OrcaTimers,
+    f: &mut Figures,
+) -> anyhow::Result<()> {
     let mut e = Vec::new();
     // 1. create → RUNNING (the steady-state event on the first run only:
     // with the default timers it comes 40 s after RUNNING).
     let mut creates = Vec::new();
     for r in 0..args.repeat {
         let name = format!("create-{r}");
-        if let Some((running, steady)) = record(&mut e, "orca create", orca.create_to_running(&name, r == 0).await) {
-            println!("orca  1 create-service → 3 RUNNING: {:.3} s{}", secs(running),
-                steady.map(|s| format!(" (steady-state event {:.3} s)", secs(s))).unwrap_or_default());
+        if let Some((running, steady)) = record(
+            &mut e,
+            "orca create",
+            orca.create_to_running(&name, r == 0).await,
+        ) {
+            println!(
+                "orca  1 create-service → 3 RUNNING: {:.3} s{}",
+                secs(running),
+                steady
+                    .map(|s| format!(" (steady-state event {:.3} s)", secs(s)))
+                    .unwrap_or_default()
+            );
             creates.push(running);
             f.steady = f.steady.or(steady);
         }
-        record(&mut e, "orca delete", orca.delete_service("default", &name).await);
+        record(
+            &mut e,
+            "orca delete",
+            orca.delete_service("default", &name).await,
+        );
     }
     if !creates.is_empty() {
         f.create = Some(median(&mut creates));
     }
     // 2. killed container → replacement RUNNING; then 5. on the same service.
-    if record(&mut e, "orca kill setup", orca.create_plain("kill", 3).await).is_some() {
+    if record(
+        &mut e,
+        "orca kill setup",
+        orca.create_plain("kill", 3).await,
+    )
+    .is_some()
+    {
         let mut kills = Vec::new();
         for _ in 0..args.repeat {
             if let Some(d) = record(&mut e, "orca kill", orca.kill_to_replacement("kill").await) {
-                println!("orca  2 killed container → replacement RUNNING: {:.3} s", secs(d));
+                println!(
+                    "orca  2 killed container → replacement RUNNING: {:.3} s",
+                    secs(d)
+                );
                 kills.push(d);
             }
         }
@@ -139,22 +169,49 @@ async fn run_orca(orca: &mut orca::Orca, args: &Args, timers: &OrcaTimers, f: &m
             f.kill = Some(median(&mut kills));
         }
         let settle = Duration::from_secs_f64(timers.heartbeat_timeout + timers.loss_grace + 4.0);
-        f.restart = record(&mut e, "orca agent restart", orca.agent_restart("kill", settle).await);
-        record(&mut e, "orca delete", orca.delete_service("default", "kill").await);
+        f.restart = record(
+            &mut e,
+            "orca agent restart",
+            orca.agent_restart("kill", settle).await,
+        );
+        record(
+            &mut e,
+            "orca delete",
+            orca.delete_service("default", "kill").await,
+        );
     }
     // 3. rolling update, default timers.
-    if let Some(d) = record(&mut e, "orca rolling update", orca.rolling_update("roll-default").await) {
-        println!("orca  3 rolling update (default 40 s healthy rule) → COMPLETED: {:.3} s", secs(d));
+    if let Some(d) = record(
+        &mut e,
+        "orca rolling update",
+        orca.rolling_update("roll-default").await,
+    ) {
+        println!(
+            "orca  3 rolling update (default 40 s healthy rule) → COMPLETED: {:.3} s",
+            secs(d)
+        );
         f.roll = Some(d);
     }
-    record(&mut e, "orca delete", orca.delete_service("default", "roll-default").await);
+    record(
+        &mut e,
+        "orca delete",
+        orca.delete_service("default", "roll-default").await,
+    );
     // 4. node cut off, default timers.
     if record(&mut e, "orca cut agents", orca.start_cut_agents().await).is_some() {
         for t in 0..args.trials {
             let k = t % 3 + 1;
-            match record(&mut e, &format!("orca cut trial {}", t + 1), orca.node_cut_trial(t, k).await) {
+            match record(
+                &mut e,
+                &format!("orca cut trial {}", t + 1),
+                orca.node_cut_trial(t, k).await,
+            ) {
                 Some(d) => {
-                    println!("orca  4 trial {:>2}: host {k} cut → its task RUNNING elsewhere: {:.3} s", t + 1, secs(d));
+                    println!(
+                        "orca  4 trial {:>2}: host {k} cut → its task RUNNING elsewhere: {:.3} s",
+                        t + 1,
+                        secs(d)
+                    );
                     f.cut.push(d);
                 }
                 None => break,
@@ -162,12 +219,30 @@ async fn run_orca(orca: &mut orca::Orca, args: &Args, timers: &OrcaTimers, f: &m
         }
     }
     // 3 again, with the "healthy after RUNNING" rule at its smallest.
-    if record(&mut e, "orca controller restart", orca.restart_controller(&["--service-healthy-after-secs", "0.001"]).await).is_some() {
-        if let Some(d) = record(&mut e, "orca rolling update (fast)", orca.rolling_update("roll-fast").await) {
-            println!("orca  3 rolling update (--service-healthy-after-secs 0.001) → COMPLETED: {:.3} s", secs(d));
+    if record(
+        &mut e,
+        "orca controller restart",
+        orca.restart_controller(&["--service-healthy-after-secs", "0.001"])
+            .await,
+    )
+    .is_some()
+    {
+        if let Some(d) = record(
+            &mut e,
+            "orca rolling update (fast)",
+            orca.rolling_update("roll-fast").await,
+        ) {
+            println!(
+                "orca  3 rolling update (--service-healthy-after-secs 0.001) → COMPLETED: {:.3} s",
+                secs(d)
+            );
             f.roll_fast = Some(d);
         }
-        record(&mut e, "orca delete", orca.delete_service("default", "roll-fast").await);
+        record(
+            &mut e,
+            "orca delete",
+            orca.delete_service("default", "roll-fast").await,
+        );
     }
     f.errors.extend(e);
     Ok(())
@@ -178,7 +253,11 @@ fn run_swarm_single(s: &swarm::Swarm, args: &Args, images: &[String; 2], f: &mut
     let mut creates = Vec::new();
     for r in 0..args.repeat {
         let name = format!("create-{r}");
-        if let Some(d) = record(&mut e, "swarm create", s.create_to_running(&name, &images[0])) {
+        if let Some(d) = record(
+            &mut e,
+            "swarm create",
+            s.create_to_running(&name, &images[0]),
+        ) {
             println!("swarm 1 service create → 3/3: {:.3} s", secs(d));
             creates.push(d);
         }
@@ -191,12 +270,25 @@ fn run_swarm_single(s: &swarm::Swarm, args: &Args, images: &[String; 2], f: &mut
         ("kill", &[][..], &mut f.kill),
         ("kill0", &["--restart-delay", "0s"][..], &mut f.kill_delay0),
     ] {
-        if record(&mut e, "swarm kill setup", s.create_plain(name, 3, extra, &images[0])).is_some() {
+        if record(
+            &mut e,
+            "swarm kill setup",
+            s.create_plain(name, 3, extra, &images[0]),
+        )
+        .is_some()
+        {
             let mut kills = Vec::new();
             for _ in 0..args.repeat {
                 if let Some(d) = record(&mut e, "swarm kill", s.kill_to_replacement(name)) {
-                    println!("swarm 2 docker kill → replacement Running ({}): {:.3} s",
-                        if extra.is_empty() { "default restart delay" } else { "--restart-delay 0s" }, secs(d));
+                    println!(
+                        "swarm 2 docker kill → replacement Running ({}): {:.3} s",
+                        if extra.is_empty() {
+                            "default restart delay"
+                        } else {
+                            "--restart-delay 0s"
+                        },
+                        secs(d)
+                    );
                     kills.push(d);
                 }
             }
@@ -206,7 +298,11 @@ fn run_swarm_single(s: &swarm::Swarm, args: &Args, images: &[String; 2], f: &mut
         }
         record(&mut e, "swarm rm", s.remove(0, name));
     }
-    if let Some(d) = record(&mut e, "swarm rolling update", s.rolling_update("roll", images)) {
+    if let Some(d) = record(
+        &mut e,
+        "swarm rolling update",
+        s.rolling_update("roll", images),
+    ) {
         println!("swarm 3 service update → completed: {:.3} s", secs(d));
         f.roll = Some(d);
     }
@@ -216,9 +312,17 @@ fn run_swarm_single(s: &swarm::Swarm, args: &Args, images: &[String; 2], f: &mut
 
 fn run_swarm_cut(s: &swarm::Swarm, args: &Args, image: &str, f: &mut Figures) {
     for t in 0..args.trials {
-        match record(&mut f.errors, &format!("swarm cut trial {}", t + 1), s.node_cut_trial(t, image)) {
+        match record(
+            &mut f.errors,
+            &format!("swarm cut trial {}", t + 1),
+            s.node_cut_trial(t, image),
+        ) {
             Some(d) => {
-                println!("swarm 4 trial {:>2}: follower cut → its task Running elsewhere: {:.3} s", t + 1, secs(d));
+                println!(
+                    "swarm 4 trial {:>2}: follower cut → its task Running elsewhere: {:.3} s",
+                    t + 1,
+                    secs(d)
+                );
                 f.cut.push(d);
             }
             None => break,
@@ -227,7 +331,8 @@ fn run_swarm_cut(s: &swarm::Swarm, args: &Args, image: &str, f: &mut Figures) {
 }
 
 fn cell(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.3}", secs(d))).unwrap_or_else(|| "-".into())
+    d.map(|d| format!("{:.3}", secs(d)))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn ratio(o: Option<Duration>, s: Option<Duration>) -> String {
@@ -238,7 +343,12 @@ fn ratio(o: Option<Duration>, s: Option<Duration>) -> String {
 }
 
 fn row(label: &str, o: Option<Duration>, s: Option<Duration>) {
-    println!("{label:<66} {:>9} {:>9} {:>8}", cell(o), cell(s), ratio(o, s));
+    println!(
+        "{label:<66} {:>9} {:>9} {:>8}",
+        cell(o),
+        cell(s),
+        ratio(o, s)
+    );
 }
 
 #[tokio::main]
@@ -252,7 +362,9 @@ async fn main() -> anyhow::Result<()> {
             "dockerd is needed for the Swarm side: apt-get install -y --no-install-recommends docker.io"
         );
     }
-    let help = Command::new(orca_tests::bin_path("orca-controller")?).arg("--help").output()?;
+    let help = Command::new(orca_tests::bin_path("orca-controller")?)
+        .arg("--help")
+        .output()?;
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     let timers = OrcaTimers {
         heartbeat_timeout: help_default(&help, "--agent-heartbeat-timeout-secs")?,
@@ -282,11 +394,22 @@ async fn main() -> anyhow::Result<()> {
                 if args.swarm {
                     // Swarm gets the very image orca pulled: exported from
                     // the main agent's containerd namespace.
-                    let ns = side.main.as_ref().map(|m| m.namespace.clone()).unwrap_or_default();
+                    let ns = side
+                        .main
+                        .as_ref()
+                        .map(|m| m.namespace.clone())
+                        .unwrap_or_default();
                     let mut cmd = Command::new("ctr");
-                    cmd.args(["--address", &socket.to_string_lossy(), "-n", &ns, "images", "export"])
-                        .arg(&docker_archive)
-                        .args(&images);
+                    cmd.args([
+                        "--address",
+                        &socket.to_string_lossy(),
+                        "-n",
+                        &ns,
+                        "images",
+                        "export",
+                    ])
+                    .arg(&docker_archive)
+                    .args(&images);
                     record(&mut s.errors, "ctr images export", output(&mut cmd));
                 }
                 let r = run_orca(&mut side, &args, &timers, &mut o).await;
@@ -301,7 +424,18 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.swarm && !docker_archive.exists() {
         // --only swarm: pull into a containerd namespace of our own.
-        record(&mut s.errors, "image for swarm", export_for_docker(&socket, &registry.host(), &images, &docker_archive, work.path()).await);
+        record(
+            &mut s.errors,
+            "image for swarm",
+            export_for_docker(
+                &socket,
+                &registry.host(),
+                &images,
+                &docker_archive,
+                work.path(),
+            )
+            .await,
+        );
     }
     if args.swarm && docker_archive.exists() {
         match swarm::Swarm::start(1, &docker_archive, &images) {
@@ -352,20 +486,65 @@ async fn main() -> anyhow::Result<()> {
         args.repeat, args.trials
     );
     println!();
-    println!("{:<66} {:>9} {:>9} {:>8}", "seconds", "orca", "swarm", "orca/sw");
-    row("1 create-service 3 replicas → 3/3 RUNNING", o.create, s.create);
-    row("1 orca: → service steady-state event (default 40 s rule)", o.steady, None);
-    row("2 killed container → replacement RUNNING (swarm default delay)", o.kill, s.kill);
-    row("2 killed container → replacement RUNNING (swarm --restart-delay 0s)", o.kill, s.kill_delay0);
-    row("3 rolling update 10 @50/200 → COMPLETED (orca default 40 s rule)", o.roll, s.roll);
-    row("3 rolling update 10 @50/200 → COMPLETED (orca healthy-after 1 ms)", o.roll_fast, s.roll);
+    println!(
+        "{:<66} {:>9} {:>9} {:>8}",
+        "seconds", "orca", "swarm", "orca/sw"
+    );
+    row(
+        "1 create-service 3 replicas → 3/3 RUNNING",
+        o.create,
+        s.create,
+    );
+    row(
+        "1 orca: → service steady-state event (default 40 s rule)",
+        o.steady,
+        None,
+    );
+    row(
+        "2 killed container → replacement RUNNING (swarm default delay)",
+        o.kill,
+        s.kill,
+    );
+    row(
+        "2 killed container → replacement RUNNING (swarm --restart-delay 0s)",
+        o.kill,
+        s.kill_delay0,
+    );
+    row(
+        "3 rolling update 10 @50/200 → COMPLETED (orca default 40 s rule)",
+        o.roll,
+        s.roll,
+    );
+    row(
+        "3 rolling update 10 @50/200 → COMPLETED (orca healthy-after 1 ms)",
+        o.roll_fast,
+        s.roll,
+    );
     let stat = |v: &Vec<Duration>, p: f64| -> Option<Duration> {
         let mut v = v.clone();
         v.sort();
-        (!v.is_empty()).then(|| if p >= 100.0 { v[v.len() - 1] } else { percentile(&v, p) })
+        (!v.is_empty()).then(|| {
+            if p >= 100.0 {
+                v[v.len() - 1]
+            } else {
+                percentile(&v, p)
+            }
+        })
     };
-    row(&format!("4 node cut off → tasks RUNNING elsewhere, p50 (n={}/{})", o.cut.len(), s.cut.len()), stat(&o.cut, 50.0), stat(&s.cut, 50.0));
-    row("4 node cut off → tasks RUNNING elsewhere, max", stat(&o.cut, 100.0), stat(&s.cut, 100.0));
+    row(
+        &format!(
+            "4 node cut off → tasks RUNNING elsewhere, p50 (n={}/{})",
+            o.cut.len(),
+            s.cut.len()
+        ),
+        stat(&o.cut, 50.0),
+        stat(&s.cut, 50.0),
+    );
+    row(
+        "4 node cut off → tasks RUNNING elsewhere, max",
+        stat(&o.cut, 100.0),
+        stat(&s.cut, 100.0),
+    );
     match &o.restart {
         Some(r) => println!(
             "5 orca agent SIGKILL + immediate restart (respawned in {:.3} s, checked {:.0} s later): no task replaced: {} \
@@ -397,7 +576,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("cleanup: {c}");
         failed = true;
     }
-    anyhow::ensure!(!failed, "some figures are missing or cleanup was incomplete (see above)");
+    anyhow::ensure!(
+        !failed,
+        "some figures are missing or cleanup was incomplete (see above)"
+    );
     Ok(())
 }
 
@@ -410,7 +592,9 @@ async fn export_for_docker(
     out: &Path,
     work: &Path,
 ) -> anyhow::Result<()> {
-    use orca_runtime::containerd::{ContainerdConfig, ContainerdRuntime, RegistriesConfig, RegistryHostConfig};
+    use orca_runtime::containerd::{
+        ContainerdConfig, ContainerdRuntime, RegistriesConfig, RegistryHostConfig,
+    };
     use orca_runtime::ContainerRuntime;
     let ns = orca_tests::containerd::unique_namespace("svc-export");
     let mut registries = RegistriesConfig::default();
@@ -434,9 +618,16 @@ async fn export_for_docker(
             rt.ensure_image(image, None).await?;
         }
         let mut cmd = Command::new("ctr");
-        cmd.args(["--address", &socket.to_string_lossy(), "-n", &ns, "images", "export"])
-            .arg(out)
-            .args(images);
+        cmd.args([
+            "--address",
+            &socket.to_string_lossy(),
+            "-n",
+            &ns,
+            "images",
+            "export",
+        ])
+        .arg(out)
+        .args(images);
         output(&mut cmd)?;
         anyhow::Ok(())
     }

@@ -136,7 +136,14 @@ impl Orca {
 
     /// The agent configuration a user would write: the defaults, but for
     /// where things are and an explicit size.
-    fn agent_config(&self, namespace: &str, bridge: &str, subnet: &str, dir: &Path, cluster: &str) -> AgentConfig {
+    fn agent_config(
+        &self,
+        namespace: &str,
+        bridge: &str,
+        subnet: &str,
+        dir: &Path,
+        cluster: &str,
+    ) -> AgentConfig {
         AgentConfig {
             endpoints: vec![self.endpoint.to_string()],
             cluster: cluster.to_string(),
@@ -174,7 +181,11 @@ impl Orca {
         for image in &self.images {
             observer.ensure_image(image, None).await?;
         }
-        let cluster = if host.is_some() { CUT_CLUSTER } else { "default" };
+        let cluster = if host.is_some() {
+            CUT_CLUSTER
+        } else {
+            "default"
+        };
         let config = self.agent_config(&namespace, &bridge, &lease.cidr(), &dir, cluster);
         let (process, host) = match host {
             None => (Some(AgentProcess::spawn(&config, &dir)?), None),
@@ -253,7 +264,11 @@ impl Orca {
     }
 
     /// The service's tasks wanted RUNNING, described.
-    pub async fn service_tasks(&mut self, cluster: &str, service: &str) -> anyhow::Result<Vec<Value>> {
+    pub async fn service_tasks(
+        &mut self,
+        cluster: &str,
+        service: &str,
+    ) -> anyhow::Result<Vec<Value>> {
         let listed = ecs(
             &mut self.client,
             "ListTasks",
@@ -273,7 +288,11 @@ impl Orca {
         Ok(d["tasks"].as_array().cloned().unwrap_or_default())
     }
 
-    pub async fn describe_service(&mut self, cluster: &str, service: &str) -> anyhow::Result<Value> {
+    pub async fn describe_service(
+        &mut self,
+        cluster: &str,
+        service: &str,
+    ) -> anyhow::Result<Value> {
         let d = ecs(
             &mut self.client,
             "DescribeServices",
@@ -283,7 +302,13 @@ impl Orca {
         Ok(d["services"][0].clone())
     }
 
-    async fn create_service(&mut self, cluster: &str, name: &str, count: u32, spread: bool) -> anyhow::Result<()> {
+    async fn create_service(
+        &mut self,
+        cluster: &str,
+        name: &str,
+        count: u32,
+        spread: bool,
+    ) -> anyhow::Result<()> {
         let mut input = json!({"cluster": cluster, "serviceName": name,
             "taskDefinition": format!("{FAMILY}:1"), "desiredCount": count,
             "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 200}});
@@ -306,7 +331,10 @@ impl Orca {
         let deadline = Instant::now() + WAIT;
         loop {
             let tasks = self.service_tasks(cluster, service).await?;
-            let running: Vec<&Value> = tasks.iter().filter(|t| t["lastStatus"] == "RUNNING").collect();
+            let running: Vec<&Value> = tasks
+                .iter()
+                .filter(|t| t["lastStatus"] == "RUNNING")
+                .collect();
             if running.len() >= count && also(&running) {
                 return Ok(running.into_iter().cloned().collect());
             }
@@ -343,7 +371,11 @@ impl Orca {
 
     /// Scenario 1: create-service (3 replicas) → 3 tasks RUNNING; and, when
     /// `steady` says so, → the service's "has reached a steady state." event.
-    pub async fn create_to_running(&mut self, name: &str, steady: bool) -> anyhow::Result<(Duration, Option<Duration>)> {
+    pub async fn create_to_running(
+        &mut self,
+        name: &str,
+        steady: bool,
+    ) -> anyhow::Result<(Duration, Option<Duration>)> {
         let t0 = Instant::now();
         self.create_service("default", name, 3, false).await?;
         self.wait_running("default", name, 3, |_| true).await?;
@@ -353,16 +385,19 @@ impl Orca {
             let deadline = Instant::now() + WAIT;
             loop {
                 let s = self.describe_service("default", name).await?;
-                let reached = s["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e["message"].as_str().is_some_and(|m| m.ends_with("has reached a steady state.")));
+                let reached = s["events"].as_array().into_iter().flatten().any(|e| {
+                    e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.ends_with("has reached a steady state."))
+                });
                 if reached {
                     steady_at = Some(t0.elapsed());
                     break;
                 }
-                anyhow::ensure!(Instant::now() < deadline, "no steady-state event within {WAIT:?}: {s:#}");
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "no steady-state event within {WAIT:?}: {s:#}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -386,18 +421,24 @@ impl Orca {
     /// task RUNNING (3 RUNNING again, the killed one not among them).
     pub async fn kill_to_replacement(&mut self, name: &str) -> anyhow::Result<Duration> {
         let running = self.wait_running("default", name, 3, |_| true).await?;
-        let victim = running[0]["taskArn"].as_str().context("taskArn")?.to_string();
+        let victim = running[0]["taskArn"]
+            .as_str()
+            .context("taskArn")?
+            .to_string();
         let pid = self.container_pid(&victim).await?;
         let t0 = Instant::now();
         sigkill(pid)?;
-        self.wait_running("default", name, 3, |r| r.iter().all(|t| t["taskArn"] != victim.as_str()))
-            .await?;
+        self.wait_running("default", name, 3, |r| {
+            r.iter().all(|t| t["taskArn"] != victim.as_str())
+        })
+        .await?;
         Ok(t0.elapsed())
     }
 
     pub async fn create_plain(&mut self, name: &str, count: u32) -> anyhow::Result<()> {
         self.create_service("default", name, count, false).await?;
-        self.wait_running("default", name, count as usize, |_| true).await?;
+        self.wait_running("default", name, count as usize, |_| true)
+            .await?;
         Ok(())
     }
 
@@ -428,7 +469,9 @@ impl Orca {
             let deployments = s["deployments"].as_array().cloned().unwrap_or_default();
             if deployments.len() == 1
                 && deployments[0]["rolloutState"] == "COMPLETED"
-                && deployments[0]["taskDefinition"].as_str().is_some_and(|t| t.ends_with(revision))
+                && deployments[0]["taskDefinition"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with(revision))
                 && s["runningCount"] == s["desiredCount"]
             {
                 return Ok(());
@@ -437,7 +480,10 @@ impl Orca {
                 !deployments.iter().any(|d| d["rolloutState"] == "FAILED"),
                 "deployment failed: {s:#}"
             );
-            anyhow::ensure!(Instant::now() < deadline, "deployment {revision} not COMPLETED in 300 s: {s:#}");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "deployment {revision} not COMPLETED in 300 s: {s:#}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -445,7 +491,11 @@ impl Orca {
     /// Scenario 5: SIGKILL of the main agent and an immediate restart; after
     /// `settle` (longer than loss detection), the same task ARNs RUNNING and
     /// the same containers running with the same pids.
-    pub async fn agent_restart(&mut self, name: &str, settle: Duration) -> anyhow::Result<RestartCheck> {
+    pub async fn agent_restart(
+        &mut self,
+        name: &str,
+        settle: Duration,
+    ) -> anyhow::Result<RestartCheck> {
         let before_tasks: BTreeSet<String> = self
             .wait_running("default", name, 3, |_| true)
             .await?
@@ -472,7 +522,10 @@ impl Orca {
         anyhow::ensure!(
             main.process.as_mut().is_some_and(AgentProcess::is_running),
             "the restarted agent exited; its log:\n{}",
-            main.process.as_ref().map(AgentProcess::log_text).unwrap_or_default()
+            main.process
+                .as_ref()
+                .map(AgentProcess::log_text)
+                .unwrap_or_default()
         );
         let after_pids = pids(main.observer.list().await?);
         let instance = main.instance.clone();
@@ -513,7 +566,10 @@ impl Orca {
         let cut_instance = self.cut_agents[k - 1].instance.clone();
         self.create_service(CUT_CLUSTER, &name, 3, true).await?;
         self.wait_running(CUT_CLUSTER, &name, 3, |r| {
-            let on: BTreeSet<&str> = r.iter().filter_map(|t| t["containerInstanceArn"].as_str()).collect();
+            let on: BTreeSet<&str> = r
+                .iter()
+                .filter_map(|t| t["containerInstanceArn"].as_str())
+                .collect();
             on.len() == 3
         })
         .await?;
@@ -565,7 +621,12 @@ impl Orca {
         self.controller.spec_mut().extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         self.controller.restart()?;
         self.client = self.controller.wait_ready(Duration::from_secs(30)).await?;
-        let main = self.main.as_ref().context("the main agent")?.instance.clone();
+        let main = self
+            .main
+            .as_ref()
+            .context("the main agent")?
+            .instance
+            .clone();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let d = ecs(
@@ -577,7 +638,10 @@ impl Orca {
             if d["containerInstances"][0]["agentConnected"] == true {
                 return Ok(());
             }
-            anyhow::ensure!(Instant::now() < deadline, "the agent did not reconnect after the controller restart");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the agent did not reconnect after the controller restart"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -598,7 +662,10 @@ impl Orca {
             if let Err(e) = agent.observer.purge_namespace().await {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 if let Err(e2) = agent.observer.purge_namespace().await {
-                    problems.push(format!("purge containerd namespace {}: {e}; again: {e2}", agent.namespace));
+                    problems.push(format!(
+                        "purge containerd namespace {}: {e}; again: {e2}",
+                        agent.namespace
+                    ));
                 }
             }
             let prefix = format!("orca-{}", agent.namespace);

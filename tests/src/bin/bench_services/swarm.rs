@@ -48,7 +48,9 @@ impl Dockerd {
     /// `docker -H unix://SOCK args...`, its stdout.
     pub fn docker(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new(docker_bin());
-        cmd.arg("-H").arg(format!("unix://{}", self.sock().display())).args(args);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.sock().display()))
+            .args(args);
         output(&mut cmd)
     }
 
@@ -179,7 +181,12 @@ impl Swarm {
     fn wait_all_ready(&self, via: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let listed = self.nodes[via].docker(&["node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}"]);
+            let listed = self.nodes[via].docker(&[
+                "node",
+                "ls",
+                "--format",
+                "{{.Status}} {{.ManagerStatus}}",
+            ]);
             if let Ok(l) = &listed {
                 let lines: Vec<&str> = l.lines().collect();
                 if lines.len() == self.nodes.len()
@@ -189,7 +196,10 @@ impl Swarm {
                     return Ok(());
                 }
             }
-            anyhow::ensure!(Instant::now() < deadline, "swarm not all Ready with a leader: {listed:?}");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "swarm not all Ready with a leader: {listed:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -212,7 +222,14 @@ impl Swarm {
         anyhow::bail!("no node names a leader")
     }
 
-    fn create(&self, via: usize, name: &str, replicas: u32, extra: &[&str], image: &str) -> anyhow::Result<()> {
+    fn create(
+        &self,
+        via: usize,
+        name: &str,
+        replicas: u32,
+        extra: &[&str],
+        image: &str,
+    ) -> anyhow::Result<()> {
         let replicas = replicas.to_string();
         let mut args = vec![
             "service",
@@ -235,11 +252,21 @@ impl Swarm {
     fn wait_replicas(&self, via: usize, name: &str, want: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let r = self.nodes[via].docker(&["service", "ls", "--filter", &format!("name={name}"), "--format", "{{.Replicas}}"])?;
+            let r = self.nodes[via].docker(&[
+                "service",
+                "ls",
+                "--filter",
+                &format!("name={name}"),
+                "--format",
+                "{{.Replicas}}",
+            ])?;
             if r.trim() == want {
                 return Ok(());
             }
-            anyhow::ensure!(Instant::now() < deadline, "service {name} not {want} within {WAIT:?}: {r}");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "service {name} not {want} within {WAIT:?}: {r}"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -262,7 +289,11 @@ impl Swarm {
                 if left.trim().is_empty() {
                     break;
                 }
-                anyhow::ensure!(Instant::now() < deadline, "containers of {name} left on host {}", node.host);
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "containers of {name} left on host {}",
+                    node.host
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -277,7 +308,13 @@ impl Swarm {
         Ok(t0.elapsed())
     }
 
-    pub fn create_plain(&self, name: &str, replicas: u32, extra: &[&str], image: &str) -> anyhow::Result<()> {
+    pub fn create_plain(
+        &self,
+        name: &str,
+        replicas: u32,
+        extra: &[&str],
+        image: &str,
+    ) -> anyhow::Result<()> {
         self.create(0, name, replicas, extra, image)?;
         self.wait_replicas(0, name, &format!("{replicas}/{replicas}"))
     }
@@ -316,14 +353,18 @@ impl Swarm {
                 "{{.ID}}|{{.Label \"com.docker.swarm.task.id\"}}",
             ])?;
             let running = self.running_tasks(0, name)?;
-            let all_running = running.len() == 3 && running.iter().all(|(_, s)| s.starts_with("Running"));
+            let all_running =
+                running.len() == 3 && running.iter().all(|(_, s)| s.starts_with("Running"));
             if let (true, Some(line)) = (all_running, out.lines().next()) {
                 if out.lines().count() == 3 {
                     let (cid, task) = line.split_once('|').context("ps line")?;
                     break (cid.to_string(), task.to_string());
                 }
             }
-            anyhow::ensure!(Instant::now() < deadline, "{name}: not 3 running containers: {out}");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{name}: not 3 running containers: {out}"
+            );
             std::thread::sleep(POLL);
         };
         let t0 = Instant::now();
@@ -331,11 +372,16 @@ impl Swarm {
         loop {
             let running = self.running_tasks(0, name)?;
             if running.len() == 3
-                && running.iter().all(|(id, s)| s.starts_with("Running") && *id != victim.1)
+                && running
+                    .iter()
+                    .all(|(id, s)| s.starts_with("Running") && *id != victim.1)
             {
                 return Ok(t0.elapsed());
             }
-            anyhow::ensure!(Instant::now() < t0 + WAIT, "{name}: no replacement within {WAIT:?}: {running:?}");
+            anyhow::ensure!(
+                Instant::now() < t0 + WAIT,
+                "{name}: no replacement within {WAIT:?}: {running:?}"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -377,7 +423,10 @@ impl Swarm {
                 }
                 _ => {}
             }
-            anyhow::ensure!(Instant::now() < t0 + Duration::from_secs(300), "update of {name} not completed in 300 s");
+            anyhow::ensure!(
+                Instant::now() < t0 + Duration::from_secs(300),
+                "update of {name} not completed in 300 s"
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -406,27 +455,22 @@ impl Swarm {
             .filter(|&i| i != cut)
             .map(|i| self.nodes[i].node_id.clone())
             .collect();
+        let before = self.running_on(leader, &name, &others)?;
+        anyhow::ensure!(
+            before < 3,
+            "{name}: {before} tasks already on the nodes that stay"
+        );
         self.net.isolate(self.nodes[cut].host)?;
         let t0 = Instant::now();
         let measured = (|| -> anyhow::Result<Duration> {
             loop {
-                let mut args = vec!["node", "ps"];
-                args.extend(others.iter().map(String::as_str));
-                let name_filter = format!("name={name}");
-                args.extend_from_slice(&[
-                    "--filter",
-                    &name_filter,
-                    "--filter",
-                    "desired-state=running",
-                    "--format",
-                    "{{.CurrentState}}",
-                ]);
-                if let Ok(out) = self.nodes[leader].docker(&args) {
-                    if out.lines().filter(|s| s.starts_with("Running")).count() >= 3 {
-                        return Ok(t0.elapsed());
-                    }
+                if self.running_on(leader, &name, &others)? >= 3 {
+                    return Ok(t0.elapsed());
                 }
-                anyhow::ensure!(Instant::now() < t0 + WAIT, "{name}: tasks not running elsewhere within {WAIT:?}");
+                anyhow::ensure!(
+                    Instant::now() < t0 + WAIT,
+                    "{name}: tasks not running elsewhere within {WAIT:?}"
+                );
                 std::thread::sleep(POLL);
             }
         })();
@@ -437,6 +481,43 @@ impl Swarm {
         self.remove(leader, &name)?;
         self.wait_all_ready(leader)?;
         Ok(elapsed)
+    }
+
+    /// How many tasks of the service, wanted running, are running on one of
+    /// `nodes` (node ids), as node `via` sees them (`docker inspect` of the
+    /// tasks: `docker node ps` with several nodes did not filter here).
+    fn running_on(&self, via: usize, name: &str, nodes: &[String]) -> anyhow::Result<usize> {
+        let Ok(ids) = self.nodes[via].docker(&[
+            "service",
+            "ps",
+            name,
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+        ]) else {
+            return Ok(0);
+        };
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut args = vec![
+            "inspect",
+            "--type",
+            "task",
+            "--format",
+            "{{.NodeID}} {{.Status.State}}",
+        ];
+        args.extend(ids);
+        let Ok(out) = self.nodes[via].docker(&args) else {
+            return Ok(0);
+        };
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(node, state)| *state == "running" && nodes.iter().any(|n| n == node))
+            .count())
     }
 
     /// Removes every service, leaves the swarm, SIGTERMs each dockerd (by
@@ -462,10 +543,15 @@ impl Swarm {
         }
         for node in &mut self.nodes {
             let pidfile = std::fs::read_to_string(node.dir.join("dockerd.pid")).ok();
-            let pid = pidfile.and_then(|p| p.trim().parse::<u32>().ok()).or(node.pid);
+            let pid = pidfile
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .or(node.pid);
             if let Some(pid) = pid {
                 if Some(pid) != node.pid {
-                    problems.push(format!("dockerd pidfile names {pid}, not the {:?} started", node.pid));
+                    problems.push(format!(
+                        "dockerd pidfile names {pid}, not the {:?} started",
+                        node.pid
+                    ));
                     continue;
                 }
                 let _ = sigterm(pid);
@@ -474,7 +560,9 @@ impl Swarm {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 if alive(pid) {
-                    problems.push(format!("dockerd {pid} still running 30 s after SIGTERM (killed)"));
+                    problems.push(format!(
+                        "dockerd {pid} still running 30 s after SIGTERM (killed)"
+                    ));
                 }
                 // Reaps it (SIGKILL only if it is still there).
                 let _ = self.net.kill(pid);

@@ -71,16 +71,28 @@ pub fn help_default(help: &str, flag: &str) -> anyhow::Result<f64> {
 /// host's INPUT and OUTPUT chains.
 pub fn cut_from_machine(net: &TestNet, i: usize) -> anyhow::Result<()> {
     let machine = format!("{}/32", net.host_addr());
-    output(net.command(i, "iptables").args(["-I", "INPUT", "-s", &machine, "-j", "DROP"]))?;
-    output(net.command(i, "iptables").args(["-I", "OUTPUT", "-d", &machine, "-j", "DROP"]))?;
+    output(
+        net.command(i, "iptables")
+            .args(["-I", "INPUT", "-s", &machine, "-j", "DROP"]),
+    )?;
+    output(
+        net.command(i, "iptables")
+            .args(["-I", "OUTPUT", "-d", &machine, "-j", "DROP"]),
+    )?;
     Ok(())
 }
 
 /// Removes the rules [`cut_from_machine`] added.
 pub fn reconnect_to_machine(net: &TestNet, i: usize) -> anyhow::Result<()> {
     let machine = format!("{}/32", net.host_addr());
-    output(net.command(i, "iptables").args(["-D", "INPUT", "-s", &machine, "-j", "DROP"]))?;
-    output(net.command(i, "iptables").args(["-D", "OUTPUT", "-d", &machine, "-j", "DROP"]))?;
+    output(
+        net.command(i, "iptables")
+            .args(["-D", "INPUT", "-s", &machine, "-j", "DROP"]),
+    )?;
+    output(
+        net.command(i, "iptables")
+            .args(["-D", "OUTPUT", "-d", &machine, "-j", "DROP"]),
+    )?;
     Ok(())
 }
 
