@@ -15,8 +15,8 @@ use orca_tests::agents::{container_named, wait_for_task, wait_running, wait_stop
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::support::HEAVY;
 use crate::containerd_node::Node;
+use crate::support::HEAVY;
 
 const WAIT: Duration = Duration::from_secs(90);
 

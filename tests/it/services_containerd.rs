@@ -3,9 +3,9 @@
 //! registry), driven through the `orca` binary: a 3-replica service reaches
 //! steady state, a container SIGKILLed behind orca's back through containerd
 //! is replaced, a rolling update at 50/200 never drops below the minimum,
-//! and an update to a revision whose image cannot be pulled trips the
-//! circuit breaker and rolls back to the old revision with every replica
-//! running.
+//! and an update to a revision whose image cannot be pulled, then to one
+//! whose health check fails, each trips the circuit breaker and rolls back
+//! to the old revision with every replica running.
 
 use std::time::Duration;
 
@@ -268,7 +268,7 @@ async fn e2e_a_service_keeps_three_replicas_replaces_a_killed_container_and_roll
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_an_unpullable_revision_trips_the_breaker_and_rolls_back() {
+async fn e2e_unpullable_and_unhealthy_revisions_trip_the_breaker_and_roll_back() {
     let _heavy = HEAVY.lock().await;
     let Some(mut n) = start("svcbad").await else {
         return;
@@ -348,6 +348,64 @@ async fn e2e_an_unpullable_revision_trips_the_breaker_and_rolls_back() {
         .filter(|t| t["stopCode"] == "TaskFailedToStart")
         .count();
     assert!(failed_to_start >= 3, "{out:#}");
+
+    // A revision whose health check fails: its tasks run, go UNHEALTHY,
+    // are replaced ("Task failed container health checks"), trip the
+    // breaker, and the service rolls back to web:1 again.
+    let sick = json!({
+        "name": "app", "image": image, "memory": 32, "stopTimeout": 2,
+        "environment": [{"name": "VERSION", "value": "3"}],
+        "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+        "healthCheck": {"command": ["CMD-SHELL", "echo sick; exit 1"], "interval": 5, "timeout": 2, "retries": 1}
+    });
+    n.register("web", vec![sick]).await;
+    let failed = orca(
+        &endpoint,
+        &[
+            "update-service", "--service", "web", "--task-definition", "web:3",
+            "--deployment-configuration",
+            "minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_ne!(failed.code, 0, "{}\n{}", failed.stdout, failed.stderr);
+    let (_, service) = wait_for(
+        &mut n.client,
+        "the second rollback to web:1",
+        |tasks, service| steady_on("1")(tasks, service),
+    )
+    .await;
+    let events = service["events"].to_string();
+    assert_eq!(events.matches("deployment failed").count(), 2, "{events}");
+    let stopped = ecs(
+        &mut n.client,
+        "ListTasks",
+        json!({"serviceName": "web", "desiredStatus": "STOPPED"}),
+    )
+    .await
+    .expect("list-tasks");
+    let arns = stopped["taskArns"].as_array().cloned().unwrap_or_default();
+    let out = ecs(&mut n.client, "DescribeTasks", json!({"tasks": arns}))
+        .await
+        .expect("describe-tasks");
+    let unhealthy: Vec<&Value> = out["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["stoppedReason"] == "Task failed container health checks")
+        .collect();
+    assert!(unhealthy.len() >= 3, "{out:#}");
+    let c = &unhealthy[0]["containers"][0];
+    assert_eq!(c["healthStatus"], "UNHEALTHY", "{c:#}");
+    assert_eq!(c["healthCheckExitCode"], 1, "{c:#}");
+    assert!(
+        c["healthCheckOutput"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sick"),
+        "{c:#}"
+    );
 
     let deleted = orca(
         &endpoint,
