@@ -11,6 +11,7 @@ pub mod identity;
 pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
+pub mod placement_index;
 pub mod query;
 pub mod service_record;
 mod service_render;
@@ -107,6 +108,13 @@ pub struct ClusterState {
     /// Instances whose assignments changed in the applies not yet published.
     #[serde(skip)]
     pub changed_assignments: view::ChangedInstances,
+    /// The scheduler's index of `instances` (positions in id order,
+    /// resources, availability, interned attributes, group counts), kept
+    /// current by `apply`. Derived data: never serialized, rebuilt from the
+    /// records on restore (`rebuild_indexes`); equal to another when it
+    /// holds the same facts.
+    #[serde(skip)]
+    pub placement_index: placement_index::PlacementIndex,
 }
 
 fn default_task_cidr() -> Ipv4Cidr {
@@ -154,6 +162,7 @@ impl ClusterState {
             services: OrdMap::new(),
             client_tokens: OrdMap::new(),
             changed_assignments: view::ChangedInstances::default(),
+            placement_index: placement_index::PlacementIndex::default(),
         }
     }
 
@@ -310,6 +319,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
     }
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]
