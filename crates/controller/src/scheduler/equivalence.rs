@@ -16,12 +16,17 @@ use orca_core::placement::{
 };
 use orca_core::task::Resources;
 use orca_core::task_definition::{Attribute, Timestamp};
-use proptest::prelude::{any, prop_assert_eq, proptest, ProptestConfig, Strategy as _};
+use proptest::prelude::{
+    any, prop_assert, prop_assert_eq, proptest, ProptestConfig, Strategy as _,
+};
 use proptest::sample::select;
 
 use super::{reference, schedule, PlacementAsk, AVAILABILITY_ZONE};
+use crate::state::instance_admin::InstanceAttribute;
 use crate::state::instances::InstanceStatus;
-use crate::state::{ClusterState, ClusterView, InstanceRecord};
+use crate::state::placement_index::PlacementIndex;
+use crate::state::{ClusterState, ClusterView, Command, InstanceRecord, Placement, RunTaskCommand};
+use orca_core::agent_protocol::Registration;
 
 const GROUPS: [&str; 3] = ["family:web", "service:db", "family:batch"];
 
@@ -178,6 +183,9 @@ fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
         };
         state.instances.insert(record.id.clone(), record);
     }
+    // The records were written directly (their group counts need no
+    // tasks): build the index `apply` would have kept.
+    state.placement_index = PlacementIndex::build(&state.instances);
     ClusterView::new(3, state)
 }
 
@@ -302,5 +310,200 @@ fn a_large_fleet_filled_up_places_as_the_reference() {
             reference::schedule(&view, &asks, seed),
             "round {round}"
         );
+    }
+}
+
+/// One instance registered through `apply`: cpu, memory, zone (3: none),
+/// tier (2: none), custom zone, draining, agent connected.
+type Registered = (u64, u64, u8, u8, bool, bool, bool);
+
+fn registered_spec() -> impl proptest::strategy::Strategy<Value = Registered> {
+    (
+        select(vec![512u64, 1024, 2048]),
+        select(vec![600u64, 1200, 2400]),
+        0..4u8,
+        0..3u8,
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.9),
+    )
+}
+
+/// A state built only through `apply`, so the scheduler reads the index
+/// `apply` kept (ids in another order than registration).
+fn applied_state(fleet: &[Registered]) -> ClusterState {
+    let mut state = ClusterState::new(ArnContext::default());
+    let definition = orca_core::task_definition::parse_register_input(
+        r#"{"family":"web","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":256}]}"#,
+    )
+    .expect("valid");
+    state.apply(
+        1,
+        Command::RegisterTaskDefinition {
+            spec: Box::new(definition.spec),
+            tags: Vec::new(),
+            registered_at: Timestamp(1),
+            registered_by: "t".to_string(),
+        },
+    );
+    for (n, &(cpu, memory, zone, tier, custom, draining, connected)) in fleet.iter().enumerate() {
+        let id = format!("i{:02}", (n * 37) % 100);
+        let mut attributes = vec![attribute("ecs.os-type", Some("linux"))];
+        if zone < 3 {
+            attributes.push(attribute(
+                AVAILABILITY_ZONE,
+                Some(["a", "b", "c"][zone as usize]),
+            ));
+        }
+        if tier < 2 {
+            attributes.push(attribute("tier", Some(["gold", "silver"][tier as usize])));
+        }
+        if n % 4 == 0 {
+            attributes.push(attribute("ecs.capability.efs", None));
+        }
+        let registration = Registration {
+            cluster: "default".to_string(),
+            container_instance_arn: None,
+            instance_id: None,
+            hostname: id.clone(),
+            cpu,
+            memory,
+            attributes,
+            agent_version: "1.2.0".to_string(),
+            runtime_version: "t".to_string(),
+            task_subnet: None,
+        };
+        let commands = [
+            Some(Command::RegisterContainerInstance {
+                instance_id: id.clone(),
+                registration,
+                at: Timestamp(1_700_000_000_000 + n as i64),
+            }),
+            Some(Command::SetAgentConnected {
+                instance_id: id.clone(),
+                connected,
+                decided_in_term: 1,
+            }),
+            custom.then(|| Command::PutAttributes {
+                cluster: "default".to_string(),
+                attributes: vec![InstanceAttribute {
+                    instance_id: id.clone(),
+                    name: AVAILABILITY_ZONE.to_string(),
+                    value: Some("d".to_string()),
+                }],
+            }),
+            draining.then(|| Command::SetInstancesStatus {
+                cluster: "default".to_string(),
+                instance_ids: vec![id.clone()],
+                status: InstanceStatus::Draining,
+            }),
+        ];
+        for command in commands.into_iter().flatten() {
+            state.apply(1, command);
+        }
+    }
+    state
+}
+
+/// The plan's placements committed as the leader would (one RunTask per
+/// ask, its group), then a few of the tasks stopped and reported STOPPED.
+fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan, round: usize) {
+    for (k, (ask, planned)) in asks.iter().zip(&plan.asks).enumerate() {
+        let placements = planned
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(t, instance)| Placement {
+                task_id: format!("r{round}-a{k}-t{t}"),
+                instance_id: instance.clone(),
+                container_ids: vec![format!("r{round}-a{k}-t{t}-c")],
+            })
+            .collect();
+        state.apply(
+            1,
+            Command::RunTask(Box::new(RunTaskCommand {
+                cluster: "default".to_string(),
+                family: "web".to_string(),
+                revision: 1,
+                overrides: Default::default(),
+                started_by: None,
+                group: Some(ask.group.clone()),
+                client_token: None,
+                fingerprint: format!("r{round}-a{k}"),
+                launch_type: "EC2".to_string(),
+                network_configuration: None,
+                tags: Vec::new(),
+                enable_execute_command: false,
+                created_at: Timestamp(10),
+                placements,
+                failures: Vec::new(),
+            })),
+        );
+    }
+    let stopping: Vec<(String, String)> = state
+        .tasks
+        .values()
+        .filter(|t| !t.is_stopped())
+        .step_by(3)
+        .map(|t| (t.id.clone(), t.instance_id.clone()))
+        .collect();
+    for (task_id, instance_id) in stopping {
+        state.apply(
+            1,
+            Command::ReportTaskStates {
+                instance_id,
+                reports: vec![stopped_report(&task_id)],
+            },
+        );
+    }
+}
+
+fn stopped_report(task_id: &str) -> orca_core::agent_protocol::TaskStateReport {
+    orca_core::agent_protocol::TaskStateReport {
+        task_arn: ArnContext::default().task("default", task_id),
+        last_status: orca_core::task::TaskStatus::Stopped,
+        containers: Vec::new(),
+        network: None,
+        pull_started_at: None,
+        pull_stopped_at: None,
+        started_at: None,
+        stopping_at: None,
+        execution_stopped_at: None,
+        stopped_at: None,
+        stop_code: None,
+        stopped_reason: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Plans fed back through `apply` round after round: the scheduler
+    /// reads the index `apply` kept (placements, releases, attributes,
+    /// statuses), and still places exactly as the reference, which reads
+    /// the records.
+    #[test]
+    fn plans_fed_back_through_apply_place_as_the_reference(
+        fleet in proptest::collection::vec(registered_spec(), 0..30),
+        rounds in proptest::collection::vec(proptest::collection::vec(ask_spec(), 1..4), 1..5),
+        seed in any::<u64>(),
+    ) {
+        let mut state = applied_state(&fleet);
+        for (round, asks) in rounds.iter().enumerate() {
+            let asks: Vec<PlacementAsk> = asks
+                .iter()
+                .map(|spec| {
+                    let mut ask = build_ask(spec);
+                    ask.cluster = "default".to_string();
+                    ask.need = Resources { cpu: 256, memory: 300 };
+                    ask
+                })
+                .collect();
+            prop_assert!(state.check_placement_index().is_ok());
+            let view = ClusterView::new(round as u64, state.clone());
+            let plan = schedule(&view, &asks, seed);
+            prop_assert_eq!(&plan, &reference::schedule(&view, &asks, seed), "round {}", round);
+            feed_back(&mut state, &asks, &plan, round);
+        }
     }
 }

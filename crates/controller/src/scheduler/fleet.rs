@@ -2,53 +2,39 @@
 //! arrays indexed by position (the instances in id order), plus what the
 //! call's earlier placements took: the working overlay of the view.
 //!
-//! What does not depend on the ask is extracted from the records once per
-//! call, when an ask first needs it, and shared by the call's later asks:
-//! status and agent, attribute buckets (values interned to small
-//! integers), each group's task counts (kept current as tasks are placed),
-//! requiresAttributes and memberOf results ([`Statics`]; memberOf only
-//! where the evaluation read no fact a placement changes), and the id
-//! hashes for `random`. An ask borrows these by value (`take_*`) and gives
-//! them back (`put_*`, `restore`), so it can update the overlay while it
-//! reads them.
+//! The columns come from the state's placement index
+//! (`crate::state::placement_index`), which `apply` keeps current, so a
+//! call reads no record to learn them: resources left and availability
+//! (status and agent) are copied out when the call first touches the
+//! cluster, each group's counts, attribute buckets and id hashes when an
+//! ask first needs them. These are sequential copies of dense columns
+//! (tens of microseconds at 10,000 instances), shared by the call's later
+//! asks: an ask borrows them by value (`take_*`) and gives them back
+//! (`put_*`, `restore`), so it can update the overlay while it reads them.
 //!
-//! A record's strings are separate allocations: a pass over 10,000 records
-//! waits on memory, not on computing. Passes therefore prefetch a few
-//! instances ahead ([`Fleet::prefetch_ahead`]), and filters are evaluated
-//! lazily where the ranking allows.
+//! Records are read only by the static filters (requiresAttributes,
+//! memberOf: [`Statics`]), lazily, by id, for the instances that come up as
+//! best, and remembered for the call. A pass that needs every record (a
+//! failure's tally, `random` with static filters) walks them once
+//! ([`Fleet::load_records`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use orca_core::placement::expr::{Expr, InstanceFacts};
 use orca_core::task::Resources;
 use orca_core::task_definition::Attribute;
 
 use super::feasible::Misfit;
-use super::rank::hash_str;
-use crate::state::instances::InstanceStatus;
+use crate::state::placement_index::{Availability, ClusterIndex};
 use crate::state::{ClusterView, InstanceRecord};
-
-/// How many instances ahead a pass asks the CPU to fetch the memory it
-/// will read (a record's strings are separate allocations, so a pass over
-/// 10,000 records waits on memory, not on computing).
-const PREFETCH_DISTANCE: usize = 16;
-
-/// A hint to start loading the cache line at `p`; it never faults.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    // SAFETY: SSE is part of x86_64's baseline; a prefetch reads nothing
-    // and never faults, whatever the address.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// An instance's position in its fleet: its rank in id order.
 pub(super) type Pos = u32;
+
+/// The index of a cluster no instance registered in.
+static NO_INSTANCES: LazyLock<ClusterIndex> = LazyLock::new(ClusterIndex::default);
 
 /// What this call placed on an instance beyond what the view shows.
 #[derive(Debug, Default)]
@@ -60,69 +46,18 @@ struct Taken {
 
 /// Each instance's bucket for one attribute: instances with the same value
 /// share a bucket; no attribute and a name-only attribute are the value "".
+/// Bucket numbers mean nothing beyond that (the index reuses freed ones).
 #[derive(Debug, Default)]
 pub(super) struct Buckets {
     /// The bucket of each position.
     pub(super) of: Vec<u32>,
-    /// How many distinct values.
+    /// One more than the highest bucket.
     count: usize,
 }
 
 impl Buckets {
     pub(super) fn len(&self) -> usize {
         self.count
-    }
-}
-
-/// Interns one attribute's values instance after instance into [`Buckets`].
-#[derive(Debug, Default)]
-pub(super) struct BucketsBuilder<'v> {
-    of: Vec<u32>,
-    /// The values met so far, by bucket; a scan finds one among a few
-    /// (zones), the index among many.
-    values: Vec<&'v str>,
-    index: BTreeMap<&'v str, u32>,
-}
-
-/// Past this many values, the index finds a value's bucket.
-const SCANNED_VALUES: usize = 16;
-
-impl<'v> BucketsBuilder<'v> {
-    /// The attribute `name` of the next instance.
-    pub(super) fn push(&mut self, instance: &'v InstanceRecord, name: &str) {
-        let value = instance
-            .attribute(name)
-            .and_then(|a| a.value.as_deref())
-            .unwrap_or("");
-        let found = if self.values.len() <= SCANNED_VALUES {
-            self.values
-                .iter()
-                .position(|v| *v == value)
-                .map(|b| b as u32)
-        } else {
-            self.index.get(value).copied()
-        };
-        let bucket = found.unwrap_or_else(|| {
-            let b = self.values.len() as u32;
-            self.values.push(value);
-            if self.values.len() > SCANNED_VALUES {
-                if self.index.is_empty() {
-                    self.index
-                        .extend(self.values.iter().enumerate().map(|(n, v)| (*v, n as u32)));
-                } else {
-                    self.index.insert(value, b);
-                }
-            }
-            b
-        });
-        self.of.push(bucket);
-    }
-
-    pub(super) fn finish(self) -> Buckets {
-        Buckets {
-            of: self.of,
-            count: self.values.len(),
-        }
     }
 }
 
@@ -149,8 +84,15 @@ enum Memo {
 }
 
 pub(super) struct Fleet<'v> {
-    /// The cluster's instances in id order.
-    pub(super) recs: Vec<&'v InstanceRecord>,
+    /// Where the records are, for the static filters.
+    view: &'v ClusterView,
+    /// The cluster's name, to walk its records.
+    cluster: String,
+    /// The cluster's placement index: ids and columns by position.
+    index: &'v ClusterIndex,
+    /// Every record by position, once a pass needed them all; until
+    /// then [`Fleet::rec`] looks one up by id.
+    recs: OnceCell<Vec<&'v InstanceRecord>>,
     /// `remaining` less what this call took.
     pub(super) free: Vec<Resources>,
     /// This call's placements, by position (few instances).
@@ -161,7 +103,7 @@ pub(super) struct Fleet<'v> {
     buckets: BTreeMap<String, Buckets>,
     /// Per memberOf expression (by its source): remembered results.
     member_of: BTreeMap<String, Vec<Memo>>,
-    /// `hash_str` of each id, for `random`; empty until first needed.
+    /// The id hash of each instance, for `random`; empty until first needed.
     id_hashes: Vec<u64>,
     /// Per requiresAttributes list: whether each instance has them all,
     /// as far as asks have needed to know.
@@ -173,32 +115,26 @@ pub(super) struct Fleet<'v> {
 impl<'v> Fleet<'v> {
     /// The instances of `cluster` in `view`, in id order.
     pub(super) fn new(view: &'v ClusterView, cluster: &str) -> Fleet<'v> {
-        let all: Vec<&'v InstanceRecord> = view.instances.values().collect();
-        let mut recs: Vec<&'v InstanceRecord> = Vec::with_capacity(all.len());
-        let mut free = Vec::with_capacity(all.len());
-        let mut base = Vec::with_capacity(all.len());
-        for (i, r) in all.iter().enumerate() {
-            if let Some(ahead) = all.get(i + 2 * PREFETCH_DISTANCE) {
-                prefetch(*ahead);
-                prefetch(&ahead.cluster);
-            }
-            if let Some(ahead) = all.get(i + PREFETCH_DISTANCE) {
-                prefetch(ahead.cluster.as_ptr());
-            }
-            if r.cluster != cluster {
-                continue;
-            }
-            recs.push(*r);
-            free.push(r.remaining);
-            base.push(match (r.status, r.agent_connected) {
-                (InstanceStatus::Draining, _) => Some(Misfit::Draining),
-                (InstanceStatus::Inactive, _) => Some(Misfit::Inactive),
-                (InstanceStatus::Active, false) => Some(Misfit::Agent),
-                (InstanceStatus::Active, true) => None,
+        let index = view
+            .placement_index
+            .cluster(cluster)
+            .unwrap_or(&NO_INSTANCES);
+        let mut free = Vec::with_capacity(index.len());
+        let mut base = Vec::with_capacity(index.len());
+        for dense in index.dense() {
+            free.push(dense.remaining);
+            base.push(match dense.availability {
+                Availability::Open => None,
+                Availability::Inactive => Some(Misfit::Inactive),
+                Availability::Draining => Some(Misfit::Draining),
+                Availability::AgentDisconnected => Some(Misfit::Agent),
             });
         }
         Fleet {
-            recs,
+            view,
+            cluster: cluster.to_string(),
+            index,
+            recs: OnceCell::new(),
             free,
             taken: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -211,43 +147,38 @@ impl<'v> Fleet<'v> {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.recs.len()
+        self.free.len()
     }
 
-    /// Starts loading what a pass at `p` will read a few instances ahead:
-    /// the record, then its attribute list, then the names among them as
-    /// long as one of `lengths` (the names the pass compares) and their
-    /// values. Each step reads what the one before fetched, so the pass
-    /// waits on one memory latency per many instances instead of several
-    /// per instance.
-    pub(super) fn prefetch_ahead(&self, p: Pos, lengths: &[usize]) {
-        let p = p as usize;
-        if let Some(r) = self.recs.get(p + 3 * PREFETCH_DISTANCE) {
-            prefetch(&r.attributes);
-            prefetch(&r.group_counts);
-        }
-        if let Some(r) = self.recs.get(p + 2 * PREFETCH_DISTANCE) {
-            let attributes = r.attributes.as_ptr();
-            for line in 0..r.attributes.len().div_ceil(2) {
-                prefetch(attributes.wrapping_add(2 * line).cast::<u8>());
-            }
-        }
-        if let Some(r) = self.recs.get(p + PREFETCH_DISTANCE) {
-            for a in r
-                .attributes
-                .iter()
-                .filter(|a| lengths.contains(&a.name.len()))
-            {
-                prefetch(a.name.as_ptr());
-                if let Some(v) = &a.value {
-                    prefetch(v.as_ptr());
-                }
-            }
-        }
+    /// The id of the instance at `p`.
+    pub(super) fn id(&self, p: Pos) -> &'v str {
+        &self.index.ids()[p as usize]
     }
 
+    /// The record of the instance at `p`.
     pub(super) fn rec(&self, p: Pos) -> &'v InstanceRecord {
-        self.recs[p as usize]
+        if let Some(recs) = self.recs.get() {
+            return recs[p as usize];
+        }
+        self.view
+            .instances
+            .get(self.id(p))
+            .expect("the placement index names recorded instances only")
+    }
+
+    /// Makes [`Fleet::rec`] an array read, for a pass over every instance:
+    /// one walk of the records costs less than a lookup by id for each.
+    pub(super) fn load_records(&self) {
+        self.recs.get_or_init(|| {
+            let recs: Vec<&'v InstanceRecord> = self
+                .view
+                .instances
+                .values()
+                .filter(|r| r.cluster == self.cluster)
+                .collect();
+            debug_assert_eq!(recs.len(), self.len(), "index and records disagree");
+            recs
+        });
     }
 
     /// Records a task of `group` needing `need` placed at `p`. Group counts
@@ -257,36 +188,55 @@ impl<'v> Fleet<'v> {
         t.resources = t.resources.plus(need);
         t.tasks += 1;
         *t.groups.entry(group.to_string()).or_default() += 1;
-        self.free[p as usize] = self.recs[p as usize].remaining.saturating_sub(t.resources);
+        self.free[p as usize] = self.index.dense()[p as usize]
+            .remaining
+            .saturating_sub(t.resources);
         if let Some(counts) = self.groups.get_mut(group) {
             counts[p as usize] += 1;
         }
     }
 
-    /// The group's tasks on each instance, if an earlier ask built them.
-    pub(super) fn take_group(&mut self, group: &str) -> Option<Vec<u32>> {
-        self.groups.remove(group)
-    }
-
-    /// The group's tasks on the instance at `p`, view plus this call.
-    pub(super) fn group_count_at(&self, p: Pos, group: &str) -> u32 {
-        let extra = self
-            .taken
-            .get(&p)
-            .and_then(|t| t.groups.get(group).copied())
-            .unwrap_or(0);
-        self.recs[p as usize]
-            .group_count(group)
-            .saturating_add(extra)
+    /// The group's tasks on each instance, view plus this call: an earlier
+    /// ask's, else from the index when `needed`, else empty.
+    pub(super) fn take_group(&mut self, group: &str, needed: bool) -> Vec<u32> {
+        if let Some(counts) = self.groups.remove(group) {
+            return counts;
+        }
+        if !needed {
+            return Vec::new();
+        }
+        let mut counts: Vec<u32> = match self.index.group(group) {
+            Some(column) => column.counts().iter().copied().collect(),
+            None => vec![0; self.len()],
+        };
+        for (&p, taken) in &self.taken {
+            if let Some(&extra) = taken.groups.get(group) {
+                counts[p as usize] = counts[p as usize].saturating_add(extra);
+            }
+        }
+        counts
     }
 
     pub(super) fn put_group(&mut self, group: String, counts: Vec<u32>) {
         self.groups.insert(group, counts);
     }
 
-    /// Each instance's bucket for attribute `name`, if an earlier ask built them.
-    pub(super) fn take_buckets(&mut self, name: &str) -> Option<Buckets> {
-        self.buckets.remove(name)
+    /// Each instance's bucket for attribute `name`.
+    pub(super) fn take_buckets(&mut self, name: &str) -> Buckets {
+        if let Some(buckets) = self.buckets.remove(name) {
+            return buckets;
+        }
+        match self.index.attribute(name) {
+            Some(column) => Buckets {
+                of: column.buckets().iter().copied().collect(),
+                count: column.bucket_count(),
+            },
+            // Every instance has "".
+            None => Buckets {
+                of: vec![0; self.len()],
+                count: 1,
+            },
+        }
     }
 
     pub(super) fn put_buckets(&mut self, name: String, buckets: Buckets) {
@@ -300,7 +250,7 @@ impl<'v> Fleet<'v> {
 
     pub(super) fn take_id_hashes(&mut self) -> Vec<u64> {
         if self.id_hashes.is_empty() {
-            return self.recs.iter().map(|r| hash_str(&r.id)).collect();
+            return self.index.dense().iter().map(|d| d.id_hash).collect();
         }
         std::mem::take(&mut self.id_hashes)
     }
@@ -313,7 +263,7 @@ impl<'v> Fleet<'v> {
     fn take_memos(&mut self, expr: &Expr) -> Vec<Memo> {
         self.member_of
             .remove(expr.source())
-            .unwrap_or_else(|| vec![Memo::Unknown; self.recs.len()])
+            .unwrap_or_else(|| vec![Memo::Unknown; self.len()])
     }
 
     /// Whether every expression holds at `p` as the instance stands now,
@@ -355,7 +305,7 @@ impl<'v> Fleet<'v> {
 
     fn facts(&self, p: Pos) -> Facts<'_, 'v> {
         Facts {
-            instance: self.recs[p as usize],
+            instance: self.rec(p),
             taken: self.taken.get(&p),
         }
     }
@@ -405,6 +355,11 @@ impl<'a> Statics<'a> {
         }
     }
 
+    /// Whether [`Statics::misfit`] reads records (else it costs nothing).
+    pub(super) fn reads_records(&self) -> bool {
+        !self.required_list.is_empty() || !self.member_of.exprs.is_empty()
+    }
+
     /// Why the instance at `p` cannot take the ask's tasks whatever the
     /// ask places (status and agent aside).
     pub(super) fn misfit(&mut self, fleet: &Fleet<'_>, p: Pos) -> Option<Misfit> {
@@ -412,7 +367,8 @@ impl<'a> Statics<'a> {
             Known::Yes => true,
             Known::No => false,
             Known::Unknown => {
-                let has = has_attributes(fleet.rec(p), self.required_list);
+                let has = self.required_list.is_empty()
+                    || has_attributes(fleet.rec(p), self.required_list);
                 self.required[p as usize] = if has { Known::Yes } else { Known::No };
                 has
             }

@@ -19,15 +19,16 @@
 //! arrays indexed by position (instances in id order): free resources with
 //! the overlay applied, status and agent, each group's task counts (kept
 //! current), each spread attribute's values interned to bucket numbers,
-//! requiresAttributes and memberOf results; built once per call as asks
-//! first need them and shared by the call's later asks. No string is
-//! compared while tasks are placed. Each task costs O(log n) plus the
-//! number of spread classes (zones), or one pass over the feasible
-//! instances when `random` ranks (`select.rs`). The records are read only
-//! where an ask needs them: a ranking that spreads over an attribute reads
-//! every instance's value and group count once per call; the static filters
-//! are evaluated on the instances that come up as best, and on all of them
-//! only when an ask fails (for the failure's counts).
+//! the id hashes for `random`, requiresAttributes and memberOf results.
+//! All but the last two are copied out of the state's placement index
+//! (`crate::state::placement_index`, kept current by `apply`), as asks
+//! first need them, and shared by the call's later asks: a call reads no
+//! record to learn them. No string is compared while tasks are placed.
+//! Each task costs O(log n) plus the number of spread classes (zones), or
+//! one pass over the feasible instances when `random` ranks (`select.rs`).
+//! The static filters read records, looked up by id, only for the
+//! instances that come up as best, and all of them (one walk) only when an
+//! ask fails (for the failure's counts) or `random` ranks.
 //!
 //! Invariants, checked against the straightforward algorithm kept in
 //! `reference.rs` by the property test in `equivalence.rs`:
@@ -62,7 +63,7 @@ use orca_core::task_definition::Attribute;
 
 use crate::state::ClusterView;
 use feasible::Tally;
-use fleet::{Buckets, BucketsBuilder, Fleet, Pos, Statics};
+use fleet::{Fleet, Pos, Statics};
 use select::Selector;
 
 pub use feasible::Misfit;
@@ -163,39 +164,16 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
             .iter()
             .any(|s| matches!(s, rank::Slot::Group | rank::Slot::Bucket(_)));
 
-    // What the call's earlier asks did not already extract from the
-    // records for this ask's ranking: one pass, if any.
+    // The columns this ask ranks by: the call's earlier asks' (with their
+    // placements), else copied from the state's placement index.
     let n = fleet.len();
-    let mut group = match fleet.take_group(&ask.group) {
-        Some(counts) => Ok(counts),
-        None if needs_group => Err(Vec::with_capacity(n)),
-        None => Ok(Vec::new()),
-    };
-    let mut spreads: Vec<Result<Buckets, BucketsBuilder<'v>>> = spread_names
-        .iter()
-        .map(|name| fleet.take_buckets(name).ok_or_else(BucketsBuilder::default))
-        .collect();
-    if group.is_err() || spreads.iter().any(Result::is_err) {
-        let mut lengths: Vec<usize> = spread_names.iter().map(String::len).collect();
-        lengths.sort_unstable();
-        lengths.dedup();
-        for p in 0..n as Pos {
-            fleet.prefetch_ahead(p, &lengths);
-            if let Err(counts) = &mut group {
-                counts.push(fleet.group_count_at(p, &ask.group));
-            }
-            for (spread, name) in spreads.iter_mut().zip(&spread_names) {
-                if let Err(builder) = spread {
-                    builder.push(fleet.rec(p), name);
-                }
-            }
-        }
-    }
-    let group = group.unwrap_or_else(|counts| counts);
+    let group = fleet.take_group(&ask.group, needs_group);
     let spreads = spread_names
         .into_iter()
-        .zip(spreads)
-        .map(|(name, b)| (name, b.unwrap_or_else(BucketsBuilder::finish)))
+        .map(|name| {
+            let buckets = fleet.take_buckets(&name);
+            (name, buckets)
+        })
         .collect();
     let id_hashes = if slots.contains(&rank::Slot::Random) {
         fleet.take_id_hashes()
@@ -232,6 +210,9 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         .collect();
     if ranking.has_random() {
         // Every key changes on every task: filter them all now.
+        if statics.reads_records() {
+            fleet.load_records();
+        }
         candidates.retain(|&p| {
             let ok = statics.misfit(fleet, p).is_none();
             vetted[p as usize] = ok;
@@ -252,6 +233,7 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
             // Every instance has a reason now: the static filters first
             // (as the ask started: an instance not yet vetted was not
             // placed on), then what the ask's placements changed.
+            fleet.load_records();
             let mut ruled_out = Tally::default();
             let mut misfits = Tally::default();
             for p in 0..n as Pos {
@@ -280,7 +262,7 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         }
         let fits = dynamic_misfit(fleet, &ranking, &member_of_lost, p).is_none();
         selector.update(&ranking, &fleet.free, p, fits);
-        plan.instances.push(fleet.rec(p).id.clone());
+        plan.instances.push(fleet.id(p).to_string());
     }
     statics.restore(fleet);
     ranking.restore(fleet);

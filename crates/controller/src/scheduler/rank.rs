@@ -31,13 +31,6 @@ pub(super) fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// FNV-1a of the id, the instance's part of a random key.
-pub(super) fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// One strategy, resolved for an ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Slot {
@@ -79,7 +72,8 @@ pub(super) struct Ranking {
     pub(super) group: Vec<u32>,
     pub(super) group_name: String,
     pub(super) spreads: Vec<Spread>,
-    /// `hash_str` of each instance id, when a slot is random; else empty.
+    /// The index's hash of each instance id (`state::placement_index::id_hash`),
+    /// when a slot is random; else empty.
     id_hashes: Vec<u64>,
     seed: u64,
 }

@@ -12,9 +12,10 @@ use orca_core::placement::{BinpackField, Constraint, SpreadField, Strategy};
 use orca_core::task::Resources;
 
 use super::feasible::{Misfit, Tally};
-use super::rank::{hash_str, mix, Key};
+use super::rank::{mix, Key};
 use super::{default_strategies, AskPlan, PlacementAsk, Plan};
 use crate::state::instances::InstanceStatus;
+use crate::state::placement_index::id_hash as hash_str;
 use crate::state::{ClusterView, InstanceRecord};
 
 /// What this plan has taken on an instance beyond what the view shows.

@@ -125,6 +125,8 @@ fn view(fleet: &[Inst]) -> ClusterView {
         };
         state.instances.insert(record.id.clone(), record);
     }
+    // The records were written directly: build the index `apply` keeps.
+    state.placement_index = crate::state::placement_index::PlacementIndex::build(&state.instances);
     ClusterView::new(7, state)
 }
 

@@ -92,6 +92,7 @@ impl ClusterState {
                     .custom_attributes
                     .sort_by(|x, y| x.name.cmp(&y.name));
                 instance.version += 1;
+                self.placement_index.sync_attributes(instance);
             }
             out.push(self.attribute_view(&a.instance_id, &a.name, a.value));
         }
@@ -134,6 +135,7 @@ impl ClusterState {
                 {
                     removed = Some(instance.custom_attributes.remove(pos));
                     instance.version += 1;
+                    self.placement_index.sync_attributes(instance);
                 }
             }
             let value = removed.and_then(|r| r.value);
@@ -159,6 +161,7 @@ impl ClusterState {
                 if instance.status != status {
                     instance.status = status;
                     instance.version += 1;
+                    self.placement_index.sync_dense(instance);
                 }
             }
         }
@@ -207,6 +210,7 @@ impl ClusterState {
             instance.status = InstanceStatus::Inactive;
             instance.deregistered_at = Some(at);
             instance.version += 1;
+            self.placement_index.sync_dense(instance);
         }
         self.touch_assignments(instance_id);
         Ok(Outcome::Instances(vec![instance_id.to_string()]))

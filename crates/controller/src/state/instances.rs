@@ -12,6 +12,7 @@ use orca_core::task_definition::{Attribute, Timestamp};
 use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
 
+use super::placement_index::{IndexMismatch, PlacementIndex};
 use super::{ClusterState, Outcome};
 
 /// Each node's task subnet carved from the task CIDR is this long (254
@@ -240,6 +241,7 @@ impl ClusterState {
                 r
             }
         };
+        self.placement_index.upsert(&record);
         Ok(Outcome::ContainerInstance(Box::new(record)))
     }
 
@@ -270,6 +272,7 @@ impl ClusterState {
         if record.agent_connected != connected {
             record.agent_connected = connected;
             record.version += 1;
+            self.placement_index.sync_dense(record);
         }
         Ok(Outcome::ContainerInstance(Box::new(record.clone())))
     }
@@ -289,6 +292,31 @@ impl ClusterState {
                 instance.group_counts = groups;
             }
         }
+        self.placement_index = PlacementIndex::build(&self.instances);
+    }
+
+    /// Whether the placement index `apply` kept holds what one built from
+    /// the records does (tests; a debugging aid on a live state).
+    pub fn check_placement_index(&self) -> Result<(), IndexMismatch> {
+        self.placement_index.check_consistency()?;
+        let kept = self.placement_index.canonical();
+        let built = PlacementIndex::build(&self.instances).canonical();
+        if kept == built {
+            return Ok(());
+        }
+        let clusters: std::collections::BTreeSet<&String> =
+            kept.keys().chain(built.keys()).collect();
+        let differing = clusters
+            .into_iter()
+            .find(|c| kept.get(*c) != built.get(*c))
+            .map_or_else(String::new, |c| {
+                format!(
+                    "cluster {c}: kept {:?}, built {:?}",
+                    kept.get(c),
+                    built.get(c)
+                )
+            });
+        Err(IndexMismatch(differing))
     }
 
     /// Reserves `need` on the instance for a newly placed task of `group`.
@@ -308,6 +336,7 @@ impl ClusterState {
         *instance.group_counts.entry(group.to_string()).or_default() += 1;
         instance.version += 1;
         instance.assignments_version += 1;
+        self.placement_index.sync_task(instance, group);
         self.changed_assignments.0.insert(instance_id.to_string());
         Ok(())
     }
@@ -337,6 +366,7 @@ impl ClusterState {
                     instance.group_counts.remove(&group);
                 }
             }
+            self.placement_index.sync_task(instance, &group);
             instance.version += 1;
             instance.assignments_version += 1;
             self.changed_assignments.0.insert(instance_id);

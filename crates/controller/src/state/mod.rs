@@ -12,6 +12,7 @@ pub mod identity;
 pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
+pub mod placement_index;
 pub mod query;
 mod resource_tags;
 pub mod service_record;
@@ -117,6 +118,13 @@ pub struct ClusterState {
     /// Instances whose assignments changed in the applies not yet published.
     #[serde(skip)]
     pub changed_assignments: view::ChangedInstances,
+    /// The scheduler's index of `instances` (positions in id order,
+    /// resources, availability, interned attributes, group counts), kept
+    /// current by `apply`. Derived data: never serialized, rebuilt from the
+    /// records on restore (`rebuild_indexes`); equal to another when it
+    /// holds the same facts.
+    #[serde(skip)]
+    pub placement_index: placement_index::PlacementIndex,
 }
 
 fn default_task_cidr() -> Ipv4Cidr {
@@ -166,6 +174,7 @@ impl ClusterState {
             instance_tags: OrdMap::new(),
             account_settings: OrdMap::new(),
             changed_assignments: view::ChangedInstances::default(),
+            placement_index: placement_index::PlacementIndex::default(),
         }
     }
 
@@ -332,6 +341,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
     }
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]
