@@ -472,6 +472,7 @@ fn stopped_report(task_id: &str) -> orca_core::agent_protocol::TaskStateReport {
         stopped_at: None,
         stop_code: None,
         stopped_reason: None,
+        health_status: Default::default(),
     }
 }
 
