@@ -47,6 +47,17 @@ def expect_error(code, call, *args, **kwargs):
     raise AssertionError(f"expected {code}, the call succeeded")
 
 
+# Every request boto3 signs and sends is recorded, byte for byte, for the
+# replay at the end.
+RECORDED = []
+
+
+def record(request, **_):
+    RECORDED.append((request.headers.get("X-Amz-Target").decode(), dict(request.headers), request.body))
+
+
+ecs.meta.events.register("before-send.ecs", record)
+
 # Task definitions: a file as `--cli-input-json` holds it, revisions, lists.
 with open(os.path.join(FIXTURES, "multi-container.json")) as f:
     shop = json.load(f)
@@ -246,4 +257,41 @@ except ClientError as e:
     assert e.response["Error"]["Code"] == "UnknownOperationException", e.response
     assert "DiscoverPollEndpoint" in e.response["Error"]["Message"], e.response
 ok("an unknown operation is named in UnknownOperationException")
+# Byte level: the recorded requests sent again as raw HTTP, and each raw
+# answer handed to botocore's own JSON parser for that operation's output
+# shape (or error), as botocore does inside every call above.
+import urllib.error
+import urllib.request
+
+from botocore.parsers import create_parser
+
+model = ecs.meta.service_model
+parser = create_parser("json")
+replayed = 0
+for target, headers, body in RECORDED:
+    operation = model.operation_model(target.split(".", 1)[1])
+    if operation.name.startswith(("Create", "Delete", "Register", "Deregister", "Run", "Start", "Stop",
+                                  "Update", "Put", "Tag", "Untag", "Submit")):
+        continue  # replaying a write would change the state; reads only
+    req = urllib.request.Request(ENDPOINT + "/", data=body, method="POST")
+    for k, v in headers.items():
+        req.add_header(k, v.decode() if isinstance(v, bytes) else v)
+    try:
+        with urllib.request.urlopen(req) as r:
+            status, raw_headers, raw = r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        status, raw_headers, raw = e.code, dict(e.headers), e.read()
+    raw_headers = {k.lower(): v for k, v in raw_headers.items()}
+    assert raw_headers.get("content-type") == "application/x-amz-json-1.1", raw_headers
+    assert raw_headers.get("x-amzn-requestid"), raw_headers
+    parsed = parser.parse(
+        {"status_code": status, "headers": raw_headers, "body": raw}, operation.output_shape
+    )
+    if status == 200:
+        assert "Error" not in parsed, (operation.name, parsed)
+    else:
+        assert parsed["Error"]["Code"] and parsed["Error"]["Message"], (operation.name, raw)
+    replayed += 1
+assert replayed >= 20, replayed
+ok(f"{replayed} recorded read requests replayed as raw HTTP and parsed by botocore's JSON parser")
 print("all boto3 checks passed")
