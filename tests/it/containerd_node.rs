@@ -353,36 +353,12 @@ impl Drop for Node {
             Some(Agent::Process(p)) => drop(p),
             None => {}
         }
-        let (socket, namespace) = (
-            self.agent_config.containerd_socket.clone(),
-            self.namespace.clone(),
-        );
-        let (prefix, bridge) = (self.netns_prefix.clone(), self.bridge.clone());
-        let state_dir = self.data_dir.path().join("cleanup");
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let config = ContainerdConfig {
-                    socket,
-                    namespace,
-                    registries: RegistriesConfig::default(),
-                    state_dir,
-                    log_driver: None,
-                };
-                if let Ok(runtime) = ContainerdRuntime::connect(config).await {
-                    let _ = runtime.purge_namespace().await;
-                }
-                for ns in orca_net::netns::list_namespaces(&prefix).unwrap_or_default() {
-                    let _ = orca_net::netns::delete_namespace(&ns);
-                }
-                let _ = orca_net::netns::remove_bridge(&bridge).await;
-            });
+        orca_tests::containerd::purge_node_blocking(orca_tests::containerd::NodeLeftovers {
+            socket: self.agent_config.containerd_socket.clone(),
+            namespace: self.namespace.clone(),
+            netns_prefix: self.netns_prefix.clone(),
+            bridge: self.bridge.clone(),
+            state_dir: self.data_dir.path().join("cleanup"),
         });
-        let _ = cleanup.join();
     }
 }

@@ -176,3 +176,47 @@ impl Drop for PrivateContainerd {
         }
     }
 }
+
+/// What a test node left on the machine, for [`purge_node_blocking`].
+pub struct NodeLeftovers {
+    pub socket: PathBuf,
+    /// The node's containerd namespace (containers, images, snapshots).
+    pub namespace: String,
+    /// Its task network namespaces' name prefix.
+    pub netns_prefix: String,
+    pub bridge: String,
+    /// A state directory for the runtime that does the purge.
+    pub state_dir: PathBuf,
+}
+
+/// Removes everything a test node created, from a `Drop` of a test that
+/// failed half-way: on a thread with a runtime of its own (the test's
+/// runtime is unwinding), best effort.
+pub fn purge_node_blocking(left: NodeLeftovers) {
+    use orca_runtime::containerd::{ContainerdConfig, ContainerdRuntime, RegistriesConfig};
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let config = ContainerdConfig {
+                socket: left.socket,
+                namespace: left.namespace,
+                registries: RegistriesConfig::default(),
+                state_dir: left.state_dir,
+                log_driver: None,
+            };
+            if let Ok(runtime) = ContainerdRuntime::connect(config).await {
+                let _ = runtime.purge_namespace().await;
+            }
+            for ns in orca_net::netns::list_namespaces(&left.netns_prefix).unwrap_or_default() {
+                let _ = orca_net::netns::delete_namespace(&ns);
+            }
+            let _ = orca_net::netns::remove_bridge(&left.bridge).await;
+        });
+    });
+    let _ = cleanup.join();
+}
