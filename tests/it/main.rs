@@ -12,6 +12,7 @@ mod containerd_node;
 mod controller_cluster;
 mod durability;
 mod ecs_json_api;
+mod ecs_json_follower;
 mod health;
 mod identity;
 mod instances;

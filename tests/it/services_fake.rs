@@ -323,6 +323,11 @@ async fn service_calls_refuse_bad_input_naming_the_field() {
     .await
     .expect("describe");
     assert_eq!(d["failures"][0]["reason"], "MISSING");
+    // As ECS: the failure names the service by its full ARN.
+    assert_eq!(
+        d["failures"][0]["arn"],
+        "arn:orca:ecs:local:000000000000:service/default/missing"
+    );
     drop(s.nodes);
 }
 

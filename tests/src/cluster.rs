@@ -23,6 +23,8 @@ use crate::netns::TestNet;
 
 /// The port controllers listen on inside their namespaces.
 pub const NETNS_PORT: u16 = 7470;
+/// The port their ECS JSON endpoints listen on, when asked for.
+pub const NETNS_ECS_API_PORT: u16 = 7480;
 
 /// How long one `Members` call may take before the node counts as silent.
 const MEMBERS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +38,7 @@ pub struct ClusterBuilder {
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
     join_timeout: Duration,
+    ecs_api: bool,
 }
 
 impl ClusterBuilder {
@@ -61,6 +64,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node also serves ECS's JSON 1.1 endpoint (`--ecs-api-listen`,
+    /// on its own port); see [`ControllerCluster::ecs_api_addr`].
+    pub fn ecs_api(mut self, yes: bool) -> Self {
+        self.ecs_api = yes;
+        self
+    }
+
     /// How long bootstrapping, and then each join, may take (default 30 s).
     pub fn join_timeout(mut self, within: Duration) -> Self {
         self.join_timeout = within;
@@ -77,17 +87,27 @@ impl ClusterBuilder {
             None
         };
         let mut addrs = Vec::with_capacity(self.nodes);
+        let mut ecs_api_addrs = Vec::with_capacity(self.nodes);
         for i in 1..=self.nodes {
-            addrs.push(match &net {
-                Some(net) => SocketAddr::new(IpAddr::V4(net.addr(i)), NETNS_PORT),
-                None => free_addr()?,
-            });
+            let (addr, ecs_api) = match &net {
+                Some(net) => {
+                    let ip = IpAddr::V4(net.addr(i));
+                    (
+                        SocketAddr::new(ip, NETNS_PORT),
+                        SocketAddr::new(ip, NETNS_ECS_API_PORT),
+                    )
+                }
+                None => (free_addr()?, free_addr()?),
+            };
+            addrs.push(addr);
+            ecs_api_addrs.push(self.ecs_api.then_some(ecs_api));
         }
         let mut cluster = ControllerCluster {
             nodes: Vec::with_capacity(self.nodes),
             net,
             dir,
             addrs,
+            ecs_api_addrs,
             options: self,
         };
         let n = cluster.options.nodes;
@@ -122,6 +142,7 @@ pub struct ControllerCluster {
     net: Option<TestNet>,
     dir: tempfile::TempDir,
     addrs: Vec<SocketAddr>,
+    ecs_api_addrs: Vec<Option<SocketAddr>>,
     options: ClusterBuilder,
 }
 
@@ -134,6 +155,7 @@ impl ControllerCluster {
             // Plain logs: tracing's colours make them hard to read.
             env: vec![("NO_COLOR".to_string(), "1".to_string())],
             join_timeout: Duration::from_secs(30),
+            ecs_api: false,
         }
     }
 
@@ -151,13 +173,17 @@ impl ControllerCluster {
 
     fn spec(&self, i: usize, join: Vec<String>) -> ControllerSpec {
         let addr = self.addrs[i - 1];
+        let mut extra_args = self.options.extra_args.clone();
+        if let Some(ecs_api) = self.ecs_api_addrs[i - 1] {
+            extra_args.extend(["--ecs-api-listen".to_string(), ecs_api.to_string()]);
+        }
         ControllerSpec {
             node_id: Some(i as u64),
             data_dir: self.data_dir(i),
             listen: Some(addr),
             advertise: Some(addr),
             join,
-            extra_args: self.options.extra_args.clone(),
+            extra_args,
             env: self.options.env.clone(),
             wrapper: self.net.as_ref().map(|n| n.wrapper(i)).unwrap_or_default(),
             log: Some(self.log_path(i)),
@@ -199,6 +225,12 @@ impl ControllerCluster {
 
     pub fn addr(&self, i: usize) -> SocketAddr {
         self.addrs[i - 1]
+    }
+
+    /// Where node `i` serves ECS's JSON endpoint (built with
+    /// [`ClusterBuilder::ecs_api`]).
+    pub fn ecs_api_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.ecs_api_addrs[i - 1]
     }
 
     /// `host:port` of node `i`.

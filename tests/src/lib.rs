@@ -1,5 +1,6 @@
 //! Test support for orca's integration tests: controllers started in-process
-//! or as real processes, and clients for them; multi-controller clusters
+//! or as real processes, and clients for them (gRPC, and ECS's JSON 1.1
+//! protocol in `ecs_http`); multi-controller clusters
 //! (`cluster`), test hosts in network namespaces (`netns`) and a
 //! linearizability checker for recorded histories (`history`).
 
@@ -7,6 +8,7 @@ pub mod agents;
 pub mod cluster;
 pub mod containerd;
 pub mod controller;
+pub mod ecs_http;
 pub mod history;
 pub mod netns;
 pub mod proxy;

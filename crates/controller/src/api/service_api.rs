@@ -200,8 +200,13 @@ impl EcsService {
                         }
                         output.services.push(rendered);
                     }
+                    // ECS names a missing service by its full ARN.
                     None => output.failures.push(Failure {
-                        arn: Some(reference.clone()),
+                        arn: Some(if reference.starts_with("arn:") {
+                            reference.clone()
+                        } else {
+                            s.arn.service(&cluster, reference)
+                        }),
                         reason: "MISSING".to_string(),
                         detail: None,
                     }),
