@@ -6,7 +6,15 @@
 # first failure.
 set -euo pipefail
 export AWS_ACCESS_KEY_ID=AKIDORCATEST AWS_SECRET_ACCESS_KEY=secret AWS_DEFAULT_REGION=us-east-1
-export AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_PAGER=
+export AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_PAGER=
+# A config file that only loads the recorder plugin (orca_record.py): every
+# request the CLI sends is kept, byte for byte, for the replay at the end.
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '[plugins]\norca_record = orca_record\n' >"$work/config"
+export AWS_CONFIG_FILE=$work/config ORCA_RECORD_FILE=$work/requests.jsonl
+export PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
 ecs() { "$AWS" ecs --endpoint-url "$ORCA_ECS_ENDPOINT" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok $*"; }
@@ -60,4 +68,8 @@ set -e
 [[ $rc == 255 ]] || fail "exit code $rc for an unknown cluster"
 [[ $err == *"An error occurred (ClusterNotFoundException) when calling the DescribeServices operation"* ]] || fail "$err"
 ok "an unknown cluster: exit 255 and the error as the aws CLI prints it for AWS"
+recorded=$(wc -l <"$ORCA_RECORD_FILE")
+[[ $recorded -ge 15 ]] || fail "only $recorded requests recorded"
+python "$here/replay.py" "$ORCA_RECORD_FILE" 10 || fail "replaying the recorded requests"
+ok "byte level: the CLI's $recorded requests recorded; its reads replayed as raw HTTP and parsed by botocore"
 echo "all aws CLI checks passed"

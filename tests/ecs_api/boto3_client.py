@@ -257,41 +257,11 @@ except ClientError as e:
     assert e.response["Error"]["Code"] == "UnknownOperationException", e.response
     assert "DiscoverPollEndpoint" in e.response["Error"]["Message"], e.response
 ok("an unknown operation is named in UnknownOperationException")
-# Byte level: the recorded requests sent again as raw HTTP, and each raw
-# answer handed to botocore's own JSON parser for that operation's output
-# shape (or error), as botocore does inside every call above.
-import urllib.error
-import urllib.request
+# Byte level: the recorded requests sent again as raw HTTP, each raw answer
+# parsed by botocore's own JSON parser (replay.py).
+from replay import replay
 
-from botocore.parsers import create_parser
-
-model = ecs.meta.service_model
-parser = create_parser("json")
-replayed = 0
-for target, headers, body in RECORDED:
-    operation = model.operation_model(target.split(".", 1)[1])
-    if operation.name.startswith(("Create", "Delete", "Register", "Deregister", "Run", "Start", "Stop",
-                                  "Update", "Put", "Tag", "Untag", "Submit")):
-        continue  # replaying a write would change the state; reads only
-    req = urllib.request.Request(ENDPOINT + "/", data=body, method="POST")
-    for k, v in headers.items():
-        req.add_header(k, v.decode() if isinstance(v, bytes) else v)
-    try:
-        with urllib.request.urlopen(req) as r:
-            status, raw_headers, raw = r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        status, raw_headers, raw = e.code, dict(e.headers), e.read()
-    raw_headers = {k.lower(): v for k, v in raw_headers.items()}
-    assert raw_headers.get("content-type") == "application/x-amz-json-1.1", raw_headers
-    assert raw_headers.get("x-amzn-requestid"), raw_headers
-    parsed = parser.parse(
-        {"status_code": status, "headers": raw_headers, "body": raw}, operation.output_shape
-    )
-    if status == 200:
-        assert "Error" not in parsed, (operation.name, parsed)
-    else:
-        assert parsed["Error"]["Code"] and parsed["Error"]["Message"], (operation.name, raw)
-    replayed += 1
+replayed = replay([(headers, body) for _, headers, body in RECORDED], ENDPOINT)
 assert replayed >= 20, replayed
 ok(f"{replayed} recorded read requests replayed as raw HTTP and parsed by botocore's JSON parser")
 print("all boto3 checks passed")

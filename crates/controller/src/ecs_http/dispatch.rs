@@ -28,7 +28,8 @@ impl From<ApiError> for CallError {
     }
 }
 
-type Answer = Result<Value, CallError>;
+/// The output document, as the handlers rendered it.
+type Answer = Result<String, CallError>;
 
 fn status(s: Status) -> CallError {
     CallError::Api(from_status(&s))
@@ -58,9 +59,12 @@ where
     } else {
         write(message)
     };
-    let reply = call(request).await.map_err(status)?.into_inner();
-    serde_json::from_str(&reply.output_json)
-        .map_err(|e| CallError::Api(ApiError::server(format!("an invalid output document: {e}"))))
+    // The handlers' document goes out as it is: no second parse.
+    Ok(call(request)
+        .await
+        .map_err(status)?
+        .into_inner()
+        .output_json)
 }
 
 /// The input's members, by name.
@@ -177,7 +181,7 @@ fn cluster_reply(reply: v1::ClusterReply) -> Value {
     json!({"cluster": reply.cluster.as_ref().map(ecs_json::cluster)})
 }
 
-fn task_definition_reply(reply: &v1::TaskDefinitionReply) -> Answer {
+fn task_definition_reply(reply: &v1::TaskDefinitionReply) -> Result<Value, CallError> {
     ecs_json::task_definition_reply(reply)
         .map_err(|e| CallError::Api(ApiError::server(format!("an invalid task definition: {e}"))))
 }
@@ -266,7 +270,21 @@ pub async fn call(ecs: &EcsService, operation: &str, input: &Value) -> Answer {
         "ListServicesByNamespace" => {
             json_call(input, true, |r| ecs.list_services_by_namespace(r)).await
         }
+        _ => typed(ecs, operation, input, &i)
+            .await
+            .map(|output| output.to_string()),
+    }
+}
 
+/// The operations whose gRPC calls take typed messages: the input members
+/// read into the request, the reply rendered as ECS's output.
+async fn typed(
+    ecs: &EcsService,
+    operation: &str,
+    input: &Value,
+    i: &Input<'_>,
+) -> Result<Value, CallError> {
+    match operation {
         "RegisterTaskDefinition" => {
             let reply = ecs
                 .register_task_definition(write(v1::RegisterTaskDefinitionRequest {

@@ -113,18 +113,18 @@ async fn handle(ecs: &EcsService, request: Request<Incoming>) -> Response<Full<B
     let span = tracing::info_span!("ecs_json", %operation, %request_id);
     let result = answer(ecs, &operation, request).instrument(span).await;
     let (status, body) = match result {
-        Ok(mut output) => {
-            epoch::to_epoch_seconds(&mut output);
-            (StatusCode::OK, output)
-        }
+        Ok(output) => (StatusCode::OK, epoch::to_epoch_seconds(&output)),
         Err(r) => {
             if r.status.is_server_error() {
                 tracing::warn!(%operation, code = %r.code, message = %r.message, "ECS endpoint: server error");
             }
-            (r.status, json!({"__type": r.code, "message": r.message}))
+            (
+                r.status,
+                json!({"__type": r.code, "message": r.message}).to_string(),
+            )
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -141,7 +141,7 @@ async fn answer(
     ecs: &EcsService,
     operation: &str,
     request: Request<Incoming>,
-) -> Result<Value, Refusal> {
+) -> Result<String, Refusal> {
     if request.method() != Method::POST {
         return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
