@@ -127,6 +127,14 @@ assert ci["agentConnected"] and ci["status"] == "ACTIVE", ci
 ecs.put_attributes(attributes=[{"name": "stack", "value": "prod", "targetId": instances[0]}])
 attrs = ecs.list_attributes(targetType="container-instance", attributeName="stack")["attributes"]
 assert attrs and attrs[0]["value"] == "prod", attrs
+# The cluster query language in ListContainerInstances' filter.
+assert ecs.list_container_instances(filter="attribute:stack == prod")["containerInstanceArns"] == instances
+assert ecs.list_container_instances(filter="attribute:stack in [dev, test]")["containerInstanceArns"] == []
+assert ecs.list_container_instances(filter="agentConnected == true and attribute:stack exists")[
+    "containerInstanceArns"] == instances
+bad = expect_error("InvalidParameterException", ecs.list_container_instances, filter="attribute:stack ==")
+assert "filter" in bad, bad
+ok("list_container_instances with the query language's filter; a malformed one refused naming it")
 ran = ecs.run_task(
     taskDefinition="app",
     count=2,
@@ -154,6 +162,10 @@ assert all(t["stopCode"] == "EssentialContainerExited" for t in stopped), stoppe
 assert all(isinstance(t["stoppedAt"], __import__("datetime").datetime) for t in stopped)
 listed = ecs.list_tasks(desiredStatus="STOPPED", family="app")["taskArns"]
 assert set(task_arns) <= set(listed), listed
+task_pages = list(ecs.get_paginator("list_tasks").paginate(
+    desiredStatus="STOPPED", family="app", PaginationConfig={"PageSize": 1}))
+assert [len(p["taskArns"]) for p in task_pages] == [1] * len(listed), task_pages
+assert sorted(a for p in task_pages for a in p["taskArns"]) == sorted(listed), task_pages
 long_task = ecs.run_task(taskDefinition="app")["tasks"][0]["taskArn"]
 ecs.get_waiter("tasks_running").wait(tasks=[long_task], WaiterConfig=FAST)
 ecs.stop_task(task=long_task, reason="done here")
@@ -248,6 +260,14 @@ cap = ecs.put_cluster_capacity_providers(
 assert cap["capacityProviders"] == ["FARGATE"], cap
 assert ecs.list_services_by_namespace(namespace="ns")["serviceArns"] == []
 ok("account settings (default, per principal, effective, AWS's), put_cluster_capacity_providers, list_services_by_namespace")
+
+# Deregistering the (now idle) instance, as an operator retiring a host.
+gone = ecs.deregister_container_instance(containerInstance=instances[0], force=True)["containerInstance"]
+assert gone["status"] == "INACTIVE", gone
+assert ecs.list_container_instances()["containerInstanceArns"] == []
+# As in ECS, INACTIVE is no status to list by (the model's enum has none).
+expect_error("InvalidParameterException", ecs.list_container_instances, status="INACTIVE")
+ok("deregister_container_instance; the instance no longer listed")
 
 # An operation orca does not serve: a clear error naming it.
 try:
