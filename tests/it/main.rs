@@ -17,6 +17,7 @@ mod health;
 mod identity;
 mod instances;
 mod netns_harness;
+mod node_rules;
 mod placement;
 mod recovery_rig;
 mod runtime;

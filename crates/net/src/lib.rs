@@ -16,6 +16,7 @@ pub mod fake;
 pub mod ipam;
 pub mod names;
 pub mod netns;
+pub mod rules;
 mod subnet;
 
 use std::collections::BTreeSet;

@@ -17,9 +17,9 @@ use super::kernel_err;
 
 /// `-w`: wait for the xtables lock rather than fail when another agent or
 /// a test runs iptables at the same moment.
-const WAIT: [&str; 2] = ["-w", "10"];
+pub(crate) const WAIT: [&str; 2] = ["-w", "10"];
 
-async fn iptables(args: &[&str]) -> Result<Output, NetworkError> {
+pub(crate) async fn iptables(args: &[&str]) -> Result<Output, NetworkError> {
     Command::new("iptables")
         .args(WAIT)
         .args(args)
@@ -44,7 +44,7 @@ async fn exists(dir: &str, bridge: &str) -> Result<bool, NetworkError> {
     }
 }
 
-fn failed(args: &[&str], out: &Output) -> NetworkError {
+pub(crate) fn failed(args: &[&str], out: &Output) -> NetworkError {
     kernel_err(
         format!("iptables {}", args.join(" ")),
         format!(

@@ -20,6 +20,7 @@
 mod iptables;
 mod link;
 mod namespace;
+pub mod node_rules;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
