@@ -18,6 +18,7 @@ mod identity;
 mod instances;
 mod netns_harness;
 mod node_rules;
+mod overlay;
 mod placement;
 mod recovery_rig;
 mod runtime;

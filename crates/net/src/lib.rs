@@ -16,6 +16,7 @@ pub mod fake;
 pub mod ipam;
 pub mod names;
 pub mod netns;
+pub mod overlay;
 pub mod rules;
 mod subnet;
 

@@ -21,6 +21,7 @@ mod iptables;
 mod link;
 mod namespace;
 pub mod node_rules;
+pub mod overlay;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
