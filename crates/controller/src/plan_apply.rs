@@ -477,3 +477,130 @@ fn still_fits<'r>(
             && ports_free
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use orca_core::arn::ArnContext;
+    use orca_core::task::{HostPortBinding, PortNeed};
+    use orca_core::task_definition::TransportProtocol::Tcp;
+
+    use super::*;
+    use crate::state::ClusterState;
+
+    fn resolved(needs: Vec<PortNeed>) -> Resolved {
+        let (done, _reply) = oneshot::channel();
+        let ask = RunTaskAsk {
+            cluster: "default".to_string(),
+            family: "web".to_string(),
+            revision: 1,
+            count: 1,
+            overrides: TaskOverride::default(),
+            started_by: None,
+            group: None,
+            client_token: None,
+            fingerprint: String::new(),
+            launch_type: "EC2".to_string(),
+            network_configuration: None,
+            tags: Vec::new(),
+            enable_execute_command: false,
+            placement_constraints: Vec::new(),
+            placement_strategy: Vec::new(),
+        };
+        let static_ports = needs
+            .iter()
+            .filter_map(|n| n.host_port.map(|h| (n.protocol, h)))
+            .collect();
+        Resolved {
+            ask,
+            done,
+            placement: PlacementAsk {
+                cluster: "default".to_string(),
+                need: Resources::default(),
+                count: 1,
+                group: "family:web".to_string(),
+                constraints: Vec::new(),
+                strategies: Vec::new(),
+                required_attributes: Vec::new(),
+                static_ports,
+            },
+            port_needs: needs,
+            containers: 1,
+            token_known: false,
+        }
+    }
+
+    fn need(host_port: Option<u16>) -> PortNeed {
+        PortNeed {
+            container_name: "app".to_string(),
+            container_port: 80,
+            protocol: Tcp,
+            host_port,
+        }
+    }
+
+    fn hosts(run: &RunTaskCommand) -> Vec<Vec<u16>> {
+        run.placements
+            .iter()
+            .map(|p| p.host_ports.iter().map(|b| b.host_port).collect())
+            .collect()
+    }
+
+    /// Ports of one plan on one instance: a dynamic port never takes a
+    /// later run's static port, nor one an earlier run of the plan took,
+    /// and the cursor moves on from run to run.
+    #[test]
+    fn dynamic_ports_of_a_plan_avoid_its_static_ports_and_each_other() {
+        let mut state = ClusterState::new(ArnContext::default());
+        state.apply(
+            1,
+            Command::RegisterContainerInstance {
+                instance_id: "a".to_string(),
+                registration: orca_core::agent_protocol::Registration {
+                    cluster: "default".to_string(),
+                    container_instance_arn: None,
+                    instance_id: None,
+                    hostname: "a".to_string(),
+                    cpu: 1024,
+                    memory: 1024,
+                    attributes: Vec::new(),
+                    agent_version: "t".to_string(),
+                    runtime_version: "t".to_string(),
+                    task_subnet: None,
+                },
+                at: orca_core::task_definition::Timestamp(1),
+            },
+        );
+        // A task outside the plan holds 32769.
+        if let Some(record) = state.instances.get_mut("a") {
+            record.host_ports.take(
+                "old",
+                &[HostPortBinding {
+                    container_name: "app".to_string(),
+                    container_port: 80,
+                    host_port: 32769,
+                    protocol: Tcp,
+                }],
+            );
+        }
+        let view = ClusterView::new(1, state);
+        let dynamic = resolved(vec![need(None)]);
+        let fixed = resolved(vec![need(Some(32768))]);
+        let planned = |n: usize| scheduler::AskPlan {
+            instances: vec!["a".to_string(); n],
+            failures: Vec::new(),
+        };
+        let mut plan_ports: PlanPorts = BTreeMap::new();
+        plan_ports
+            .entry("a".to_string())
+            .or_default()
+            .0
+            .insert((Tcp, 32768));
+        let at = orca_core::task_definition::Timestamp(1);
+        let first = run_command(&dynamic, planned(2), at, &view, &mut plan_ports);
+        let second = run_command(&fixed, planned(1), at, &view, &mut plan_ports);
+        assert_eq!(hosts(&first), vec![vec![32770], vec![32771]]);
+        assert_eq!(first.placements[1].port_cursor, Some(32772));
+        assert_eq!(hosts(&second), vec![vec![32768]]);
+        assert_eq!(second.placements[0].port_cursor, None);
+    }
+}
