@@ -14,6 +14,7 @@ mod durability;
 mod ecs_json_api;
 mod ecs_json_follower;
 mod health;
+mod host_ports;
 mod identity;
 mod instances;
 mod netns_harness;

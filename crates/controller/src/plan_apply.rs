@@ -11,14 +11,17 @@
 //! are planned again on a refreshed view, a bounded number of times.
 //! Nomad's worker and plan applier, folded into one loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use orca_core::placement::{
     parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
 };
-use orca_core::task::{task_resources, NetworkConfiguration, Resources, TaskOverride};
+use orca_core::task::{
+    host_port_needs, task_resources, Failure, NetworkConfiguration, PortNeed, Resources,
+    TaskOverride,
+};
 use orca_core::task_definition::{PlacementConstraint, Tag, TaskDefinitionStatus};
 use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
@@ -27,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::node::{Node, ProposeReply};
-use crate::scheduler::{self, PlacementAsk};
+use crate::scheduler::{self, ports, Misfit, PlacementAsk};
+use crate::state::host_ports::{key as port_key, PortKey};
 use crate::state::instances::InstanceStatus;
 use crate::state::{ClusterView, Command, CommandResult, Outcome, Placement, RunTaskCommand};
 
@@ -136,6 +140,8 @@ struct Resolved {
     ask: RunTaskAsk,
     done: oneshot::Sender<AskReply>,
     placement: PlacementAsk,
+    /// The host ports each task holds (bridge and host mode).
+    port_needs: Vec<PortNeed>,
     containers: usize,
     /// A clientToken seen before: apply returns its tasks; place nothing.
     token_known: bool,
@@ -149,13 +155,16 @@ impl Applier {
             let mut resolved = Vec::with_capacity(pending.len());
             for (ask, done) in pending.drain(..) {
                 match resolve(&view, &ask) {
-                    Ok((placement, containers, token_known)) => resolved.push(Resolved {
-                        ask,
-                        done,
-                        placement,
-                        containers,
-                        token_known,
-                    }),
+                    Ok((placement, port_needs, containers, token_known)) => {
+                        resolved.push(Resolved {
+                            ask,
+                            done,
+                            placement,
+                            port_needs,
+                            containers,
+                            token_known,
+                        })
+                    }
                     Err(e) => {
                         let _ = done.send(AskReply::Done(Err(e)));
                     }
@@ -178,9 +187,18 @@ impl Applier {
             self.schedule_calls.fetch_add(1, Ordering::Relaxed);
             let plan = scheduler::schedule(&view, &asks, seed);
             let created_at = self.clock.now();
+            // Every static port of the plan first, so no dynamic port
+            // chosen for one run is a static port of a later one.
+            let mut plan_ports: PlanPorts = BTreeMap::new();
+            for (r, planned) in resolved.iter().zip(&plan.asks) {
+                for instance in &planned.instances {
+                    let (held, _) = plan_ports.entry(instance.clone()).or_default();
+                    held.extend(r.placement.static_ports.iter().copied());
+                }
+            }
             let mut runs = Vec::with_capacity(resolved.len());
             for (r, planned) in resolved.iter().zip(plan.asks) {
-                runs.push(run_command(r, planned, created_at));
+                runs.push(run_command(r, planned, created_at, &view, &mut plan_ports));
             }
             // Re-check against whatever was applied while planning; runs
             // that no longer fit wait for the next attempt.
@@ -188,11 +206,13 @@ impl Applier {
             let unchanged = newest.applied_index() == view.applied_index();
             let fits: Vec<bool> = {
                 let mut taken = BTreeMap::new();
+                let mut ports = BTreeSet::new();
                 resolved
                     .iter()
                     .zip(&runs)
                     .map(|(r, run)| {
-                        unchanged || still_fits(&newest, run, r.placement.need, &mut taken)
+                        unchanged
+                            || still_fits(&newest, run, r.placement.need, &mut taken, &mut ports)
                     })
                     .collect()
             };
@@ -279,7 +299,10 @@ impl Applier {
 
 /// Checks what the controller that took the call checked, against the
 /// leader's view, and turns the ask into the scheduler's terms.
-fn resolve(view: &ClusterView, ask: &RunTaskAsk) -> Result<(PlacementAsk, usize, bool), ApiError> {
+fn resolve(
+    view: &ClusterView,
+    ask: &RunTaskAsk,
+) -> Result<(PlacementAsk, Vec<PortNeed>, usize, bool), ApiError> {
     view.active_cluster(&ask.cluster)?;
     let token_known = ask.client_token.as_ref().is_some_and(|t| {
         view.client_tokens
@@ -327,6 +350,7 @@ fn resolve(view: &ClusterView, ask: &RunTaskAsk) -> Result<(PlacementAsk, usize,
         "placementConstraints",
     )?);
     let strategies = parse_strategies(&ask.placement_strategy, "placementStrategy")?;
+    let port_needs = host_port_needs(definition);
     let placement = PlacementAsk {
         cluster: ask.cluster.clone(),
         need: task_resources(definition, &ask.overrides),
@@ -338,9 +362,14 @@ fn resolve(view: &ClusterView, ask: &RunTaskAsk) -> Result<(PlacementAsk, usize,
         constraints,
         strategies,
         required_attributes: definition.requires_attributes.clone(),
+        static_ports: port_needs
+            .iter()
+            .filter_map(|n| n.host_port.map(|h| (n.protocol, h)))
+            .collect(),
     };
     Ok((
         placement,
+        port_needs,
         definition.spec.container_definitions.len(),
         token_known,
     ))
@@ -358,12 +387,52 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Per instance, the host ports a plan's placements hold there and the
+/// dynamic-port cursor after them.
+type PlanPorts = BTreeMap<String, (BTreeSet<PortKey>, Option<u16>)>;
+
 fn run_command(
     r: &Resolved,
     planned: scheduler::AskPlan,
     created_at: orca_core::task_definition::Timestamp,
+    view: &ClusterView,
+    plan_ports: &mut PlanPorts,
 ) -> RunTaskCommand {
     let ask = &r.ask;
+    let mut failures = planned.failures;
+    let mut placements = Vec::with_capacity(planned.instances.len());
+    for instance_id in planned.instances {
+        let Some(instance) = view.instances.get(&instance_id) else {
+            continue;
+        };
+        let (held, cursor) = plan_ports.entry(instance_id.clone()).or_default();
+        let start = cursor.unwrap_or(instance.next_dynamic_port);
+        let choice = ports::assign(
+            &r.port_needs,
+            |k| !instance.port_free(k) || held.contains(&k),
+            start,
+        );
+        match choice {
+            Ok(choice) => {
+                held.extend(choice.bindings.iter().map(port_key));
+                if choice.cursor.is_some() {
+                    *cursor = choice.cursor;
+                }
+                placements.push(Placement {
+                    task_id: new_id(),
+                    instance_id,
+                    container_ids: (0..r.containers).map(|_| new_id()).collect(),
+                    host_ports: choice.bindings,
+                    port_cursor: choice.cursor,
+                });
+            }
+            Err(e) => failures.push(Failure {
+                arn: Some(instance.arn.clone()),
+                reason: Misfit::Ports.reason().to_string(),
+                detail: Some(e.to_string()),
+            }),
+        }
+    }
     RunTaskCommand {
         cluster: ask.cluster.clone(),
         family: ask.family.clone(),
@@ -378,16 +447,8 @@ fn run_command(
         tags: ask.tags.clone(),
         enable_execute_command: ask.enable_execute_command,
         created_at,
-        placements: planned
-            .instances
-            .into_iter()
-            .map(|instance_id| Placement {
-                task_id: new_id(),
-                instance_id,
-                container_ids: (0..r.containers).map(|_| new_id()).collect(),
-            })
-            .collect(),
-        failures: planned.failures,
+        placements,
+        failures,
     }
 }
 
@@ -398,6 +459,7 @@ fn still_fits<'r>(
     run: &'r RunTaskCommand,
     need: Resources,
     taken: &mut BTreeMap<&'r str, Resources>,
+    ports: &mut BTreeSet<(&'r str, PortKey)>,
 ) -> bool {
     run.placements.iter().all(|p| {
         let Some(instance) = view.instances.get(&p.instance_id) else {
@@ -405,8 +467,140 @@ fn still_fits<'r>(
         };
         let used = taken.entry(p.instance_id.as_str()).or_default();
         *used = used.plus(need);
+        let ports_free = p.host_ports.iter().all(|b| {
+            let key = port_key(b);
+            instance.port_free(key) && ports.insert((p.instance_id.as_str(), key))
+        });
         instance.status == InstanceStatus::Active
             && instance.agent_connected
             && used.fits_in(instance.remaining)
+            && ports_free
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use orca_core::arn::ArnContext;
+    use orca_core::task::{HostPortBinding, PortNeed};
+    use orca_core::task_definition::TransportProtocol::Tcp;
+
+    use super::*;
+    use crate::state::ClusterState;
+
+    fn resolved(needs: Vec<PortNeed>) -> Resolved {
+        let (done, _reply) = oneshot::channel();
+        let ask = RunTaskAsk {
+            cluster: "default".to_string(),
+            family: "web".to_string(),
+            revision: 1,
+            count: 1,
+            overrides: TaskOverride::default(),
+            started_by: None,
+            group: None,
+            client_token: None,
+            fingerprint: String::new(),
+            launch_type: "EC2".to_string(),
+            network_configuration: None,
+            tags: Vec::new(),
+            enable_execute_command: false,
+            placement_constraints: Vec::new(),
+            placement_strategy: Vec::new(),
+        };
+        let static_ports = needs
+            .iter()
+            .filter_map(|n| n.host_port.map(|h| (n.protocol, h)))
+            .collect();
+        Resolved {
+            ask,
+            done,
+            placement: PlacementAsk {
+                cluster: "default".to_string(),
+                need: Resources::default(),
+                count: 1,
+                group: "family:web".to_string(),
+                constraints: Vec::new(),
+                strategies: Vec::new(),
+                required_attributes: Vec::new(),
+                static_ports,
+            },
+            port_needs: needs,
+            containers: 1,
+            token_known: false,
+        }
+    }
+
+    fn need(host_port: Option<u16>) -> PortNeed {
+        PortNeed {
+            container_name: "app".to_string(),
+            container_port: 80,
+            protocol: Tcp,
+            host_port,
+        }
+    }
+
+    fn hosts(run: &RunTaskCommand) -> Vec<Vec<u16>> {
+        run.placements
+            .iter()
+            .map(|p| p.host_ports.iter().map(|b| b.host_port).collect())
+            .collect()
+    }
+
+    /// Ports of one plan on one instance: a dynamic port never takes a
+    /// later run's static port, nor one an earlier run of the plan took,
+    /// and the cursor moves on from run to run.
+    #[test]
+    fn dynamic_ports_of_a_plan_avoid_its_static_ports_and_each_other() {
+        let mut state = ClusterState::new(ArnContext::default());
+        state.apply(
+            1,
+            Command::RegisterContainerInstance {
+                instance_id: "a".to_string(),
+                registration: orca_core::agent_protocol::Registration {
+                    cluster: "default".to_string(),
+                    container_instance_arn: None,
+                    instance_id: None,
+                    hostname: "a".to_string(),
+                    cpu: 1024,
+                    memory: 1024,
+                    attributes: Vec::new(),
+                    agent_version: "t".to_string(),
+                    runtime_version: "t".to_string(),
+                    task_subnet: None,
+                },
+                at: orca_core::task_definition::Timestamp(1),
+            },
+        );
+        // A task outside the plan holds 32769.
+        if let Some(record) = state.instances.get_mut("a") {
+            record.host_ports.take(
+                "old",
+                &[HostPortBinding {
+                    container_name: "app".to_string(),
+                    container_port: 80,
+                    host_port: 32769,
+                    protocol: Tcp,
+                }],
+            );
+        }
+        let view = ClusterView::new(1, state);
+        let dynamic = resolved(vec![need(None)]);
+        let fixed = resolved(vec![need(Some(32768))]);
+        let planned = |n: usize| scheduler::AskPlan {
+            instances: vec!["a".to_string(); n],
+            failures: Vec::new(),
+        };
+        let mut plan_ports: PlanPorts = BTreeMap::new();
+        plan_ports
+            .entry("a".to_string())
+            .or_default()
+            .0
+            .insert((Tcp, 32768));
+        let at = orca_core::task_definition::Timestamp(1);
+        let first = run_command(&dynamic, planned(2), at, &view, &mut plan_ports);
+        let second = run_command(&fixed, planned(1), at, &view, &mut plan_ports);
+        assert_eq!(hosts(&first), vec![vec![32770], vec![32771]]);
+        assert_eq!(first.placements[1].port_cursor, Some(32772));
+        assert_eq!(hosts(&second), vec![vec![32768]]);
+        assert_eq!(second.placements[0].port_cursor, None);
+    }
 }

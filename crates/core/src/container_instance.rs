@@ -38,7 +38,8 @@ pub struct VersionInfo {
     pub docker_version: String,
 }
 
-/// ECS's `Resource` (CPU and MEMORY are INTEGER resources).
+/// ECS's `Resource` (CPU and MEMORY are INTEGER resources, PORTS and
+/// PORTS_UDP STRINGSET resources).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
@@ -48,6 +49,9 @@ pub struct Resource {
     pub double_value: f64,
     pub long_value: i64,
     pub integer_value: i64,
+    /// A STRINGSET resource's members (ports as decimal strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string_set_value: Option<Vec<String>>,
 }
 
 impl Resource {
@@ -59,6 +63,24 @@ impl Resource {
             double_value: 0.0,
             long_value: 0,
             integer_value: v,
+            string_set_value: None,
+        }
+    }
+
+    /// A STRINGSET of ports, as ECS shows `PORTS` and `PORTS_UDP`: in
+    /// registeredResources the reserved ports, in remainingResources the
+    /// ports in use (reserved and held by tasks).
+    pub fn ports(name: &str, ports: impl IntoIterator<Item = u16>) -> Resource {
+        let mut ports: Vec<u16> = ports.into_iter().collect();
+        ports.sort_unstable();
+        ports.dedup();
+        Resource {
+            name: name.to_string(),
+            kind: "STRINGSET".to_string(),
+            double_value: 0.0,
+            long_value: 0,
+            integer_value: 0,
+            string_set_value: Some(ports.iter().map(u16::to_string).collect()),
         }
     }
 

@@ -89,6 +89,8 @@ fn old_snapshot_state() -> serde_json::Value {
                 task_id: "t1".into(),
                 instance_id: "i1".into(),
                 container_ids: vec!["c1".into()],
+                host_ports: Vec::new(),
+                port_cursor: None,
             }],
             failures: Vec::new(),
         })),

@@ -237,6 +237,7 @@ impl Sim {
             constraints: Vec::new(),
             strategies: Vec::new(),
             required_attributes: Vec::new(),
+            static_ports: Vec::new(),
         };
         let plan = scheduler::schedule(&view, &[ask], self.now.0 as u64);
         let chosen = if start.instances.is_empty() {
@@ -252,6 +253,8 @@ impl Sim {
                     task_id: format!("t{:04}", self.next_task),
                     instance_id: instance.clone(),
                     container_ids: vec![format!("c{:04}", self.next_task)],
+                    host_ports: Vec::new(),
+                    port_cursor: None,
                 }
             })
             .collect();

@@ -3,7 +3,8 @@
 //! agent's, tasks of several groups already running), random batches of
 //! asks (counts, sizes, groups, distinctInstance, memberOf on static and
 //! dynamic facts, requiresAttributes, up to five strategies in any order)
-//! and random seeds, [`super::schedule`] must return exactly the plan of
+//! and static host ports taken, reserved and asked for) and random seeds,
+//! [`super::schedule`] must return exactly the plan of
 //! [`super::reference::schedule`]: the same instances in the same order and
 //! the same failures.
 
@@ -14,14 +15,15 @@ use orca_core::cidr::Ipv4Cidr;
 use orca_core::placement::{
     parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
 };
-use orca_core::task::Resources;
-use orca_core::task_definition::{Attribute, Timestamp};
+use orca_core::task::{HostPortBinding, Resources};
+use orca_core::task_definition::{Attribute, Timestamp, TransportProtocol};
 use proptest::prelude::{
     any, prop_assert, prop_assert_eq, proptest, ProptestConfig, Strategy as _,
 };
 use proptest::sample::select;
 
 use super::{reference, schedule, PlacementAsk, AVAILABILITY_ZONE};
+use crate::state::host_ports::PortKey;
 use crate::state::instance_admin::InstanceAttribute;
 use crate::state::instances::InstanceStatus;
 use crate::state::placement_index::PlacementIndex;
@@ -114,7 +116,38 @@ fn attribute(name: &str, value: Option<&str>) -> Attribute {
     }
 }
 
+/// The static host ports fleets hold and asks ask for.
+const PORTS: [PortKey; 3] = [
+    (TransportProtocol::Tcp, 80),
+    (TransportProtocol::Tcp, 8080),
+    (TransportProtocol::Udp, 80),
+];
+
+/// The ports of `mask` (bits over [`PORTS`]); 8 and above: none.
+fn ports_of(mask: u8) -> Vec<PortKey> {
+    PORTS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask < 8 && mask & (1 << i) != 0)
+        .map(|(_, k)| *k)
+        .collect()
+}
+
+fn binding((protocol, port): PortKey) -> HostPortBinding {
+    HostPortBinding {
+        container_name: "app".to_string(),
+        container_port: port,
+        host_port: port,
+        protocol,
+    }
+}
+
 fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
+    fleet_view_ports(fleet, &[])
+}
+
+/// Per instance: (ports its tasks hold, ports it reserves), as masks.
+fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)]) -> ClusterView {
     let mut state = ClusterState::new(ArnContext::default());
     for (n, spec) in fleet.iter().enumerate() {
         let &(cpu, memory, zone, tier, custom, status, connected, groups, other) = spec;
@@ -151,7 +184,7 @@ fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
                 group_counts.insert(g.to_string(), u32::from(count));
             }
         }
-        let record = InstanceRecord {
+        let mut record = InstanceRecord {
             id: id.clone(),
             cluster: if other { "other" } else { "default" }.to_string(),
             // ARNs in another order than ids, so the closest-by-ARN rule
@@ -180,7 +213,15 @@ fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
             deregistered_at: None,
             group_counts,
             assignments_version: 0,
+            reserved_ports: Vec::new(),
+            host_ports: Default::default(),
+            next_dynamic_port: 0,
         };
+        if let Some(&(held, reserved)) = ports.get(n) {
+            let held: Vec<HostPortBinding> = ports_of(held).into_iter().map(binding).collect();
+            record.host_ports.take(&format!("{id}-held"), &held);
+            record.reserved_ports = ports_of(reserved).into_iter().map(|(_, p)| p).collect();
+        }
         state.instances.insert(record.id.clone(), record);
     }
     // The records were written directly (their group counts need no
@@ -230,7 +271,13 @@ fn build_ask(spec: &AskSpec) -> PlacementAsk {
         constraints: parse_constraints(&inputs, "placementConstraints").expect("valid"),
         strategies: parse_strategies(&strategies, "placementStrategy").expect("valid"),
         required_attributes,
+        static_ports: Vec::new(),
     }
+}
+
+fn with_ports(mut ask: PlacementAsk, mask: u8) -> PlacementAsk {
+    ask.static_ports = ports_of(mask);
+    ask
 }
 
 proptest! {
@@ -239,11 +286,15 @@ proptest! {
     #[test]
     fn the_fast_path_places_exactly_as_the_reference(
         fleet in proptest::collection::vec(inst_spec(), 0..40),
-        asks in proptest::collection::vec(ask_spec(), 1..6),
+        ports in proptest::collection::vec((0u8..24, 0u8..24), 40),
+        asks in proptest::collection::vec((ask_spec(), 0u8..16), 1..6),
         seed in any::<u64>(),
     ) {
-        let view = fleet_view(&fleet);
-        let asks: Vec<PlacementAsk> = asks.iter().map(build_ask).collect();
+        let view = fleet_view_ports(&fleet, &ports);
+        let asks: Vec<PlacementAsk> = asks
+            .iter()
+            .map(|(spec, mask)| with_ports(build_ask(spec), *mask))
+            .collect();
         prop_assert_eq!(schedule(&view, &asks, seed), reference::schedule(&view, &asks, seed));
     }
 }
@@ -417,6 +468,8 @@ fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan
                 task_id: format!("r{round}-a{k}-t{t}"),
                 instance_id: instance.clone(),
                 container_ids: vec![format!("r{round}-a{k}-t{t}-c")],
+                host_ports: ask.static_ports.iter().copied().map(binding).collect(),
+                port_cursor: None,
             })
             .collect();
         state.apply(
@@ -486,15 +539,18 @@ proptest! {
     #[test]
     fn plans_fed_back_through_apply_place_as_the_reference(
         fleet in proptest::collection::vec(registered_spec(), 0..30),
-        rounds in proptest::collection::vec(proptest::collection::vec(ask_spec(), 1..4), 1..5),
+        rounds in proptest::collection::vec(
+            proptest::collection::vec((ask_spec(), 0u8..16), 1..4),
+            1..5,
+        ),
         seed in any::<u64>(),
     ) {
         let mut state = applied_state(&fleet);
         for (round, asks) in rounds.iter().enumerate() {
             let asks: Vec<PlacementAsk> = asks
                 .iter()
-                .map(|spec| {
-                    let mut ask = build_ask(spec);
+                .map(|(spec, mask)| {
+                    let mut ask = with_ports(build_ask(spec), *mask);
                     ask.cluster = "default".to_string();
                     ask.need = Resources { cpu: 256, memory: 300 };
                     ask

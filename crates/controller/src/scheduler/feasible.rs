@@ -24,6 +24,8 @@ pub enum Misfit {
     DistinctInstance,
     Memory,
     Cpu,
+    /// A static host port of the ask is reserved or held by a task there.
+    Ports,
 }
 
 impl Misfit {
@@ -38,6 +40,7 @@ impl Misfit {
             Misfit::DistinctInstance => "DistinctInstance placement constraint unsatisfied.",
             Misfit::Memory => "RESOURCE:MEMORY",
             Misfit::Cpu => "RESOURCE:CPU",
+            Misfit::Ports => "RESOURCE:PORTS",
         }
     }
 }

@@ -19,7 +19,7 @@
 //! ([`Fleet::load_records`]).
 
 use std::cell::{Cell, OnceCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use orca_core::placement::expr::{Expr, InstanceFacts};
@@ -27,6 +27,7 @@ use orca_core::task::Resources;
 use orca_core::task_definition::Attribute;
 
 use super::feasible::Misfit;
+use crate::state::host_ports::PortKey;
 use crate::state::placement_index::{Availability, ClusterIndex};
 use crate::state::{ClusterView, InstanceRecord};
 
@@ -42,6 +43,8 @@ struct Taken {
     resources: Resources,
     tasks: u32,
     groups: BTreeMap<String, u32>,
+    /// Static host ports this call's placements hold here.
+    ports: BTreeSet<PortKey>,
 }
 
 /// Each instance's bucket for one attribute: instances with the same value
@@ -183,8 +186,9 @@ impl<'v> Fleet<'v> {
 
     /// Records a task of `group` needing `need` placed at `p`. Group counts
     /// an ask has borrowed are its own to update.
-    pub(super) fn take(&mut self, p: Pos, need: Resources, group: &str) {
+    pub(super) fn take(&mut self, p: Pos, need: Resources, group: &str, ports: &[PortKey]) {
         let t = self.taken.entry(p).or_default();
+        t.ports.extend(ports.iter().copied());
         t.resources = t.resources.plus(need);
         t.tasks += 1;
         *t.groups.entry(group.to_string()).or_default() += 1;
@@ -194,6 +198,19 @@ impl<'v> Fleet<'v> {
         if let Some(counts) = self.groups.get_mut(group) {
             counts[p as usize] += 1;
         }
+    }
+
+    /// Whether one of `ports` is reserved or taken at `p`, in the view or
+    /// by this call's placements. Reads the record (no column holds ports).
+    pub(super) fn ports_clash(&self, p: Pos, ports: &[PortKey]) -> bool {
+        if ports.is_empty() {
+            return false;
+        }
+        let rec = self.rec(p);
+        let taken = self.taken.get(&p);
+        ports
+            .iter()
+            .any(|&k| !rec.port_free(k) || taken.is_some_and(|t| t.ports.contains(&k)))
     }
 
     /// The group's tasks on each instance, view plus this call: an earlier

@@ -9,7 +9,7 @@
 //!
 //! The pipeline is ECS's (ecs-semantics.md 4.7): filter (cluster, ACTIVE,
 //! agent connected, requiresAttributes, memberOf, distinctInstance, memory,
-//! CPU), then rank by the strategies in order (binpack, spread, random),
+//! CPU, static host ports), then rank by the strategies in order (binpack, spread, random),
 //! then pick. `feasible.rs` names why an instance was ruled out; `rank.rs`
 //! turns the strategies into keys; `select.rs` finds the smallest.
 //!
@@ -49,6 +49,7 @@
 mod equivalence;
 mod feasible;
 mod fleet;
+pub mod ports;
 mod rank;
 #[cfg(test)]
 mod reference;
@@ -61,6 +62,7 @@ use orca_core::placement::{Constraint, Strategy};
 use orca_core::task::{Failure, Resources};
 use orca_core::task_definition::Attribute;
 
+use crate::state::host_ports::PortKey;
 use crate::state::ClusterView;
 use feasible::Tally;
 use fleet::{Fleet, Pos, Statics};
@@ -83,6 +85,11 @@ pub struct PlacementAsk {
     pub strategies: Vec<Strategy>,
     /// The task definition's requiresAttributes.
     pub required_attributes: Vec<Attribute>,
+    /// The host ports each task holds whatever instance it lands on
+    /// (bridge and host mode mappings with a hostPort): an instance where
+    /// one is reserved or taken does not fit (RESOURCE:PORTS). Dynamic
+    /// ports are chosen after the plan (`ports::assign`).
+    pub static_ports: Vec<PortKey>,
 }
 
 /// What the scheduler decided for one ask.
@@ -198,8 +205,15 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         if ask.need.cpu > free.cpu {
             return Some(Misfit::Cpu);
         }
+        if fleet.ports_clash(p, &ask.static_ports) {
+            return Some(Misfit::Ports);
+        }
         None
     };
+    if !ask.static_ports.is_empty() {
+        // The port filter reads every record's ports: one walk.
+        fleet.load_records();
+    }
     // Instances that pass the static filters, found out in this ask.
     let mut vetted = vec![false; n];
     let mut candidates: Vec<Pos> = (0..n as Pos)
@@ -253,7 +267,7 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
             plan.failures = ruled_out.merge(misfits).failures(ask.need);
             break;
         };
-        fleet.take(p, ask.need, &ask.group);
+        fleet.take(p, ask.need, &ask.group, &ask.static_ports);
         ranking.placed(p);
         if !exprs.is_empty() && !fleet.member_of_holds_now(&exprs, p) {
             member_of_lost.insert(p);

@@ -5,7 +5,7 @@
 //! everywhere, no caches; `equivalence.rs` compares it with [`super::schedule`]
 //! over random clusters, asks, strategies and seeds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use orca_core::placement::expr::InstanceFacts;
 use orca_core::placement::{BinpackField, Constraint, SpreadField, Strategy};
@@ -14,6 +14,7 @@ use orca_core::task::Resources;
 use super::feasible::{Misfit, Tally};
 use super::rank::{mix, Key};
 use super::{default_strategies, AskPlan, PlacementAsk, Plan};
+use crate::state::host_ports::PortKey;
 use crate::state::instances::InstanceStatus;
 use crate::state::placement_index::id_hash as hash_str;
 use crate::state::{ClusterView, InstanceRecord};
@@ -24,6 +25,7 @@ struct Taken {
     resources: Resources,
     tasks: u32,
     groups: BTreeMap<String, u32>,
+    ports: BTreeSet<PortKey>,
 }
 
 /// The view plus what earlier placements of this call took.
@@ -54,8 +56,18 @@ impl<'v> Overlay<'v> {
         u32::try_from(instance.task_ids.len()).unwrap_or(u32::MAX) + extra
     }
 
-    fn take(&mut self, instance: &'v InstanceRecord, need: Resources, group: &str) {
+    fn port_taken(&self, instance: &InstanceRecord, key: PortKey) -> bool {
+        !instance.port_free(key)
+            || self
+                .taken
+                .get(instance.id.as_str())
+                .is_some_and(|t| t.ports.contains(&key))
+    }
+
+    fn take(&mut self, instance: &'v InstanceRecord, ask: &PlacementAsk) {
+        let (need, group) = (ask.need, ask.group.as_str());
         let t = self.taken.entry(instance.id.as_str()).or_default();
+        t.ports.extend(ask.static_ports.iter().copied());
         t.resources = t.resources.plus(need);
         t.tasks += 1;
         *t.groups.entry(group.to_string()).or_default() += 1;
@@ -116,7 +128,7 @@ fn place_ask<'v>(overlay: &mut Overlay<'v>, ask: &PlacementAsk, seed: u64) -> As
         }
         match best {
             Some((_, instance)) => {
-                overlay.take(instance, ask.need, &ask.group);
+                overlay.take(instance, ask);
                 ranker.placed(instance);
                 plan.instances.push(instance.id.clone());
             }
@@ -241,6 +253,13 @@ fn dynamic_misfit(
     }
     if ask.need.cpu > free.cpu {
         return Some(Misfit::Cpu);
+    }
+    if ask
+        .static_ports
+        .iter()
+        .any(|&k| overlay.port_taken(instance, k))
+    {
+        return Some(Misfit::Ports);
     }
     None
 }

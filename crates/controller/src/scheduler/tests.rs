@@ -13,7 +13,7 @@ use orca_core::placement::{
     parse_constraints, parse_strategies, PlacementConstraintInput, PlacementStrategyInput,
 };
 use orca_core::task::Resources;
-use orca_core::task_definition::{Attribute, Timestamp};
+use orca_core::task_definition::{Attribute, Timestamp, TransportProtocol};
 use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest, Strategy as PropStrategy};
 
 use super::*;
@@ -32,6 +32,10 @@ struct Inst {
     /// Tasks already running here, by group.
     groups: Vec<(&'static str, u32)>,
     cluster: &'static str,
+    /// Host ports a task holds here (tcp).
+    held_ports: Vec<u16>,
+    /// Reserved host ports.
+    reserved_ports: Vec<u16>,
 }
 
 fn inst(id: &'static str, cpu: u64, memory: u64) -> Inst {
@@ -44,6 +48,8 @@ fn inst(id: &'static str, cpu: u64, memory: u64) -> Inst {
         status: InstanceStatus::Active,
         groups: Vec::new(),
         cluster: "default",
+        held_ports: Vec::new(),
+        reserved_ports: Vec::new(),
     }
 }
 
@@ -67,6 +73,14 @@ impl Inst {
         self.status = InstanceStatus::Draining;
         self
     }
+    fn holding(mut self, port: u16) -> Self {
+        self.held_ports.push(port);
+        self
+    }
+    fn reserving(mut self, port: u16) -> Self {
+        self.reserved_ports.push(port);
+        self
+    }
     fn in_cluster(mut self, cluster: &'static str) -> Self {
         self.cluster = cluster;
         self
@@ -84,7 +98,7 @@ fn view(fleet: &[Inst]) -> ClusterView {
             }
             group_counts.insert(group.to_string(), *count);
         }
-        let record = InstanceRecord {
+        let mut record = InstanceRecord {
             id: i.id.to_string(),
             cluster: i.cluster.to_string(),
             arn: i.id.to_string(),
@@ -122,7 +136,21 @@ fn view(fleet: &[Inst]) -> ClusterView {
             deregistered_at: None,
             group_counts,
             assignments_version: 0,
+            reserved_ports: i.reserved_ports.clone(),
+            host_ports: Default::default(),
+            next_dynamic_port: 0,
         };
+        let held: Vec<orca_core::task::HostPortBinding> = i
+            .held_ports
+            .iter()
+            .map(|&port| orca_core::task::HostPortBinding {
+                container_name: "app".to_string(),
+                container_port: port,
+                host_port: port,
+                protocol: TransportProtocol::Tcp,
+            })
+            .collect();
+        record.host_ports.take(&format!("{}-held", i.id), &held);
         state.instances.insert(record.id.clone(), record);
     }
     // The records were written directly: build the index `apply` keeps.
@@ -140,10 +168,15 @@ fn ask(count: usize, cpu: u64, memory: u64) -> PlacementAsk {
         constraints: Vec::new(),
         strategies: Vec::new(),
         required_attributes: Vec::new(),
+        static_ports: Vec::new(),
     }
 }
 
 impl PlacementAsk {
+    fn port(mut self, protocol: TransportProtocol, port: u16) -> Self {
+        self.static_ports.push((protocol, port));
+        self
+    }
     fn constraint(mut self, kind: &str, expression: Option<&str>) -> Self {
         let input = PlacementConstraintInput {
             r#type: kind.to_string(),
@@ -525,4 +558,74 @@ proptest! {
         let v = view(&fleet);
         prop_assert_eq!(schedule(&v, &asks, seed), schedule(&v, &asks, seed));
     }
+}
+
+#[test]
+fn a_static_port_taken_or_reserved_rules_the_instance_out() {
+    let fleet = [
+        inst("a", 4096, 4096).holding(8080),
+        inst("b", 4096, 4096).reserving(8080),
+        inst("c", 4096, 4096),
+    ];
+    check(
+        &fleet,
+        &[ask(1, 10, 10).port(TransportProtocol::Tcp, 8080)],
+        "c",
+    );
+    check(
+        &fleet,
+        &[ask(2, 10, 10).port(TransportProtocol::Tcp, 8080)],
+        "c | RESOURCE:PORTS@a(3)",
+    );
+    // Over UDP, a's TCP 8080 does not clash; b's reservation covers both.
+    check(
+        &fleet,
+        &[ask(2, 10, 10).port(TransportProtocol::Udp, 8080)],
+        "a c",
+    );
+}
+
+#[test]
+fn two_tasks_asking_one_static_port_never_share_an_instance() {
+    // A static port twice in one call over 2 instances: 2 placed, 1 failure.
+    let fleet = [inst("a", 4096, 4096), inst("b", 4096, 4096)];
+    check(
+        &fleet,
+        &[ask(3, 10, 10).port(TransportProtocol::Tcp, 8080)],
+        "a b | RESOURCE:PORTS@a(2)",
+    );
+    // The same across two asks of one call (the call's overlay).
+    check(
+        &fleet,
+        &[
+            ask(1, 10, 10).port(TransportProtocol::Tcp, 8080),
+            ask(2, 10, 10)
+                .port(TransportProtocol::Tcp, 8080)
+                .group("family:api"),
+        ],
+        "a; b | RESOURCE:PORTS@a(2)",
+    );
+    // Binpack would stack them on one instance; the port does not let it.
+    check(
+        &fleet,
+        &[ask(2, 10, 10)
+            .port(TransportProtocol::Tcp, 80)
+            .strategy("binpack", Some("memory"))],
+        "a b",
+    );
+}
+
+#[test]
+fn host_mode_ports_are_static_ports() {
+    // Host mode asks for hostPort == containerPort: the same rule applies,
+    // and resources are checked first (the reason is the first misfit).
+    let fleet = [
+        inst("a", 4096, 100).holding(9000),
+        inst("b", 4096, 4096).holding(9000),
+    ];
+    check(
+        &fleet,
+        &[ask(1, 10, 200).port(TransportProtocol::Tcp, 9000)],
+        " | RESOURCE:MEMORY@a(1) RESOURCE:PORTS@b(1)",
+    );
 }

@@ -3,7 +3,8 @@
 //! unlike their order), re-registrations with other attributes, agents
 //! connecting and lost, ACTIVE/DRAINING, deregistration, custom attributes
 //! put and deleted, tasks placed in several groups, stopped, reported
-//! STOPPED; and after a snapshot's round trip.
+//! STOPPED, tasks holding a host port; and after a snapshot's round trip
+//! (the host ports each instance's tasks hold are checked the same way).
 
 use orca_core::arn::ArnContext;
 use orca_core::task::{StopCode, TaskOverride, TaskStatus};
@@ -141,6 +142,18 @@ fn commands(s: &ClusterState, op: &Op, next_task: &mut usize) -> Vec<Command> {
                     task_id: task_id.clone(),
                     instance_id: IDS[*i].to_string(),
                     container_ids: vec![format!("{task_id}-c")],
+                    // Tasks of one group hold a static port: a second one
+                    // on an instance is a conflict apply refuses.
+                    host_ports: (*g == 1)
+                        .then(|| orca_core::task::HostPortBinding {
+                            container_name: "app".to_string(),
+                            container_port: 80,
+                            host_port: 8080,
+                            protocol: orca_core::task_definition::TransportProtocol::Tcp,
+                        })
+                        .into_iter()
+                        .collect(),
+                    port_cursor: None,
                 }],
                 failures: Vec::new(),
             }))]

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use orca_core::agent_protocol::Registration;
 use orca_core::cidr::Ipv4Cidr;
 use orca_core::container_instance::{ContainerInstance, Resource, VersionInfo};
-use orca_core::task::Resources;
-use orca_core::task_definition::{Attribute, Timestamp};
+use orca_core::task::{HostPortBinding, Resources};
+use orca_core::task_definition::{Attribute, Timestamp, TransportProtocol};
 use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
 
+use super::host_ports::{PortKey, TakenPorts};
 use super::placement_index::{IndexMismatch, PlacementIndex};
 use super::{ClusterState, Outcome};
 
@@ -59,6 +60,24 @@ pub struct InstanceRecord {
     /// without comparing them.
     #[serde(default)]
     pub assignments_version: u64,
+    /// Host ports no task may take (ECS's registered `PORTS` resource),
+    /// over TCP and UDP alike. Empty until agents register them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved_ports: Vec<u16>,
+    /// The host ports `task_ids` hold, with the task holding each: the
+    /// scheduler's RESOURCE:PORTS filter. Derived from the tasks like
+    /// `group_counts`; rebuilt on restore.
+    #[serde(default, skip_serializing_if = "TakenPorts::is_empty")]
+    pub host_ports: TakenPorts,
+    /// Where the search for the next dynamic host port starts (0: the
+    /// start of ECS's ephemeral range): round-robin, so a port just freed
+    /// is not handed out again at once (stale conntrack entries).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub next_dynamic_port: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 /// ECS's container-instance status.
@@ -127,6 +146,11 @@ impl InstanceRecord {
             .iter()
             .find(|a| a.name == name)
             .or_else(|| self.attributes.iter().find(|a| a.name == name))
+    }
+
+    /// Whether a task may take host port `key` here: not reserved, not held.
+    pub fn port_free(&self, key: PortKey) -> bool {
+        !self.reserved_ports.contains(&key.1) && !self.host_ports.holds(key)
     }
 
     /// Tasks of `group` placed here and not stopped.
@@ -236,6 +260,9 @@ impl ClusterState {
                     deregistered_at: None,
                     group_counts: BTreeMap::new(),
                     assignments_version: 0,
+                    reserved_ports: Vec::new(),
+                    host_ports: TakenPorts::default(),
+                    next_dynamic_port: 0,
                 };
                 self.instances.insert(id, r.clone());
                 r
@@ -280,16 +307,18 @@ impl ClusterState {
     /// Recomputes the derived per-instance indexes from the tasks (after a
     /// snapshot is restored; `apply` keeps them current otherwise).
     pub fn rebuild_indexes(&mut self) {
-        let mut counts: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+        let mut counts: BTreeMap<String, (BTreeMap<String, u32>, TakenPorts)> = BTreeMap::new();
         for instance in self.instances.values() {
-            let groups = counts.entry(instance.id.clone()).or_default();
+            let (groups, ports) = counts.entry(instance.id.clone()).or_default();
             for task in instance.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
                 *groups.entry(task.group().to_string()).or_default() += 1;
+                ports.take(&task.id, &task.host_ports);
             }
         }
-        for (id, groups) in counts {
+        for (id, (groups, ports)) in counts {
             if let Some(instance) = self.instances.get_mut(&id) {
                 instance.group_counts = groups;
+                instance.host_ports = ports;
             }
         }
         self.placement_index = PlacementIndex::build(&self.instances);
@@ -299,6 +328,18 @@ impl ClusterState {
     /// the records does (tests; a debugging aid on a live state).
     pub fn check_placement_index(&self) -> Result<(), IndexMismatch> {
         self.placement_index.check_consistency()?;
+        for instance in self.instances.values() {
+            let mut built = TakenPorts::default();
+            for task in instance.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
+                built.take(&task.id, &task.host_ports);
+            }
+            if built != instance.host_ports {
+                return Err(IndexMismatch(format!(
+                    "instance {}: host ports kept {:?}, built from its tasks {:?}",
+                    instance.id, instance.host_ports, built
+                )));
+            }
+        }
         let kept = self.placement_index.canonical();
         let built = PlacementIndex::build(&self.instances).canonical();
         if kept == built {
@@ -326,12 +367,17 @@ impl ClusterState {
         task_id: &str,
         group: &str,
         need: orca_core::task::Resources,
+        ports: (&[HostPortBinding], Option<u16>),
     ) -> Result<(), ApiError> {
         let instance = self
             .instances
             .get_mut(instance_id)
             .ok_or_else(|| instance_not_found(instance_id))?;
         instance.remaining = instance.remaining.saturating_sub(need);
+        instance.host_ports.take(task_id, ports.0);
+        if let Some(cursor) = ports.1 {
+            instance.next_dynamic_port = cursor;
+        }
         instance.task_ids.insert(task_id.to_string());
         *instance.group_counts.entry(group.to_string()).or_default() += 1;
         instance.version += 1;
@@ -347,15 +393,17 @@ impl ClusterState {
         let Some(task) = self.tasks.get(task_id) else {
             return;
         };
-        let (reserved, group, instance_id) = (
+        let (reserved, group, instance_id, host_ports) = (
             task.reserved,
             task.group().to_string(),
             task.instance_id.clone(),
+            task.host_ports.clone(),
         );
         let Some(instance) = self.instances.get_mut(&instance_id) else {
             return;
         };
         if instance.task_ids.remove(task_id) {
+            instance.host_ports.free(task_id, &host_ports);
             instance.remaining = instance
                 .remaining
                 .plus(reserved)
@@ -406,8 +454,33 @@ impl ClusterState {
                 agent_version: record.agent_version.clone(),
                 docker_version: record.runtime_version.clone(),
             },
-            remaining_resources: Resource::list(record.remaining),
-            registered_resources: Resource::list(record.registered),
+            remaining_resources: {
+                let mut list = Resource::list(record.remaining);
+                let reserved = record.reserved_ports.iter().copied();
+                list.push(Resource::ports(
+                    "PORTS",
+                    reserved
+                        .clone()
+                        .chain(record.host_ports.ports(TransportProtocol::Tcp)),
+                ));
+                list.push(Resource::ports(
+                    "PORTS_UDP",
+                    reserved.chain(record.host_ports.ports(TransportProtocol::Udp)),
+                ));
+                list
+            },
+            registered_resources: {
+                let mut list = Resource::list(record.registered);
+                list.push(Resource::ports(
+                    "PORTS",
+                    record.reserved_ports.iter().copied(),
+                ));
+                list.push(Resource::ports(
+                    "PORTS_UDP",
+                    record.reserved_ports.iter().copied(),
+                ));
+                list
+            },
             status: record.status.name().to_string(),
             agent_connected: record.agent_connected,
             running_tasks_count: running,

@@ -8,6 +8,7 @@
 pub mod account_settings;
 mod clusters;
 pub mod command;
+pub mod host_ports;
 pub mod identity;
 pub mod instance_admin;
 pub mod instances;
@@ -343,6 +344,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
 
 #[cfg(test)]
 mod index_tests;
+#[cfg(test)]
+mod port_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! to what describe-tasks prints never needs a migration of stored data.
 
 use orca_core::task::{
-    ContainerStatus, HealthStatus, NetworkConfiguration, Resources, StopCode, TaskOverride,
-    TaskStatus,
+    ContainerStatus, HealthStatus, HostPortBinding, NetworkConfiguration, Resources, StopCode,
+    TaskOverride, TaskStatus,
 };
 use orca_core::task_definition::{Tag, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,10 @@ pub struct TaskRecord {
     /// instance.
     #[serde(default)]
     pub making_room_for: Option<String>,
+    /// The host ports the leader chose for it (bridge and host mode), held
+    /// on its instance until it is STOPPED; shown as networkBindings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPortBinding>,
 }
 
 /// One container of a task.

@@ -4,7 +4,9 @@
 //! the same task.
 
 use orca_core::arn::ArnContext;
-use orca_core::task::{Attachment, Container, KeyValue, NetworkInterface, Task, TaskStatus};
+use orca_core::task::{
+    Attachment, Container, KeyValue, NetworkBinding, NetworkInterface, Task, TaskStatus,
+};
 
 use super::task_record::{ContainerRecord, TaskNetwork, TaskRecord};
 use super::ClusterState;
@@ -80,7 +82,12 @@ fn render_container(
         last_status: c.last_status,
         exit_code: c.exit_code,
         reason: c.reason.clone(),
-        network_bindings: Vec::new(),
+        network_bindings: record
+            .host_ports
+            .iter()
+            .filter(|b| b.container_name == c.name)
+            .map(NetworkBinding::from)
+            .collect(),
         network_interfaces: record
             .network
             .iter()

@@ -106,6 +106,8 @@ pub(super) fn run(placements: &[(&str, &str)], token: Option<&str>, fingerprint:
                 task_id: task.to_string(),
                 instance_id: instance.to_string(),
                 container_ids: vec![format!("{task}-c")],
+                host_ports: Vec::new(),
+                port_cursor: None,
             })
             .collect(),
         failures: Vec::new(),

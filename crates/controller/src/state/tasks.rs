@@ -5,13 +5,14 @@
 
 use orca_core::agent_protocol::{ContainerStateReport, TaskStateReport};
 use orca_core::task::{
-    task_resources, ContainerStatus, Failure, HealthStatus, NetworkConfiguration, Resources,
-    StopCode, TaskOverride, TaskStatus,
+    task_resources, ContainerStatus, Failure, HealthStatus, HostPortBinding, NetworkConfiguration,
+    Resources, StopCode, TaskOverride, TaskStatus,
 };
 use orca_core::task_definition::{Tag, TaskDefinitionStatus, Timestamp};
 use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
 
+use super::host_ports::{key as port_key, PortKey};
 use super::instances::instance_not_found;
 use super::task_definitions::task_definition_not_found;
 use super::task_record::{ContainerRecord, TaskNetwork, TaskRecord, TaskTimes};
@@ -25,6 +26,15 @@ pub struct Placement {
     pub instance_id: String,
     /// One id per container definition, in order (container ARNs).
     pub container_ids: Vec<String>,
+    /// The host ports the task holds on the instance (static and
+    /// dynamic), chosen by the leader; apply refuses the run if one is
+    /// no longer free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<HostPortBinding>,
+    /// The instance's dynamic-port cursor after this placement (None: it
+    /// took no dynamic port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_cursor: Option<u16>,
 }
 
 /// Everything RunTask decided, as one command.
@@ -110,16 +120,22 @@ impl ClusterState {
         // Re-check the placements against what is left now: a placement made
         // on an older view may no longer fit; the leader then places again.
         let mut taken: std::collections::BTreeMap<&str, Resources> = Default::default();
+        let mut ports_taken: std::collections::BTreeSet<(&str, PortKey)> = Default::default();
         for p in &cmd.placements {
             let Some(instance) = self.instances.get(&p.instance_id) else {
                 return Ok(Outcome::PlacementConflict);
             };
             let used = taken.entry(&p.instance_id).or_default();
             *used = used.plus(need);
+            let ports_clash = p.host_ports.iter().any(|b| {
+                let key = port_key(b);
+                !instance.port_free(key) || !ports_taken.insert((p.instance_id.as_str(), key))
+            });
             if instance.cluster != cmd.cluster
                 || instance.status != super::instances::InstanceStatus::Active
                 || !instance.agent_connected
                 || !used.fits_in(instance.remaining)
+                || ports_clash
             {
                 return Ok(Outcome::PlacementConflict);
             }
@@ -130,7 +146,13 @@ impl ClusterState {
             .unwrap_or_else(|| format!("family:{}", cmd.family));
         let mut tasks = Vec::with_capacity(cmd.placements.len());
         for p in &cmd.placements {
-            self.reserve(&p.instance_id, &p.task_id, &group, need)?;
+            self.reserve(
+                &p.instance_id,
+                &p.task_id,
+                &group,
+                need,
+                (p.host_ports.as_slice(), p.port_cursor),
+            )?;
             let containers = definition
                 .spec
                 .container_definitions
@@ -190,6 +212,7 @@ impl ClusterState {
                 enable_execute_command: cmd.enable_execute_command,
                 tags: cmd.tags.clone(),
                 making_room_for: None,
+                host_ports: p.host_ports.clone(),
             };
             tasks.push(self.render_task(&record));
             self.tasks.insert(p.task_id.clone(), record);

@@ -4,6 +4,7 @@
 
 mod model;
 mod overrides;
+mod ports;
 pub(crate) mod requests;
 mod status;
 
@@ -12,6 +13,7 @@ pub use overrides::{
     effective_container, task_resources, validate_overrides, ContainerOverride, Resources,
     TaskOverride,
 };
+pub use ports::{host_port_needs, HostPortBinding, NetworkBinding, PortNeed, EPHEMERAL_PORTS};
 pub use requests::{
     AwsVpcConfiguration, DescribeTasksInput, DescribeTasksOutput, ListTasksInput, ListTasksOutput,
     NetworkConfiguration, RunTaskInput, RunTaskOutput, StartTaskInput, StopTaskInput,

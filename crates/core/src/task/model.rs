@@ -80,7 +80,7 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default)]
-    pub network_bindings: Vec<serde_json::Value>,
+    pub network_bindings: Vec<super::NetworkBinding>,
     #[serde(default)]
     pub network_interfaces: Vec<NetworkInterface>,
     pub health_status: String,

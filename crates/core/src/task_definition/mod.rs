@@ -88,6 +88,7 @@ pub use timestamp::Timestamp;
 pub use units::{parse_cpu, parse_memory};
 pub use validate::{validate_tags, MAX_TAGS};
 pub use validate_container::MAX_CONTAINERS;
+pub use validate_ports::parse_port_range;
 
 use crate::error::ApiError;
 

@@ -62,7 +62,7 @@ pub(crate) fn validate_port(pp: &str, m: &PortMapping, mode: NetworkMode) -> Res
 }
 
 /// `"start-end"` with 1 <= start < end <= 65535.
-pub(crate) fn parse_port_range(range: &str) -> Option<(u16, u16)> {
+pub fn parse_port_range(range: &str) -> Option<(u16, u16)> {
     let (start, end) = range.split_once('-')?;
     let start: u16 = start.trim().parse().ok()?;
     let end: u16 = end.trim().parse().ok()?;

@@ -175,6 +175,7 @@ impl Alone {
                 .map_err(err)?,
             strategies: parse_strategies(&scenario.strategy, "placementStrategy").map_err(err)?,
             required_attributes: definition.requires_attributes.clone(),
+            static_ports: Vec::new(),
         })
     }
 
@@ -232,6 +233,8 @@ impl Alone {
                     .map(|instance_id| Placement {
                         task_id: self.new_id(),
                         container_ids: vec![self.new_id()],
+                        host_ports: Vec::new(),
+                        port_cursor: None,
                         instance_id,
                     })
                     .collect();
