@@ -163,6 +163,7 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
         enable_execute_command: task.enable_execute_command,
         tags: task.tags,
         making_room_for: None,
+        ephemeral_storage: None,
     })
 }
 

@@ -51,6 +51,11 @@ pub struct TaskRecord {
     /// instance.
     #[serde(default)]
     pub making_room_for: Option<String>,
+    /// The definition's `ephemeralStorage`, recorded and shown (not
+    /// enforced: overlayfs on ext4 has no quota); absent from snapshots
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<orca_core::task_definition::EphemeralStorage>,
 }
 
 /// One container of a task.

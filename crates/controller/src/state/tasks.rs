@@ -190,6 +190,7 @@ impl ClusterState {
                 enable_execute_command: cmd.enable_execute_command,
                 tags: cmd.tags.clone(),
                 making_room_for: None,
+                ephemeral_storage: definition.spec.ephemeral_storage.clone(),
             };
             tasks.push(self.render_task(&record));
             self.tasks.insert(p.task_id.clone(), record);
