@@ -82,6 +82,25 @@ impl Node {
         kind: AgentKind,
         configure: impl FnOnce(&mut orca_controller::Config),
     ) -> anyhow::Result<Option<Node>> {
+        Self::start_full(name, kind, configure, |_, _| {}).await
+    }
+
+    /// As [`Node::start_with`], with the agent's settings adjusted by
+    /// `configure` (given the node's data directory: host volume paths).
+    pub async fn start_agent_configured(
+        name: &str,
+        kind: AgentKind,
+        configure: impl FnOnce(&mut AgentConfig, &std::path::Path),
+    ) -> anyhow::Result<Option<Node>> {
+        Self::start_full(name, kind, |_| {}, configure).await
+    }
+
+    async fn start_full(
+        name: &str,
+        kind: AgentKind,
+        configure: impl FnOnce(&mut orca_controller::Config),
+        configure_agent: impl FnOnce(&mut AgentConfig, &std::path::Path),
+    ) -> anyhow::Result<Option<Node>> {
         let Some(socket) = containerd_socket()? else {
             return Ok(None);
         };
@@ -136,6 +155,7 @@ impl Node {
         config.task_subnet = Some(lease.cidr());
         config.registries = registries;
         config.log_driver = Some(log_driver);
+        configure_agent(&mut config, data_dir.path());
         let agent = match kind {
             AgentKind::InProcess => Agent::InProcess(orca_agent::start(
                 config.clone(),
@@ -200,6 +220,13 @@ impl Node {
 
     pub fn container(&self, name: &str, script: &str) -> Value {
         json!({"name": name, "image": self.image, "memory": 64, "command": ["sh", "-c", script]})
+    }
+
+    /// Registers a whole task definition.
+    pub async fn register_definition(&mut self, td: Value) {
+        register(&mut self.client, &td.to_string())
+            .await
+            .expect("register");
     }
 
     pub async fn register(&mut self, family: &str, containers: Vec<Value>) {
@@ -272,6 +299,25 @@ impl Node {
             .filter(|l| l.contains(&self.namespace))
             .collect();
         assert!(stray.is_empty(), "mounts left: {stray:?}");
+        // Task volumes and /etc files go with their task; nothing of the
+        // agent's data directory stays mounted.
+        let data = self.data_dir.path();
+        for dir in ["volumes/tasks", "task-files"] {
+            let left: Vec<String> = std::fs::read_dir(data.join(dir))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{dir} left: {left:?}");
+        }
+        let data_text = data.display().to_string();
+        let under_data: Vec<&str> = mounts.lines().filter(|l| l.contains(&data_text)).collect();
+        assert!(
+            under_data.is_empty(),
+            "mounts of the data dir left: {under_data:?}"
+        );
     }
 
     pub async fn runtime_list(&self) -> Vec<String> {

@@ -31,3 +31,4 @@ mod task_definitions;
 mod task_network;
 mod tasks_containerd;
 mod tasks_fake;
+mod volumes;

@@ -440,6 +440,16 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
     if let Some(driver) = &config.log_driver {
         writeln!(t, "log_driver = {}", p(driver)?)?;
     }
+    let host_paths = config
+        .host_volume_paths
+        .iter()
+        .map(|path| p(path))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    writeln!(t, "host_volume_paths = [{}]", host_paths.join(", "))?;
+    if let Some(servers) = &config.dns_servers {
+        let servers: Vec<String> = servers.iter().map(|s| q(&s.to_string())).collect();
+        writeln!(t, "dns_servers = [{}]", servers.join(", "))?;
+    }
     writeln!(t, "[attributes]")?;
     for (k, v) in &config.attributes {
         writeln!(t, "{} = {}", q(k), q(v))?;

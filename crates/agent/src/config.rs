@@ -114,6 +114,16 @@ pub struct AgentConfig {
     /// turns it off: the agent drains the output itself, and a chatty
     /// container blocks while the agent is down.
     pub log_driver: Option<PathBuf>,
+    /// Node directories a task's `host.sourcePath` volume may bind (each
+    /// path or below it). Empty by default: a task definition is anyone's
+    /// who may register one, and a bind of the node's files is the node's
+    /// owner's choice.
+    pub host_volume_paths: Vec<PathBuf>,
+    /// The nameservers a container's /etc/resolv.conf names when its
+    /// definition names none (awsvpc always). Unset: those of the node's
+    /// own /etc/resolv.conf, loopback ones left out (they would answer
+    /// inside the task's namespace, where nothing listens).
+    pub dns_servers: Option<Vec<std::net::Ipv4Addr>>,
 }
 
 mod secs {
@@ -167,6 +177,8 @@ impl Default for AgentConfig {
             image_gc_min_unused: Duration::from_secs(30 * 60),
             image_gc_disk_path: PathBuf::from("/var/lib/containerd"),
             log_driver: None,
+            host_volume_paths: Vec::new(),
+            dns_servers: None,
         }
     }
 }
@@ -252,6 +264,14 @@ impl AgentConfig {
                 "image_gc_low_threshold_percent",
                 "thresholds are percentages, the low one at most the high one",
             ));
+        }
+        for p in &self.host_volume_paths {
+            if !p.is_absolute() || p == Path::new("/") {
+                return Err(invalid(
+                    "host_volume_paths",
+                    &format!("{} must be an absolute path other than /", p.display()),
+                ));
+            }
         }
         for name in self.attributes.keys() {
             if name.is_empty() || name.len() > 128 {

@@ -17,6 +17,7 @@ use crate::crash;
 use crate::finished::FinishedTasks;
 use crate::reconcile::{Action, Completion};
 use crate::reporter::Reporter;
+use crate::volumes::VolumeSettings;
 
 /// What the executor acts on.
 pub struct Executor {
@@ -35,6 +36,8 @@ pub struct Executor {
     ops: JoinSet<()>,
     /// Each task's pulls, so that a task told to stop abandons them.
     pulls: BTreeMap<String, Vec<AbortHandle>>,
+    /// Where a task's own volumes and files are, to remove them.
+    volumes: VolumeSettings,
 }
 
 impl Executor {
@@ -44,6 +47,7 @@ impl Executor {
         reporter: Arc<Reporter>,
         finished: FinishedTasks,
         completions: mpsc::UnboundedSender<Completion>,
+        volumes: VolumeSettings,
     ) -> Self {
         Executor {
             runtime,
@@ -53,6 +57,7 @@ impl Executor {
             completions,
             ops: JoinSet::new(),
             pulls: BTreeMap::new(),
+            volumes,
         }
     }
 
@@ -228,6 +233,42 @@ impl Executor {
                         crash::point("after-teardown");
                     }
                     Completion::TornDown { task_id, result }
+                });
+            }
+            Action::PrepareTask { task_id, setup } => {
+                self.spawn_op(&task_id.clone(), "prepare", async move {
+                    let result = match setup {
+                        Ok(setup) => tokio::task::spawn_blocking(move || {
+                            crate::volumes::store::prepare(&setup)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(crate::volumes::VolumeError::Io(e.to_string()))),
+                        Err(refused) => Err(refused),
+                    };
+                    match &result {
+                        Ok(_) => crash::point("after-prepare"),
+                        Err(e) => {
+                            tracing::warn!(task = %task_id, error = %e, "task volumes not made")
+                        }
+                    }
+                    Completion::Prepared { task_id, result }
+                });
+            }
+            Action::RemoveTaskFiles { task_id } => {
+                let settings = self.volumes.clone();
+                self.spawn_op(&task_id.clone(), "remove-files", async move {
+                    let id = task_id.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        crate::volumes::store::remove_task(&settings, &id)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                    if result.is_ok() {
+                        tracing::info!(task = %task_id, "task volumes and files removed");
+                        crash::point("after-remove-files");
+                    }
+                    Completion::FilesRemoved { task_id, result }
                 });
             }
             Action::Report(report) => {

@@ -3,7 +3,10 @@
 //! ([`images_to_remove`], [`stale_log_dirs`]); [`Collector::run`] gathers
 //! their inputs and carries them out. Containers, namespaces and addresses
 //! of tasks that are gone are the reconcile step's business (it stops and
-//! removes them like any task the controller no longer wants); this pass
+//! removes them like any task the controller no longer wants, and so are a
+//! task's own volumes and /etc files: a directory under `volumes/tasks` or
+//! `task-files` of a task nothing else names is removed by that same
+//! cleanup, `crate::volumes`); this pass
 //! covers what outlives a task: log files past their retention, root
 //! filesystems of containers whose removal was cut short, and images.
 //!

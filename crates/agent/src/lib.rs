@@ -10,7 +10,8 @@
 //! (final reports on disk, so a task never runs twice), [`gc`] (what tasks
 //! leave behind, and unused images), [`health`] (container health checks,
 //! one checker per running container beside the loop), [`runner`] (container specs and
-//! dependsOn), [`crash`] (crash points for tests). Side effects sit behind
+//! dependsOn), [`volumes`] (task volumes, tmpfs and /etc files: the pure
+//! plan and the directories), [`crash`] (crash points for tests). Side effects sit behind
 //! orca-runtime's `ContainerRuntime` and orca-net's `NetworkConfigurator`,
 //! so the layers above run with fakes.
 
@@ -31,6 +32,7 @@ pub mod reconcile;
 pub mod reporter;
 pub mod runner;
 pub mod session;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -98,13 +100,54 @@ pub fn start(
 }
 
 /// The reconcile step's settings from the config.
-fn settings(config: &AgentConfig, task_subnet: &str) -> reconcile::Settings {
+fn settings(
+    config: &AgentConfig,
+    task_subnet: &str,
+    volumes: volumes::VolumeSettings,
+) -> reconcile::Settings {
     reconcile::Settings {
         default_stop_timeout: config.default_stop_timeout,
         kill_resend: config.kill_resend_interval,
         task_subnet: task_subnet.to_string(),
         logs_dir: config.data_dir.join("tasks"),
+        volumes,
     }
+}
+
+/// Where volumes and /etc files go, the allow-list resolved (a path
+/// reached through a symlink is allowed by its real location, which is
+/// what a bind mount reaches), and the resolvers containers get.
+fn volume_settings(config: &AgentConfig) -> Result<volumes::VolumeSettings, AgentError> {
+    let mut host_volume_paths = Vec::new();
+    for p in &config.host_volume_paths {
+        let real = std::fs::canonicalize(p).map_err(|e| {
+            AgentError::Config(config::ConfigError::Invalid {
+                field: "host_volume_paths".into(),
+                message: format!("{}: {e}", p.display()),
+            })
+        })?;
+        host_volume_paths.push(real);
+    }
+    let dns_servers = match &config.dns_servers {
+        Some(list) => list.clone(),
+        None => {
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let found = runner::dns_files::node_nameservers(&text);
+            if found.is_empty() {
+                tracing::warn!(
+                    "no nameserver in /etc/resolv.conf other than loopback ones: containers get \
+                     an empty resolv.conf unless dns_servers is set"
+                );
+            }
+            found
+        }
+    };
+    Ok(volumes::VolumeSettings {
+        volumes_dir: config.data_dir.join("volumes"),
+        files_dir: config.data_dir.join("task-files"),
+        host_volume_paths,
+        dns_servers,
+    })
 }
 
 /// The collector's settings from the config.
@@ -129,6 +172,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     config.validate()?;
+    let volume_settings = volume_settings(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(&config.data_dir, e))?;
     orca_fs::remove_temp_files(&config.data_dir)
         .map_err(|e| data_dir_error(&config.data_dir, e))?;
@@ -164,7 +208,7 @@ pub async fn run(
         network,
         reporter: reporter.clone(),
         finished: finished::FinishedTasks::new(config.data_dir.join("finished")),
-        settings: settings(&config, &reply.task_subnet),
+        settings: settings(&config, &reply.task_subnet, volume_settings),
         config: node::LoopConfig {
             relist_interval: config.relist_interval,
             gc_interval: config.gc_interval,

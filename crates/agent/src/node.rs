@@ -63,6 +63,9 @@ pub struct Node {
     health: Checkers,
 }
 
+/// What one relist saw: containers, task networks, task directories.
+type Observation = (Vec<ContainerListing>, BTreeSet<String>, BTreeSet<String>);
+
 fn wall() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_millis())
 }
@@ -99,6 +102,7 @@ impl Node {
                 parts.reporter,
                 parts.finished,
                 tx,
+                parts.settings.volumes.clone(),
             ),
             settings: parts.settings,
             config: parts.config,
@@ -112,15 +116,20 @@ impl Node {
         })
     }
 
-    /// One look at the runtime and the node's networks.
-    async fn observe(&self) -> Result<(Vec<ContainerListing>, BTreeSet<String>), RuntimeError> {
+    /// One look at the runtime, the node's networks and task directories.
+    async fn observe(&self) -> Result<Observation, RuntimeError> {
         let containers = self.runtime.list().await?;
         let networks = self
             .network
             .held()
             .await
             .map_err(|e| RuntimeError::Containerd(format!("listing task networks: {e}")))?;
-        Ok((containers, networks))
+        let settings = self.settings.volumes.clone();
+        let task_dirs = tokio::task::spawn_blocking(move || crate::volumes::store::held(&settings))
+            .await
+            .map_err(|e| RuntimeError::Containerd(format!("listing task volumes: {e}")))?
+            .map_err(|e| RuntimeError::Containerd(format!("listing task volumes: {e}")))?;
+        Ok((containers, networks, task_dirs))
     }
 
     fn drain_completions(&mut self) {
@@ -165,7 +174,7 @@ impl Node {
             }
             if relist_due && now >= relist_not_before {
                 match self.observe().await {
-                    Ok((containers, networks)) => {
+                    Ok((containers, networks, task_dirs)) => {
                         if first_look {
                             // What a previous agent process left: taken
                             // over as it is, never started again.
@@ -181,7 +190,8 @@ impl Node {
                                 "runtime listed"
                             );
                         }
-                        self.world.replace_observed(&containers, networks);
+                        self.world
+                            .replace_observed(&containers, networks, task_dirs);
                         observed = true;
                         relist_due = false;
                         backoff = RELIST_BACKOFF_MIN;

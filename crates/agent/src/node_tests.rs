@@ -86,6 +86,12 @@ impl Agent {
                 kill_resend: Duration::from_millis(500),
                 task_subnet: "198.19.0.0/24".into(),
                 logs_dir: dir.join("tasks"),
+                volumes: crate::volumes::VolumeSettings {
+                    volumes_dir: dir.join("volumes"),
+                    files_dir: dir.join("task-files"),
+                    host_volume_paths: Vec::new(),
+                    dns_servers: vec![std::net::Ipv4Addr::new(192, 0, 2, 53)],
+                },
             },
             config: LoopConfig {
                 relist_interval: Duration::from_millis(50),
@@ -401,6 +407,80 @@ async fn containerd_away_concludes_nothing_and_exits_meanwhile_are_reported_with
     assert_eq!(runtime.running_ids(), ["lives-0-app"]);
     agent.assign(vec![assignment("lives", "sleep 60", TaskStatus::Stopped)]);
     agent.wait_stopped("lives").await;
+    agent.assign(Vec::new());
+    agent.assert_clean().await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_tasks_volumes_and_etc_files_are_mounted_then_removed_with_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = fake_runtime();
+    let mut agent = Agent::start(dir.path(), &runtime);
+    let mut a = assignment("v1", "sleep 60", TaskStatus::Running);
+    let input = parse_register_input(&format!(
+        r#"{{"family":"f","volumes":[{{"name":"scratch"}}],"containerDefinitions":[{{"name":"app","image":"{IMAGE}","memory":32,"stopTimeout":1,
+            "command":["sh","-c","sleep 60"],"mountPoints":[{{"sourceVolume":"scratch","containerPath":"/s","readOnly":true}}]}}]}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.task_definition =
+        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    agent.assign(vec![a.clone()]);
+    agent
+        .wait_for("v1", "RUNNING", |r| r.last_status == TaskStatus::Running)
+        .await;
+    let scratch = dir.path().join("volumes/tasks/v1/scratch");
+    let files = dir.path().join("task-files/v1/app");
+    let spec = runtime
+        .spec("v1-0-app")
+        .unwrap_or_else(|| panic!("no container"));
+    let mounts: Vec<(String, orca_runtime::MountKind)> = spec
+        .mounts
+        .iter()
+        .map(|m| (m.destination.clone(), m.kind.clone()))
+        .collect();
+    let bind =
+        |source: std::path::PathBuf, readonly| orca_runtime::MountKind::Bind { source, readonly };
+    assert_eq!(
+        mounts,
+        vec![
+            ("/s".to_string(), bind(scratch.clone(), true)),
+            (
+                "/etc/resolv.conf".to_string(),
+                bind(files.join("resolv.conf"), false)
+            ),
+            ("/etc/hosts".to_string(), bind(files.join("hosts"), false)),
+            (
+                "/etc/hostname".to_string(),
+                bind(files.join("hostname"), false)
+            ),
+        ]
+    );
+    assert!(scratch.is_dir());
+    assert_eq!(
+        std::fs::read_to_string(files.join("resolv.conf"))
+            .ok()
+            .as_deref(),
+        Some("# written by orca-agent\nnameserver 192.0.2.53\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(files.join("hostname"))
+            .ok()
+            .as_deref(),
+        Some("v1\n")
+    );
+
+    // The agent restarts: the volume is still there, and still removed
+    // with its task.
+    agent.kill().await;
+    let mut agent = Agent::start(dir.path(), &runtime);
+    a.desired_status = TaskStatus::Stopped;
+    a.stop_code = Some(StopCode::UserInitiated);
+    agent.assign(vec![a]);
+    assert!(scratch.is_dir());
+    agent.wait_stopped("v1").await;
+    assert!(!dir.path().join("volumes/tasks/v1").exists());
+    assert!(!dir.path().join("task-files/v1").exists());
     agent.assign(Vec::new());
     agent.assert_clean().await;
     agent.stop().await;

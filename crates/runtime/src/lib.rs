@@ -99,6 +99,29 @@ pub struct ContainerSpec {
     /// containerd's shim (`containerd::logdriver`), or without one through
     /// FIFOs the containerd runtime drains (`containerd::logio`).
     pub log_path: PathBuf,
+    /// Volumes, tmpfs and the agent's /etc files, mounted after the
+    /// default mounts in this order (a later mount over the same path
+    /// wins, as in the kernel).
+    pub mounts: Vec<MountSpec>,
+}
+
+/// One mount into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Absolute path inside the container; runc creates it if missing.
+    pub destination: String,
+    pub kind: MountKind,
+}
+
+/// What is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A directory or file of the node, bound recursively.
+    Bind { source: PathBuf, readonly: bool },
+    /// A fresh tmpfs of at most `size_mib`; `options` are mount(8)
+    /// options appended to Docker's defaults (nosuid, nodev, noexec), so
+    /// `exec` lifts `noexec`.
+    Tmpfs { size_mib: u32, options: Vec<String> },
 }
 
 impl ContainerSpec {
@@ -125,6 +148,7 @@ impl ContainerSpec {
             hostname: None,
             netns_path: None,
             log_path,
+            mounts: Vec::new(),
         }
     }
 }

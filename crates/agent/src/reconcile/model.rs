@@ -15,7 +15,9 @@ use std::time::Duration;
 use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
 use orca_core::task::StopCode;
 use orca_net::TaskNetwork;
-use orca_runtime::{ContainerExit, ContainerListing, ContainerSpec, ImageInfo, ProcessState};
+use orca_runtime::{
+    ContainerExit, ContainerListing, ContainerSpec, ImageInfo, MountSpec, ProcessState,
+};
 use orca_runtime::{RuntimeError, StopSignal};
 use tokio::time::Instant;
 
@@ -23,6 +25,7 @@ use crate::health::ContainerHealth;
 use crate::runner::spec::{
     CONTAINER_INDEX_LABEL, CONTAINER_NAME_LABEL, STOP_TIMEOUT_LABEL, TASK_ARN_LABEL, TASK_ID_LABEL,
 };
+use crate::volumes::{TaskSetup, VolumeError, VolumeSettings};
 
 /// First pause before an operation that failed is tried again; doubled up
 /// to [`MAX_RETRY`].
@@ -40,6 +43,9 @@ pub struct Settings {
     pub task_subnet: String,
     /// Container logs live under here, one directory per task.
     pub logs_dir: PathBuf,
+    /// Where task volumes and /etc files go, the host paths tasks may
+    /// bind, and the resolvers containers get.
+    pub volumes: VolumeSettings,
 }
 
 /// One container as the runtime listed it, with what its labels say.
@@ -111,6 +117,10 @@ pub enum Op {
     /// Writing the final report.
     Record,
     Teardown,
+    /// Making the task's volumes and /etc files.
+    Prepare,
+    /// Removing them.
+    RemoveFiles,
 }
 
 /// What this process remembers of one task. Lost with the process; a
@@ -125,6 +135,9 @@ pub struct TaskMemory {
     pub retry: BTreeMap<Op, (Instant, Duration)>,
     /// The task's network, once set up (or found) in this process.
     pub network: Option<TaskNetwork>,
+    /// Each container's mounts by name, once the task's volumes and /etc
+    /// files are made in this process (containers are created only then).
+    pub mounts: Option<BTreeMap<String, Vec<MountSpec>>>,
     /// Images pulled for the task, by container index.
     pub images: BTreeMap<usize, ImageInfo>,
     pub pull_started_at: Option<orca_core::task_definition::Timestamp>,
@@ -155,6 +168,8 @@ pub struct World {
     pub containers: BTreeMap<String, Observed>,
     /// Task ids holding a namespace or an address.
     pub networks: BTreeSet<String>,
+    /// Task ids holding volumes or /etc files on the node.
+    pub task_dirs: BTreeSet<String>,
     /// Final reports on disk, by task id.
     pub finished: BTreeMap<String, TaskStateReport>,
     /// This process's memory of each task.
@@ -202,6 +217,16 @@ pub enum Action {
         report: Box<TaskStateReport>,
     },
     TeardownNetwork {
+        task_id: String,
+    },
+    /// Make the task's volumes and /etc files, or fail the task with the
+    /// planner's refusal (the executor hands it straight back).
+    PrepareTask {
+        task_id: String,
+        setup: Result<Box<TaskSetup>, VolumeError>,
+    },
+    /// Remove the task's own volumes and /etc files.
+    RemoveTaskFiles {
         task_id: String,
     },
     Report(Box<TaskStateReport>),
@@ -264,6 +289,14 @@ pub enum Completion {
         task_id: String,
         result: Result<(), orca_net::NetworkError>,
     },
+    Prepared {
+        task_id: String,
+        result: Result<BTreeMap<String, Vec<MountSpec>>, VolumeError>,
+    },
+    FilesRemoved {
+        task_id: String,
+        result: Result<(), String>,
+    },
     /// A health checker's news about container `id` (not an operation:
     /// checkers run beside the loop, see `crate::health`).
     Health {
@@ -321,12 +354,14 @@ impl World {
         &mut self,
         containers: &[ContainerListing],
         networks: BTreeSet<String>,
+        task_dirs: BTreeSet<String>,
     ) {
         self.containers = containers
             .iter()
             .map(|l| (l.id.clone(), Observed::from_listing(l)))
             .collect();
         self.networks = networks;
+        self.task_dirs = task_dirs;
     }
 
     /// Notes an action as dispatched.
@@ -379,6 +414,12 @@ impl World {
             }
             Action::TeardownNetwork { task_id } => {
                 self.memory(task_id).in_flight.insert(Op::Teardown);
+            }
+            Action::PrepareTask { task_id, .. } => {
+                self.memory(task_id).in_flight.insert(Op::Prepare);
+            }
+            Action::RemoveTaskFiles { task_id } => {
+                self.memory(task_id).in_flight.insert(Op::RemoveFiles);
             }
             Action::Report(report) => {
                 if let Some(id) = report.task_arn.rsplit('/').next() {
@@ -644,6 +685,51 @@ impl World {
                     self.memory(&task_id).health.insert(id, health);
                 }
             }
+            Completion::Prepared { task_id, result } => {
+                // Whatever it made before a failure is removed with the rest.
+                self.task_dirs.insert(task_id.clone());
+                match result {
+                    Ok(mounts) => {
+                        let m = self.memory(&task_id);
+                        m.succeeded(&Op::Prepare);
+                        m.mounts = Some(mounts);
+                    }
+                    Err(e) => {
+                        let reason = e.reason();
+                        let names: Vec<String> = self
+                            .assignments
+                            .as_ref()
+                            .and_then(|a| a.get(&task_id))
+                            .map(|a| {
+                                a.task_definition
+                                    .spec
+                                    .container_definitions
+                                    .iter()
+                                    .map(|d| d.name.clone())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let m = self.memory(&task_id);
+                        m.done(&Op::Prepare);
+                        for name in &names {
+                            m.fail(Some(name), reason.clone());
+                        }
+                        m.fail(None, reason);
+                    }
+                }
+            }
+            Completion::FilesRemoved { task_id, result } => match result {
+                Ok(()) => {
+                    let m = self.memory(&task_id);
+                    m.succeeded(&Op::RemoveFiles);
+                    m.mounts = None;
+                    self.task_dirs.remove(&task_id);
+                }
+                Err(e) => {
+                    tracing::warn!(task = %task_id, error = %e, "removing the task's volumes failed");
+                    self.memory(&task_id).failed(Op::RemoveFiles, now);
+                }
+            },
             Completion::TornDown { task_id, result } => match result {
                 Ok(()) => {
                     let m = self.memory(&task_id);

@@ -194,6 +194,7 @@ fn settings() -> Settings {
         kill_resend: Duration::from_secs(10),
         task_subnet: "198.19.0.0/24".into(),
         logs_dir: PathBuf::from("/logs"),
+        volumes: crate::volumes::VolumeSettings::default(),
     }
 }
 

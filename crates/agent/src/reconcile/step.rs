@@ -5,7 +5,9 @@
 //! 1. **Run or stop.** A task runs while it is assigned with desired
 //!    RUNNING, has no final report on disk, no stop decision (a failure to
 //!    start) and no essential container that exited. Otherwise it stops.
-//! 2. **Running:** network, then pulls (overlapping), then every container
+//! 2. **Running:** network, then pulls (overlapping), then the task's
+//!    volumes and /etc files (`crate::volumes`; one that cannot be made
+//!    fails the task with `CannotCreateVolumeError`), then every container
 //!    created, then started in dependsOn order; exits of non-essential
 //!    containers are reaped (made final).
 //! 3. **Stopping:** pulls are abandoned; operations in flight finish;
@@ -13,7 +15,8 @@
 //!    (and again every `kill_resend`); exits are reaped. Once no container
 //!    runs and every exit is final, the final report is recorded on disk.
 //! 4. **Cleanup** (only after the final report is on disk): containers are
-//!    removed, then the network torn down, then the final report is sent;
+//!    removed, then the task's own volumes and /etc files, then the
+//!    network torn down, then the final report is sent;
 //!    once the controller no longer assigns the task, it is forgotten.
 //!
 //! So a container is started at most once (only one that never started is
@@ -35,6 +38,7 @@ use super::report::{self, Phase};
 use crate::health::HealthConfig;
 use crate::runner::order::{readiness, Progress, Readiness};
 use crate::runner::spec;
+use crate::volumes;
 
 /// ECS's longest stopTimeout.
 pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -71,6 +75,7 @@ pub fn reconcile(world: &World, settings: &Settings, now: Instant, wall: Timesta
             .filter_map(|c| c.task_id.as_deref()),
     );
     ids.extend(world.networks.iter().map(String::as_str));
+    ids.extend(world.task_dirs.iter().map(String::as_str));
     ids.extend(world.finished.keys().map(String::as_str));
     ids.extend(world.tasks.keys().map(String::as_str));
     let empty = TaskMemory::default();
@@ -88,6 +93,7 @@ pub fn reconcile(world: &World, settings: &Settings, now: Instant, wall: Timesta
                 .collect(),
             holds_network: world.networks.contains(id)
                 || world.tasks.get(id).is_some_and(|m| m.network.is_some()),
+            holds_files: world.task_dirs.contains(id),
             settings,
             now,
             wall,
@@ -121,6 +127,8 @@ pub(super) struct Task<'a> {
     /// Its containers in the runtime, by id.
     pub containers: Vec<(&'a str, &'a Observed)>,
     pub holds_network: bool,
+    /// Volumes or /etc files of the task's are on the node.
+    pub holds_files: bool,
     pub settings: &'a Settings,
     pub now: Instant,
     pub wall: Timestamp,
@@ -271,6 +279,28 @@ impl<'a> Task<'a> {
             self.report(plan, report::build(self, defs, Phase::Provisioning, None));
             return;
         };
+        let to_create = defs.iter().any(|d| d.observed.is_none());
+        if to_create && mem.mounts.is_none() && mem.ready(&Op::Prepare, now) {
+            let containers: Vec<ContainerDefinition> = defs.iter().map(|d| d.def.clone()).collect();
+            let spec = &a.task_definition.spec;
+            let setup = volumes::plan::plan(
+                &volumes::plan::TaskInput {
+                    task_id: &a.task_id,
+                    mode: spec.effective_network_mode(),
+                    volumes: spec.volumes.as_deref().unwrap_or_default(),
+                    containers: &containers,
+                    own_ip: Some(net.ip),
+                },
+                &self.settings.volumes,
+            );
+            self.push(
+                plan,
+                Action::PrepareTask {
+                    task_id: task_id.clone(),
+                    setup: setup.map(Box::new),
+                },
+            );
+        }
         let mut all_created = true;
         for d in defs {
             if d.observed.is_some() {
@@ -278,6 +308,9 @@ impl<'a> Task<'a> {
             }
             all_created = false;
             let Some(image) = mem.images.get(&d.index) else {
+                continue;
+            };
+            let Some(mounts) = &mem.mounts else {
                 continue;
             };
             if !mem.ready(&Op::Container(d.id.clone()), now) {
@@ -293,6 +326,7 @@ impl<'a> Task<'a> {
                 image: image.clone(),
                 netns_path: Some(net.netns_path.clone()),
                 log_path: spec::log_path(&self.settings.logs_dir, &a.task_id, &d.def.name),
+                mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
             });
             self.push(
                 plan,
@@ -395,10 +429,12 @@ impl<'a> Task<'a> {
         }
         // Operations that create things (network, containers) finish
         // first: what they made is then stopped and removed like the rest.
-        let mut settled = !mem
-            .in_flight
-            .iter()
-            .any(|op| matches!(op, Op::Network | Op::Container(_) | Op::Record));
+        let mut settled = !mem.in_flight.iter().any(|op| {
+            matches!(
+                op,
+                Op::Network | Op::Container(_) | Op::Record | Op::Prepare
+            )
+        });
         for (cid, c) in &self.containers {
             let op = Op::Container(cid.to_string());
             match &c.state {
@@ -503,11 +539,24 @@ impl<'a> Task<'a> {
                 );
             }
         }
-        let busy = mem
-            .in_flight
-            .iter()
-            .any(|op| matches!(op, Op::Container(_) | Op::Network | Op::Teardown));
+        let busy = mem.in_flight.iter().any(|op| {
+            matches!(
+                op,
+                Op::Container(_) | Op::Network | Op::Teardown | Op::Prepare | Op::RemoveFiles
+            )
+        });
         if !self.containers.is_empty() || busy {
+            return;
+        }
+        if self.holds_files {
+            if mem.ready(&Op::RemoveFiles, now) {
+                self.push(
+                    plan,
+                    Action::RemoveTaskFiles {
+                        task_id: task_id.clone(),
+                    },
+                );
+            }
             return;
         }
         if self.holds_network {

@@ -22,6 +22,12 @@ fn settings() -> Settings {
         kill_resend: Duration::from_secs(10),
         task_subnet: "198.19.0.0/24".into(),
         logs_dir: PathBuf::from("/logs"),
+        volumes: crate::volumes::VolumeSettings {
+            volumes_dir: PathBuf::from("/data/volumes"),
+            files_dir: PathBuf::from("/data/task-files"),
+            host_volume_paths: vec![PathBuf::from("/srv")],
+            dns_servers: vec![Ipv4Addr::new(192, 0, 2, 53)],
+        },
     }
 }
 
@@ -110,10 +116,12 @@ fn image(name: &str) -> ImageInfo {
     }
 }
 
-/// Memory of a task whose network is up and whose images are pulled.
+/// Memory of a task whose network is up, whose images are pulled and
+/// whose volumes and files are made.
 fn ready(names: &[&str], task: &str) -> TaskMemory {
     TaskMemory {
         network: Some(network(task)),
+        mounts: Some(BTreeMap::new()),
         images: names
             .iter()
             .enumerate()
@@ -185,6 +193,15 @@ fn line(a: &Action) -> String {
             )
         }
         Action::TeardownNetwork { task_id } => format!("teardown {task_id}"),
+        Action::PrepareTask { task_id, setup } => match setup {
+            Ok(s) => format!(
+                "prepare {task_id} dirs={} files={}",
+                s.task_dirs.len(),
+                s.files.len()
+            ),
+            Err(e) => format!("prepare {task_id} refused: {}", e.reason()),
+        },
+        Action::RemoveTaskFiles { task_id } => format!("remove-files {task_id}"),
         Action::Report(r) => format!(
             "report {} {}",
             r.task_arn.rsplit('/').next().unwrap_or_default(),
@@ -217,6 +234,7 @@ fn world(
         ),
         containers: containers.into_iter().collect(),
         networks: networks.iter().map(|s| s.to_string()).collect(),
+        task_dirs: BTreeSet::new(),
         finished: finished
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -663,4 +681,168 @@ fn completions_move_the_world_forward_never_back() {
         Timestamp(1),
     );
     assert_eq!(w.tasks[t].term_sent.get("t1-0-app"), Some(&now));
+}
+
+/// A task of one container `app` with the given volumes and mount points.
+fn with_volumes(id: &str, volumes: &str, mount_points: &str) -> TaskAssignment {
+    let mut a = assignment(id, RUN, &["app"]);
+    let input = parse_register_input(&format!(
+        r#"{{"family":"f","volumes":{volumes},"containerDefinitions":[
+            {{"name":"app","image":"img/app","memory":32,"mountPoints":{mount_points}}}]}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.task_definition =
+        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    a
+}
+
+#[test]
+fn volumes_are_made_before_create_and_removed_before_the_network() {
+    let now = Instant::now();
+    let t = "t1";
+    let unprepared = TaskMemory {
+        mounts: None,
+        ..ready(&["app"], t)
+    };
+    let scratch = with_volumes(
+        t,
+        r#"[{"name":"scratch"}]"#,
+        r#"[{"sourceVolume":"scratch","containerPath":"/s"}]"#,
+    );
+    let outside = with_volumes(
+        t,
+        r#"[{"name":"h","host":{"sourcePath":"/etc"}}]"#,
+        r#"[{"sourceVolume":"h","containerPath":"/h"}]"#,
+    );
+    let mut stray = world(vec![], vec![], &[], vec![], vec![]);
+    stray.task_dirs.insert("t9".into());
+    let mut finished = world(
+        vec![assignment(t, RUN, &["app"])],
+        vec![],
+        &[t],
+        vec![(t, final_report(t, 0))],
+        vec![],
+    );
+    finished.task_dirs.insert(t.into());
+    let cases = vec![
+        Case {
+            name: "network and image ready: volumes and /etc files first, no create yet",
+            world: world(vec![scratch.clone()], vec![], &[t], vec![], vec![(t, unprepared.clone())]),
+            expected: "prepare t1 dirs=1 files=3
+                       report t1 PENDING",
+        },
+        Case {
+            name: "no network yet: nothing prepared (/etc/hosts names the task's address)",
+            world: world(vec![scratch], vec![], &[], vec![], vec![]),
+            expected: "network t1
+                       pull t1/0 img/app
+                       report t1 PROVISIONING",
+        },
+        Case {
+            name: "a host path outside the allow-list: refused through the executor",
+            world: world(vec![outside], vec![], &[t], vec![], vec![(t, unprepared.clone())]),
+            expected: "prepare t1 refused: CannotCreateVolumeError: volume h: host path /etc is not under the agent's host_volume_paths (/srv)
+                       report t1 PENDING",
+        },
+        Case {
+            name: "all containers exist (an agent restart): nothing to prepare",
+            world: world(
+                vec![assignment(t, RUN, &["app"])],
+                vec![observed(t, 0, "app", ProcessState::Running { pid: 4 })],
+                &[t],
+                vec![],
+                vec![(t, unprepared)],
+            ),
+            expected: "report t1 RUNNING",
+        },
+        Case {
+            name: "containers gone: the task's volumes and files go before the network",
+            world: finished,
+            expected: "remove-files t1",
+        },
+        Case {
+            name: "a stray task directory is removed, then forgotten",
+            world: stray,
+            expected: "remove-files t9",
+        },
+    ];
+    check(cases, now);
+}
+
+#[test]
+fn a_volume_that_cannot_be_made_fails_the_task_with_its_reason() {
+    let now = Instant::now();
+    let t = "t1";
+    let mut w = world(
+        vec![assignment(t, RUN, &["app"])],
+        vec![],
+        &[t],
+        vec![],
+        vec![(
+            t,
+            TaskMemory {
+                mounts: None,
+                ..ready(&["app"], t)
+            },
+        )],
+    );
+    let refused = crate::volumes::VolumeError::SharedMissing {
+        volume: "cache".into(),
+    };
+    let action = Action::PrepareTask {
+        task_id: t.into(),
+        setup: Err(refused.clone()),
+    };
+    w.dispatched(&action, now, Timestamp(1));
+    w.complete(
+        Completion::Prepared {
+            task_id: t.into(),
+            result: Err(refused),
+        },
+        now,
+        Timestamp(1),
+    );
+    let plan = reconcile(&w, &settings(), now, Timestamp(1));
+    let record = plan.actions.iter().find_map(|a| match a {
+        Action::RecordFinished { report, .. } => Some(report.clone()),
+        _ => None,
+    });
+    let Some(report) = record else {
+        panic!(
+            "no final report: {:?}",
+            plan.actions.iter().map(line).collect::<Vec<_>>()
+        )
+    };
+    let reason = "CannotCreateVolumeError: volume cache: shared volume does not exist and autoprovision is not set";
+    assert_eq!(report.stop_code, Some(StopCode::TaskFailedToStart));
+    assert_eq!(report.containers[0].reason.as_deref(), Some(reason));
+    assert!(w.task_dirs.contains(t), "whatever was made is cleaned up");
+
+    // Once the final report is on disk: the files go, then the network.
+    w.finished.insert(t.into(), *report);
+    let got: Vec<String> = reconcile(&w, &settings(), now, Timestamp(1))
+        .actions
+        .iter()
+        .map(line)
+        .collect();
+    assert_eq!(got, ["remove-files t1"]);
+    w.dispatched(
+        &Action::RemoveTaskFiles { task_id: t.into() },
+        now,
+        Timestamp(1),
+    );
+    w.complete(
+        Completion::FilesRemoved {
+            task_id: t.into(),
+            result: Ok(()),
+        },
+        now,
+        Timestamp(1),
+    );
+    let got: Vec<String> = reconcile(&w, &settings(), now, Timestamp(1))
+        .actions
+        .iter()
+        .map(line)
+        .collect();
+    assert_eq!(got, ["teardown t1"]);
 }

@@ -23,6 +23,14 @@ pub fn log_path(logs_dir: &Path, task_id: &str, name: &str) -> PathBuf {
     logs_dir.join(task_id).join(format!("{name}.log"))
 }
 
+/// A container's hostname: its definition's, else the task id's first 12
+/// characters (as Docker uses the container id's).
+pub fn hostname(def: &ContainerDefinition, task_id: &str) -> String {
+    def.hostname
+        .clone()
+        .unwrap_or_else(|| task_id.chars().take(12).collect())
+}
+
 /// The label naming a container's task (ARN).
 pub const TASK_ARN_LABEL: &str = "orca.task-arn";
 /// The label naming a container's task (id).
@@ -69,6 +77,8 @@ pub struct SpecInput<'a> {
     pub image: ImageInfo,
     pub netns_path: Option<PathBuf>,
     pub log_path: PathBuf,
+    /// Volumes, tmpfs and /etc files (`crate::volumes::plan`).
+    pub mounts: Vec<orca_runtime::MountSpec>,
 }
 
 pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
@@ -115,13 +125,10 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
         privileged: def.privileged.unwrap_or(false),
         cap_add: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
         cap_drop: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
-        hostname: Some(
-            def.hostname
-                .clone()
-                .unwrap_or_else(|| input.task_id.chars().take(12).collect()),
-        ),
+        hostname: Some(hostname(def, input.task_id)),
         netns_path: input.netns_path,
         log_path: input.log_path,
+        mounts: input.mounts,
     }
 }
 

@@ -164,6 +164,7 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
         tags: task.tags,
         making_room_for: None,
         host_ports: Vec::new(),
+        ephemeral_storage: None,
     })
 }
 

@@ -55,6 +55,11 @@ pub struct TaskRecord {
     /// on its instance until it is STOPPED; shown as networkBindings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ports: Vec<HostPortBinding>,
+    /// The definition's `ephemeralStorage`, recorded and shown (not
+    /// enforced: overlayfs on ext4 has no quota); absent from snapshots
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<orca_core::task_definition::EphemeralStorage>,
 }
 
 /// One container of a task.

@@ -63,6 +63,7 @@ pub(super) fn render(arn: &ArnContext, record: &TaskRecord) -> Task {
         health_status: record.health.name().to_string(),
         enable_execute_command: record.enable_execute_command,
         tags: record.tags.clone(),
+        ephemeral_storage: record.ephemeral_storage.clone(),
     }
 }
 

@@ -499,3 +499,34 @@ fn stopped_tasks_are_purged_and_running_ones_keep_their_definition() {
         vec![("web".to_string(), 1)]
     );
 }
+
+#[test]
+fn ephemeral_storage_is_recorded_from_the_definition_and_shown() {
+    let mut s = ClusterState::new(ArnContext::default());
+    let input = parse_register_input(
+        r#"{"family":"web","ephemeralStorage":{"sizeInGiB":30},"containerDefinitions":[{"name":"app","image":"busybox","memory":300}]}"#,
+    )
+    .expect("valid");
+    applied(s.apply(
+        1,
+        Command::RegisterTaskDefinition {
+            spec: Box::new(input.spec),
+            tags: Vec::new(),
+            registered_at: Timestamp(1),
+            registered_by: "t".to_string(),
+        },
+    ));
+    register_instance(&mut s, "a", None);
+    applied(s.apply(1, run(&[("t1", "a")], None, "f")));
+    let shown = serde_json::to_value(s.render_task(&s.tasks["t1"])).expect("json");
+    assert_eq!(
+        shown["ephemeralStorage"],
+        serde_json::json!({"sizeInGiB": 30})
+    );
+    // A definition without it shows none (ECS shows it for Fargate only).
+    let mut plain = state_with_definition();
+    register_instance(&mut plain, "a", None);
+    applied(plain.apply(1, run(&[("t1", "a")], None, "f")));
+    let shown = serde_json::to_value(plain.render_task(&plain.tasks["t1"])).expect("json");
+    assert!(shown.get("ephemeralStorage").is_none(), "{shown}");
+}

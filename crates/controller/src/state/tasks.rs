@@ -213,6 +213,7 @@ impl ClusterState {
                 tags: cmd.tags.clone(),
                 making_room_for: None,
                 host_ports: p.host_ports.clone(),
+                ephemeral_storage: definition.spec.ephemeral_storage.clone(),
             };
             tasks.push(self.render_task(&record));
             self.tasks.insert(p.task_id.clone(), record);

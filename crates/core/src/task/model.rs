@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::overrides::TaskOverride;
 use super::status::{ContainerStatus, StopCode, TaskStatus};
-use crate::task_definition::{Tag, Timestamp};
+use crate::task_definition::{EphemeralStorage, Tag, Timestamp};
 
 /// ECS's `tasks[]` object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,11 @@ pub struct Task {
     pub enable_execute_command: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// The task definition's `ephemeralStorage`, shown as ECS shows it.
+    /// Recorded only: a container's writable layer is overlayfs on the
+    /// node's file system, which has no per-directory quota to enforce it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<EphemeralStorage>,
 }
 
 /// ECS's `containers[]` entry of a task.

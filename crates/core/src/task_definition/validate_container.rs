@@ -125,6 +125,29 @@ fn validate_container(
             "hostname is not supported with networkMode awsvpc",
         ));
     }
+    if ctx.mode == NetworkMode::Awsvpc {
+        // ECS: "not supported for tasks that use the awsvpc network mode";
+        // the task's resolver and hosts file are the agent's there.
+        let set = [
+            ("dnsServers", c.dns_servers.is_some()),
+            ("dnsSearchDomains", c.dns_search_domains.is_some()),
+            ("extraHosts", c.extra_hosts.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, is_set)| *is_set) {
+            return Err(client(
+                format!("{p}.{field}"),
+                format!("{field} is not supported with networkMode awsvpc"),
+            ));
+        }
+    }
+    for (j, server) in c.dns_servers.iter().flatten().enumerate() {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            return Err(client(
+                format!("{p}.dnsServers[{j}]"),
+                format!("'{server}' is not an IP address"),
+            ));
+        }
+    }
     for (j, mapping) in c.port_mappings.iter().flatten().enumerate() {
         super::validate_ports::validate_port(&format!("{p}.portMappings[{j}]"), mapping, ctx.mode)?;
     }
@@ -276,10 +299,10 @@ fn validate_container(
                 "must not be empty",
             ));
         }
-        if host.ip_address.is_empty() {
+        if host.ip_address.parse::<std::net::IpAddr>().is_err() {
             return Err(client(
                 format!("{p}.extraHosts[{j}].ipAddress"),
-                "must not be empty",
+                format!("'{}' is not an IP address", host.ip_address),
             ));
         }
     }

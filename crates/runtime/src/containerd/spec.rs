@@ -10,12 +10,12 @@ use std::str::FromStr;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 
 use super::spec_defaults::{default_mounts, ALL_CAPS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
-use crate::{ContainerSpec, RuntimeError};
+use crate::{ContainerSpec, MountKind, RuntimeError};
 
 /// What containerd calls the spec inside a container record's `Any`.
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -211,6 +211,59 @@ pub fn cgroups_path(namespace: &str, id: &str) -> String {
     format!("/orca/{namespace}/{id}")
 }
 
+/// The container's mounts: the defaults, then the spec's own in order.
+/// readonlyRootFilesystem does not reach them (runc applies the root's
+/// read-only flag to the root alone, after mounting), so a volume stays
+/// writable unless it is mounted read-only.
+pub fn mounts(spec: &ContainerSpec) -> Result<Vec<oci_spec::runtime::Mount>, RuntimeError> {
+    let mut out = default_mounts(spec.privileged).map_err(|e| create_err(spec, e))?;
+    // Parents before children, as Docker sorts them: a tmpfs at /data/tmp
+    // listed before a volume at /data would otherwise be hidden by it.
+    let mut ordered: Vec<&crate::MountSpec> = spec.mounts.iter().collect();
+    ordered.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
+    for m in ordered {
+        if !m.destination.starts_with('/') {
+            return Err(create_err(
+                spec,
+                format!("mount destination {:?} is not absolute", m.destination),
+            ));
+        }
+        let (typ, source, options) = match &m.kind {
+            MountKind::Bind { source, readonly } => {
+                let mode = if *readonly { "ro" } else { "rw" };
+                (
+                    "bind",
+                    source.clone(),
+                    vec![
+                        "rbind".to_string(),
+                        "rprivate".to_string(),
+                        mode.to_string(),
+                    ],
+                )
+            }
+            MountKind::Tmpfs { size_mib, options } => {
+                let mut all: Vec<String> = ["nosuid", "nodev", "noexec"]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect();
+                all.extend(options.iter().cloned());
+                all.push(format!("size={size_mib}m"));
+                ("tmpfs", PathBuf::from("tmpfs"), all)
+            }
+        };
+        out.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&m.destination))
+                .typ(typ)
+                .source(source)
+                .options(options)
+                .build()
+                .map_err(|e| create_err(spec, e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Builds the OCI runtime spec.
 pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, RuntimeError> {
     let err = |e: oci_spec::OciSpecError| create_err(spec, e.to_string());
@@ -332,7 +385,7 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
                 .map_err(err)?,
         )
         .process(process)
-        .mounts(default_mounts(spec.privileged).map_err(|e| create_err(spec, e))?)
+        .mounts(mounts(spec)?)
         .linux(linux)
         .build()
         .map_err(err)?;

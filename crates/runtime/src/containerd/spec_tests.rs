@@ -234,3 +234,92 @@ fn spec_any_has_containerds_type_url() {
     assert_eq!(json["process"]["args"][0], "/entry");
     assert_eq!(json["root"]["path"], "rootfs");
 }
+
+#[test]
+fn mounts_follow_the_defaults_parents_first_and_keep_their_modes() {
+    use crate::{MountKind, MountSpec};
+    let mut s = spec();
+    s.readonly_root_filesystem = true;
+    s.mounts = vec![
+        MountSpec {
+            destination: "/data/tmp".into(),
+            kind: MountKind::Tmpfs {
+                size_mib: 64,
+                options: strs(&["exec", "mode=1777"]),
+            },
+        },
+        MountSpec {
+            destination: "/data".into(),
+            kind: MountKind::Bind {
+                source: PathBuf::from("/var/lib/orca-agent/volumes/t1/data"),
+                readonly: false,
+            },
+        },
+        MountSpec {
+            destination: "/etc/hosts".into(),
+            kind: MountKind::Bind {
+                source: PathBuf::from("/var/lib/orca-agent/task-files/t1/app/hosts"),
+                readonly: true,
+            },
+        },
+    ];
+    let built = build_with(&s, &no_ceiling);
+    // The root stays read-only; the volume is writable all the same.
+    assert!(built.root().as_ref().unwrap().readonly().unwrap_or(false));
+    let all = built.mounts().as_ref().unwrap();
+    let defaults = default_mounts(false).unwrap().len();
+    let ours: Vec<(String, String, Vec<String>)> = all[defaults..]
+        .iter()
+        .map(|m| {
+            (
+                m.destination().display().to_string(),
+                m.typ().clone().unwrap_or_default(),
+                m.options().clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        vec![
+            (
+                "/data".into(),
+                "bind".into(),
+                strs(&["rbind", "rprivate", "rw"])
+            ),
+            (
+                "/data/tmp".into(),
+                "tmpfs".into(),
+                strs(&["nosuid", "nodev", "noexec", "exec", "mode=1777", "size=64m"])
+            ),
+            (
+                "/etc/hosts".into(),
+                "bind".into(),
+                strs(&["rbind", "rprivate", "ro"])
+            ),
+        ]
+    );
+    assert_eq!(
+        all[defaults].source().as_ref().unwrap(),
+        &PathBuf::from("/var/lib/orca-agent/volumes/t1/data")
+    );
+
+    s.mounts = vec![MountSpec {
+        destination: "data".into(),
+        kind: MountKind::Tmpfs {
+            size_mib: 1,
+            options: Vec::new(),
+        },
+    }];
+    let err = build(
+        &s,
+        &SpecContext {
+            namespace: "agent-1",
+            user: ResolvedUser::default(),
+            hard_limit: &no_ceiling,
+        },
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("not absolute"), "{err}");
+}

@@ -34,6 +34,7 @@ fn rows() -> Vec<(String, Exception, &'static str)> {
             vec![container(json!({ "portMappings": [mapping] }))],
         )
     };
+    let bridge = |extra: Value| task(json!({"networkMode": "bridge"}), vec![container(extra)]);
     let ulimit = |u: Value| one(json!({ "ulimits": [u] }));
     let with_tags = |t: Value| merge_top(one(json!({})), json!({ "tags": t }));
     let top = |extra: Value| merge_top(one(json!({})), extra);
@@ -228,7 +229,12 @@ fn rows() -> Vec<(String, Exception, &'static str)> {
         v(one(json!({"linuxParameters": {"tmpfs": [{"containerPath": "/tmp", "size": 0}]}})), I, "containerDefinitions[0].linuxParameters.tmpfs[0].size"),
         v(one(json!({"linuxParameters": {"devices": [{"hostPath": "/dev/x", "permissions": ["exec"]}]}})), I, "containerDefinitions[0].linuxParameters.devices[0].permissions[0]"),
         v(one(json!({"versionConsistency": "maybe"})), I, "containerDefinitions[0].versionConsistency"),
-        v(one(json!({"extraHosts": [{"hostname": "", "ipAddress": "10.0.0.1"}]})), C, "containerDefinitions[0].extraHosts[0].hostname"),
+        v(bridge(json!({"extraHosts": [{"hostname": "", "ipAddress": "10.0.0.1"}]})), C, "containerDefinitions[0].extraHosts[0].hostname"),
+        v(bridge(json!({"extraHosts": [{"hostname": "db", "ipAddress": "db.internal"}]})), C, "containerDefinitions[0].extraHosts[0].ipAddress"),
+        v(bridge(json!({"dnsServers": ["10.0.0.2", "resolver"]})), C, "containerDefinitions[0].dnsServers[1]"),
+        v(one(json!({"dnsServers": ["10.0.0.2"]})), C, "containerDefinitions[0].dnsServers"),
+        v(one(json!({"dnsSearchDomains": ["corp.internal"]})), C, "containerDefinitions[0].dnsSearchDomains"),
+        v(one(json!({"extraHosts": [{"hostname": "db", "ipAddress": "10.0.0.1"}]})), C, "containerDefinitions[0].extraHosts"),
         v(task(json!({}), vec![
             named("a", json!({"firelensConfiguration": {"type": "fluentbit"}})),
             named("b", json!({"firelensConfiguration": {"type": "fluentd"}})),

@@ -1,0 +1,25 @@
+//! Task volumes, tmpfs and the /etc files of containers.
+//!
+//! [`plan`] is the pure part: from a task definition (with RunTask's
+//! overrides) and the agent's settings to what must exist on the node and
+//! what each container mounts, refusing what cannot be made with a
+//! [`plan::VolumeError`] (ECS's `CannotCreateVolumeError`). [`store`] is the
+//! thin shell that makes the directories and files and removes a task's.
+//!
+//! On disk, under the agent's data directory:
+//! - `volumes/tasks/<task>/<volume>/`: volumes without `host`, and
+//!   `dockerVolumeConfiguration` scope `task`; removed with the task;
+//! - `volumes/shared/<name>/_data` and `meta.json`: scope `shared`, kept
+//!   after their tasks (as Docker keeps `/var/lib/docker/volumes/<name>`);
+//! - `task-files/<task>/<container>/{hosts,resolv.conf,hostname}`: the
+//!   container's /etc files (`crate::runner::dns_files`), removed with the
+//!   task.
+//!
+//! Nothing is mounted on the node itself: containers bind the directories,
+//! so nothing is left in the node's mount table after a task, and the
+//! directories outlive an agent restart by construction.
+
+pub mod plan;
+pub mod store;
+
+pub use plan::{TaskSetup, VolumeError, VolumeSettings};
