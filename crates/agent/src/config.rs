@@ -69,6 +69,9 @@ pub struct AgentConfig {
     pub memory_mib: Option<u64>,
     /// MiB kept back for the agent, containerd and the system.
     pub reserved_memory_mib: u64,
+    /// Host ports no task may publish (registered as ECS's PORTS
+    /// resource); by default sshd's, as ECS's agent reserves it.
+    pub reserved_ports: Vec<u16>,
     /// How often the agent tells the leader it is alive.
     #[serde(with = "secs")]
     pub heartbeat_interval: Duration,
@@ -164,6 +167,7 @@ impl Default for AgentConfig {
             cpu_units: None,
             memory_mib: None,
             reserved_memory_mib: 256,
+            reserved_ports: vec![22],
             // The controllers disconnect an agent silent for 3 s by default.
             heartbeat_interval: Duration::from_secs(1),
             report_batch_window: Duration::from_millis(20),

@@ -45,6 +45,7 @@ fn task(id: &str, containers: &[&str]) -> TaskAssignment {
         overrides: TaskOverride::default(),
         stop_code: None,
         stopped_reason: None,
+        host_ports: Vec::new(),
     }
 }
 

@@ -188,6 +188,7 @@ pub async fn run(
         agent_version: host::AGENT_VERSION.to_string(),
         runtime_version,
         task_subnet: config.task_subnet.clone(),
+        reserved_ports: config.reserved_ports.clone(),
     };
     let Some(reply) = session::register_as(
         &config.endpoints,

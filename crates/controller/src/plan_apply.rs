@@ -566,6 +566,7 @@ mod tests {
                     agent_version: "t".to_string(),
                     runtime_version: "t".to_string(),
                     task_subnet: None,
+                    reserved_ports: Vec::new(),
                 },
                 at: orca_core::task_definition::Timestamp(1),
             },

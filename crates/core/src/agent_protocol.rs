@@ -41,6 +41,10 @@ pub struct Registration {
     /// controller for one from the cluster's task CIDR.
     #[serde(default)]
     pub task_subnet: Option<String>,
+    /// Host ports no task may take (ECS's registered PORTS resource: sshd,
+    /// the agent's own listeners); both TCP and UDP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reserved_ports: Vec<u16>,
 }
 
 /// The controller's answer to a registration.
@@ -98,6 +102,10 @@ pub struct TaskAssignment {
     pub stop_code: Option<StopCode>,
     #[serde(default)]
     pub stopped_reason: Option<String>,
+    /// The host ports the leader chose for the task's bridge and host mode
+    /// port mappings; the agent publishes them, never picks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<crate::task::HostPortBinding>,
 }
 
 /// The complete agent-owned state of one task.

@@ -39,6 +39,7 @@ fn assignment(id: &str, desired: TaskStatus) -> TaskAssignment {
         overrides: TaskOverride::default(),
         stop_code: None,
         stopped_reason: None,
+        host_ports: Vec::new(),
     }
 }
 

@@ -57,6 +57,7 @@ fn old_snapshot_state() -> serde_json::Value {
                 agent_version: "t".into(),
                 runtime_version: "t".into(),
                 task_subnet: None,
+                reserved_ports: Vec::new(),
             },
             at: Timestamp(2),
         },

@@ -100,6 +100,7 @@ impl Sim {
                     agent_version: "t".into(),
                     runtime_version: "t".into(),
                     task_subnet: None,
+                    reserved_ports: Vec::new(),
                     instance_id: None,
                 },
                 at: Timestamp(0),

@@ -423,6 +423,7 @@ fn applied_state(fleet: &[Registered]) -> ClusterState {
             agent_version: "1.2.0".to_string(),
             runtime_version: "t".to_string(),
             task_subnet: None,
+            reserved_ports: Vec::new(),
         };
         let commands = [
             Some(Command::RegisterContainerInstance {

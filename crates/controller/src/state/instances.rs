@@ -236,6 +236,9 @@ impl ClusterState {
                 r.agent_version = registration.agent_version;
                 r.runtime_version = registration.runtime_version;
                 r.task_subnet = subnet;
+                // Tasks already holding a newly reserved port keep it; no
+                // new task gets it.
+                r.reserved_ports = registration.reserved_ports;
                 r.version += 1;
                 r.clone()
             }
@@ -260,7 +263,7 @@ impl ClusterState {
                     deregistered_at: None,
                     group_counts: BTreeMap::new(),
                     assignments_version: 0,
-                    reserved_ports: Vec::new(),
+                    reserved_ports: registration.reserved_ports,
                     host_ports: TakenPorts::default(),
                     next_dynamic_port: 0,
                 };

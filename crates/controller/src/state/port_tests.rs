@@ -193,3 +193,46 @@ fn a_snapshot_without_taken_ports_rebuilds_them_from_the_tasks() {
     assert!(restored.check_placement_index().is_ok());
     assert_eq!(restored.instances, s.instances);
 }
+
+#[test]
+fn registered_reserved_ports_are_kept_and_assignments_carry_the_bindings() {
+    let mut s = state_with_definition();
+    let mut with_ports = super::task_tests::registration(None, None);
+    with_ports.reserved_ports = vec![22, 2375];
+    applied(s.apply(
+        1,
+        Command::RegisterContainerInstance {
+            instance_id: "a".to_string(),
+            registration: with_ports.clone(),
+            at: Timestamp(1),
+        },
+    ));
+    assert_eq!(s.instances["a"].reserved_ports, vec![22, 2375]);
+    // Registering again with another list replaces it.
+    with_ports.reserved_ports = vec![22];
+    applied(s.apply(
+        1,
+        Command::RegisterContainerInstance {
+            instance_id: "a".to_string(),
+            registration: with_ports,
+            at: Timestamp(2),
+        },
+    ));
+    assert_eq!(s.instances["a"].reserved_ports, vec![22]);
+    applied(s.apply(
+        1,
+        Command::SetAgentConnected {
+            instance_id: "a".to_string(),
+            connected: true,
+            decided_in_term: 1,
+        },
+    ));
+    let ports = vec![binding(80, 8080), binding(81, 32768)];
+    applied(s.apply(1, run_with_ports(&[("t1", "a", ports.clone())], "f1")));
+    let assignments = s.assignments_for("a");
+    assert_eq!(assignments.len(), 1);
+    assert_eq!(
+        assignments[0].host_ports, ports,
+        "the agent publishes what the leader chose"
+    );
+}

@@ -208,6 +208,7 @@ impl ClusterState {
                     overrides: t.overrides.clone(),
                     stop_code: t.stop_code,
                     stopped_reason: t.stopped_reason.clone(),
+                    host_ports: t.host_ports.clone(),
                 })
             })
             .collect()

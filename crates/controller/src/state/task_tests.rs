@@ -36,6 +36,7 @@ pub(super) fn registration(arn: Option<String>, subnet: Option<&str>) -> Registr
         agent_version: "test".to_string(),
         runtime_version: "fake".to_string(),
         task_subnet: subnet.map(str::to_string),
+        reserved_ports: Vec::new(),
     }
 }
 
