@@ -81,6 +81,7 @@ impl FleetSpec {
             agent_version: orca_agent::host::AGENT_VERSION.to_string(),
             runtime_version: "simulated".to_string(),
             task_subnet: Some(Self::subnet(i)),
+            reserved_ports: Vec::new(),
         }
     }
 
