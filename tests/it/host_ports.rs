@@ -105,8 +105,10 @@ async fn static_and_dynamic_host_ports_are_placed_shown_and_freed() {
         .expect("instances");
     for instance in &described {
         let in_use = ports_in_use(instance);
+        // The agent's reserved port (sshd's, its default) and the task's two.
+        assert!(in_use.contains(&"22".to_string()), "{instance:#}");
         assert!(in_use.contains(&"8080".to_string()), "{instance:#}");
-        assert_eq!(in_use.len(), 2, "{instance:#}");
+        assert_eq!(in_use.len(), 3, "{instance:#}");
     }
 
     // A stopped task's ports are free again: a new task takes its place.
