@@ -567,8 +567,15 @@ async fn a_daemon_task_gets_room_on_instances_full_of_replica_tasks() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(lowest >= 8, "web fell to {lowest} running");
-    let web_after = describe(&mut client).await;
-    assert_eq!(web_after["runningCount"], 8, "{web_after:#}");
+    // The last moved replica may still be running beside its replacement
+    // (maximum 200%): web settles back to 8, never below.
+    let web_after = wait_service(
+        &mut client,
+        "settled back to 8 running",
+        |s| assert!(s["runningCount"].as_u64() >= Some(8), "{s:#}"),
+        |s| s["runningCount"] == 8,
+    )
+    .await;
     let moved = web_after["events"].to_string();
     assert!(moved.contains("has stopped"), "{moved}");
     assert_eq!(mon["runningCount"], 3);
