@@ -553,8 +553,19 @@ impl World {
                         self.memory(&task_id).succeeded(&op);
                         if let Some(c) = self.containers.get(&id) {
                             let mut c = c.clone();
+                            let lost_meanwhile = matches!(c.state, ProcessState::Lost);
                             c.state = ProcessState::Running { pid };
-                            self.observe_forward(&id, c);
+                            if lost_meanwhile {
+                                // A start that replaces a task created but
+                                // never started deletes it first: a relist in
+                                // that moment sees no task and calls the
+                                // container lost. The start made this
+                                // process; a process really lost later shows
+                                // at the next relist.
+                                self.containers.insert(id.clone(), c);
+                            } else {
+                                self.observe_forward(&id, c);
+                            }
                         }
                     }
                     // Started by an earlier agent process whose request

@@ -178,12 +178,19 @@ impl<'a> Task<'a> {
             .min(MAX_STOP_TIMEOUT)
     }
 
-    /// The essential container that exited (or was lost), if any.
+    /// The essential container that exited (or was lost), if any. A
+    /// container that looks lost while an operation on it is in flight is
+    /// not judged yet: a start replacing a task that was created but never
+    /// started deletes that task first, and the start's result says more.
     fn essential_exit(&self, defs: &[Def<'_>]) -> bool {
         defs.iter().any(|d| {
             d.def.essential.unwrap_or(true)
-                && d.observed.is_some_and(|c| {
-                    matches!(c.state, ProcessState::Exited { .. } | ProcessState::Lost)
+                && d.observed.is_some_and(|c| match c.state {
+                    ProcessState::Exited { .. } => true,
+                    ProcessState::Lost => {
+                        !self.mem.in_flight.contains(&Op::Container(d.id.clone()))
+                    }
+                    _ => false,
                 })
         })
     }

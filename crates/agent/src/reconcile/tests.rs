@@ -493,6 +493,21 @@ fn stops_at_every_stage_and_leftovers() {
                        record t1 Some(EssentialContainerExited) app=-",
         },
         Case {
+            name: "looks lost while its start is in flight (replacing a never-started task): not stopped for it",
+            world: world(
+                vec![assignment(t, RUN, &["app"])],
+                vec![observed(t, 0, "app", ProcessState::Lost)],
+                &[t],
+                vec![],
+                vec![(t, {
+                    let mut m = ready(&["app"], t);
+                    m.in_flight.insert(Op::Container("t1-0-app".to_string()));
+                    m
+                })],
+            ),
+            expected: "report t1 RUNNING",
+        },
+        Case {
             name: "dependsOn SUCCESS: the app waits for init; a non-essential exit is made final",
             world: world(
                 vec![assignment(t, RUN, &["init:optional", "app:essential:init"])],
