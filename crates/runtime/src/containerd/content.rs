@@ -85,7 +85,15 @@ where
     S: Stream<Item = Result<Bytes, String>> + Unpin,
 {
     let seq = WRITE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let reference = format!("orca-{}-{}-{seq}", ctrd.namespace(), digest);
+    // The process id keeps a restarted agent (whose counter starts again)
+    // off an ingest its killed predecessor left half written: resuming
+    // that one at offset 0 is refused ("must occur at current offset").
+    let reference = format!(
+        "orca-{}-{}-{}-{seq}",
+        ctrd.namespace(),
+        digest,
+        std::process::id()
+    );
     let (tx, rx) = tokio::sync::mpsc::channel::<WriteContentRequest>(2);
     let base = WriteContentRequest {
         action: WriteAction::Stat as i32,
