@@ -17,29 +17,11 @@ use std::time::Duration;
 use orca_net::netns::{in_namespace, node_rules, NetnsNetwork};
 use orca_net::rules::{NodeRules, PortForward, PortProtocol};
 use orca_net::{NetworkConfigurator, NodeNetworkConfig, TaskNetwork};
-use orca_tests::netns::{lease_subnet, netns_available, TestNet};
+use orca_tests::netns::{block_in, lease_subnet, netns_available, TestNet};
 
 const WORLD_PORT: u16 = 9000;
 const TASK_PORT: u16 = 8000;
 const PUBLISHED: u16 = 18080;
-
-/// Runs `f`'s future to completion on a thread inside the namespace at
-/// `path` (its own runtime, so netlink sockets open there).
-fn block_in<T, F, Fut>(path: &Path, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T>,
-{
-    in_namespace(path, move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("entering the namespace")
-}
 
 fn connect(from: &Path, to: SocketAddr) -> std::io::Result<String> {
     in_namespace(from, move || -> std::io::Result<String> {

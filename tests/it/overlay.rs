@@ -8,17 +8,16 @@
 //! resync repairs it, and an empty peer list removes everything.
 //! Root only: failed under CI=true when it cannot run.
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use orca_net::netns::{in_namespace, overlay, NetnsNetwork};
 use orca_net::overlay::{desired, OverlayConfig, OverlayMode, OverlayOp, Peer};
 use orca_net::{Ipv4Subnet, NetworkConfigurator, NodeNetworkConfig, TaskNetwork};
-use orca_tests::netns::{lease_subnet, netns_available, SubnetLease, TestNet};
+use orca_tests::netns::{block_in, lease_subnet, netns_available, SubnetLease, TestNet};
 use sha2::{Digest, Sha256};
 
 const PORT: u16 = 8000;
@@ -26,22 +25,6 @@ const DEVICE: &str = "orcavx0";
 const BULK: usize = 8 << 20;
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn block_in<T, F, Fut>(path: &Path, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T>,
-{
-    in_namespace(path, move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f())
-    })
-    .expect("entering the namespace")
-}
 
 /// One test host running a node: its bridge, subnet and one task.
 struct Node {

@@ -571,3 +571,22 @@ impl Drop for TestNet {
         }
     }
 }
+
+/// Runs `f`'s future to completion on a fresh thread inside the network
+/// namespace at `path`, on a runtime of its own, so that netlink sockets,
+/// listeners and child processes it opens belong to that namespace.
+pub fn block_in<T, F, Fut>(path: &Path, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    orca_net::netns::in_namespace(path, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f())
+    })
+    .expect("entering the namespace")
+}
