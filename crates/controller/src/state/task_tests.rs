@@ -69,11 +69,15 @@ pub(super) fn register_instance(
 }
 
 pub(super) fn state_with_definition() -> ClusterState {
-    let mut s = ClusterState::new(ArnContext::default());
-    let input = parse_register_input(
+    state_with(
         r#"{"family":"web","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":512}]}"#,
     )
-    .expect("valid");
+}
+
+/// A state holding the definition `input` registers (revision 1).
+fn state_with(input: &str) -> ClusterState {
+    let mut s = ClusterState::new(ArnContext::default());
+    let input = parse_register_input(input).expect("valid");
     applied(s.apply(
         1,
         Command::RegisterTaskDefinition {
@@ -503,20 +507,9 @@ fn stopped_tasks_are_purged_and_running_ones_keep_their_definition() {
 
 #[test]
 fn ephemeral_storage_is_recorded_from_the_definition_and_shown() {
-    let mut s = ClusterState::new(ArnContext::default());
-    let input = parse_register_input(
+    let mut s = state_with(
         r#"{"family":"web","ephemeralStorage":{"sizeInGiB":30},"containerDefinitions":[{"name":"app","image":"busybox","memory":300}]}"#,
-    )
-    .expect("valid");
-    applied(s.apply(
-        1,
-        Command::RegisterTaskDefinition {
-            spec: Box::new(input.spec),
-            tags: Vec::new(),
-            registered_at: Timestamp(1),
-            registered_by: "t".to_string(),
-        },
-    ));
+    );
     register_instance(&mut s, "a", None);
     applied(s.apply(1, run(&[("t1", "a")], None, "f")));
     let shown = serde_json::to_value(s.render_task(&s.tasks["t1"])).expect("json");
