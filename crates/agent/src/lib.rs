@@ -189,6 +189,8 @@ pub async fn run(
         runtime_version,
         task_subnet: config.task_subnet.clone(),
         reserved_ports: config.reserved_ports.clone(),
+        node_address: None,
+        overlay: Default::default(),
     };
     let Some(reply) = session::register_as(
         &config.endpoints,

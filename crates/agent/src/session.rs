@@ -279,6 +279,7 @@ async fn one_session(
                     }
                     Ok(ControllerMessage::Ack { seq }) => reporter.ack(seq),
                     Ok(ControllerMessage::UnknownInstance { .. }) => return Ended::Unknown,
+                    Ok(ControllerMessage::NetMap { .. } | ControllerMessage::Discovery { .. }) => {}
                     Ok(ControllerMessage::Refused { reason }) => {
                         tracing::error!(%reason, "the controller refused the session");
                         return Ended::Lost(reason);

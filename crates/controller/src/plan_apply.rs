@@ -567,6 +567,8 @@ mod tests {
                     runtime_version: "t".to_string(),
                     task_subnet: None,
                     reserved_ports: Vec::new(),
+                    node_address: None,
+                    overlay: Default::default(),
                 },
                 at: orca_core::task_definition::Timestamp(1),
             },

@@ -45,6 +45,44 @@ pub struct Registration {
     /// the agent's own listeners); both TCP and UDP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reserved_ports: Vec<u16>,
+    /// The node's address on the network between nodes (its `node_address`
+    /// config, else its source address towards the controllers): where
+    /// other nodes send traffic for this node's tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_address: Option<String>,
+    /// How this node wants its tasks reached from other nodes.
+    #[serde(default)]
+    pub overlay: OverlayMode,
+}
+
+/// How a node's tasks are reached from other nodes.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum OverlayMode {
+    /// A kernel VXLAN device with static forwarding entries: works over any
+    /// routed network between nodes (the default).
+    #[default]
+    Vxlan,
+    /// Plain routes through the peer's node address, used between two nodes
+    /// that both ask for it and share a link.
+    HostGw,
+}
+
+/// One node of the cluster in the leader's map: whose tasks live in
+/// `subnet`, reached at `node_address`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRoute {
+    pub instance_id: String,
+    pub subnet: String,
+    /// None for agents that registered none (older agents): they get no
+    /// route, and no one routes to them.
+    #[serde(default)]
+    pub node_address: Option<String>,
+    #[serde(default)]
+    pub overlay: OverlayMode,
 }
 
 /// The controller's answer to a registration.
@@ -85,6 +123,16 @@ pub enum ControllerMessage {
     /// The controllers do not know this instance (their state was rebuilt
     /// without it): the agent registers again.
     UnknownInstance { container_instance_arn: String },
+    /// Every registered (not deregistered) instance of the cluster with its
+    /// task subnet and node address, this one included; sent when the
+    /// session opens and whenever it changes. Disconnected and draining
+    /// instances stay in it: their tasks may still run.
+    NetMap { nodes: Vec<NodeRoute> },
+    /// The cluster's service-discovery names as the leader sees them; sent
+    /// when the session opens and whenever a name's answers change.
+    Discovery {
+        zone: crate::discovery::DiscoveryZone,
+    },
 }
 
 /// One task the agent should hold, and whether it should run.

@@ -11,6 +11,7 @@ pub mod arn;
 pub mod cidr;
 pub mod cluster;
 pub mod container_instance;
+pub mod discovery;
 pub mod error;
 pub mod instance_calls;
 pub mod json_input;

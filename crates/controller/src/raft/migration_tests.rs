@@ -58,6 +58,8 @@ fn old_snapshot_state() -> serde_json::Value {
                 runtime_version: "t".into(),
                 task_subnet: None,
                 reserved_ports: Vec::new(),
+                node_address: None,
+                overlay: Default::default(),
             },
             at: Timestamp(2),
         },

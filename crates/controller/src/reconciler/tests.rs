@@ -101,6 +101,8 @@ impl Sim {
                     runtime_version: "t".into(),
                     task_subnet: None,
                     reserved_ports: Vec::new(),
+                    node_address: None,
+                    overlay: Default::default(),
                     instance_id: None,
                 },
                 at: Timestamp(0),

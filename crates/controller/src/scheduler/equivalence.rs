@@ -424,6 +424,8 @@ fn applied_state(fleet: &[Registered]) -> ClusterState {
             runtime_version: "t".to_string(),
             task_subnet: None,
             reserved_ports: Vec::new(),
+            node_address: None,
+            overlay: Default::default(),
         };
         let commands = [
             Some(Command::RegisterContainerInstance {

@@ -37,6 +37,8 @@ pub(super) fn registration(arn: Option<String>, subnet: Option<&str>) -> Registr
         runtime_version: "fake".to_string(),
         task_subnet: subnet.map(str::to_string),
         reserved_ports: Vec::new(),
+        node_address: None,
+        overlay: Default::default(),
     }
 }
 

@@ -82,6 +82,8 @@ impl FleetSpec {
             runtime_version: "simulated".to_string(),
             task_subnet: Some(Self::subnet(i)),
             reserved_ports: Vec::new(),
+            node_address: None,
+            overlay: Default::default(),
         }
     }
 
