@@ -17,6 +17,7 @@ mod health;
 mod host_ports;
 mod identity;
 mod instances;
+mod net_map_fake;
 mod netns_harness;
 mod node_rules;
 mod overlay;

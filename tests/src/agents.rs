@@ -46,6 +46,11 @@ pub fn test_agent_config(endpoint: &str, data_dir: &Path) -> AgentConfig {
         // Image collection only when a test asks for it.
         image_gc_high_threshold_percent: 100,
         image_gc_low_threshold_percent: 100,
+        // Test agents share the machine's namespace: no NAT rules or
+        // forwarding there, and no routes (rigs with hosts of their own
+        // switch these on).
+        egress: false,
+        overlay: orca_agent::OverlayChoice::Off,
         ..AgentConfig::default()
     }
 }
@@ -450,6 +455,27 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
         let servers: Vec<String> = servers.iter().map(|s| q(&s.to_string())).collect();
         writeln!(t, "dns_servers = [{}]", servers.join(", "))?;
     }
+    writeln!(t, "egress = {}", config.egress)?;
+    let overlay = match config.overlay {
+        orca_agent::OverlayChoice::Vxlan => "vxlan",
+        orca_agent::OverlayChoice::HostGw => "host_gw",
+        orca_agent::OverlayChoice::Off => "off",
+    };
+    writeln!(t, "overlay = {}", q(overlay))?;
+    if let Some(a) = config.node_address {
+        writeln!(t, "node_address = {}", q(&a.to_string()))?;
+    }
+    writeln!(t, "vxlan_device = {}", q(&config.vxlan_device))?;
+    writeln!(t, "vxlan_vni = {}", config.vxlan_vni)?;
+    writeln!(t, "vxlan_port = {}", config.vxlan_port)?;
+    if let Some(m) = config.vxlan_mtu {
+        writeln!(t, "vxlan_mtu = {m}")?;
+    }
+    writeln!(
+        t,
+        "overlay_resync_interval = {:?}",
+        config.overlay_resync_interval.as_secs_f64()
+    )?;
     writeln!(t, "[attributes]")?;
     for (k, v) in &config.attributes {
         writeln!(t, "{} = {}", q(k), q(v))?;
@@ -528,6 +554,9 @@ mod tests {
         assert_eq!(read.registries, config.registries);
         assert_eq!(read.cpu_units, config.cpu_units);
         assert_eq!(read.memory_mib, config.memory_mib);
+        assert_eq!(read.egress, config.egress);
+        assert_eq!(read.overlay, config.overlay);
+        assert_eq!(read.node_address, config.node_address);
         assert_eq!(read.heartbeat_interval, config.heartbeat_interval);
         assert_eq!(read.report_batch_window, config.report_batch_window);
         assert_eq!(read.default_stop_timeout, config.default_stop_timeout);

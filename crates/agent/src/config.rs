@@ -127,6 +127,44 @@ pub struct AgentConfig {
     /// own /etc/resolv.conf, loopback ones left out (they would answer
     /// inside the task's namespace, where nothing listens).
     pub dns_servers: Option<Vec<std::net::Ipv4Addr>>,
+    /// Tasks reach addresses outside the node through it, masqueraded to
+    /// the node's address (on by default, as ECS tasks reach the outside
+    /// through their VPC's routing). Switches IPv4 forwarding on in the
+    /// agent's namespace; the rules exist while a task does.
+    pub egress: bool,
+    /// This node's address on the network between nodes, where other nodes
+    /// send traffic for its tasks. Unset: the address the kernel would use
+    /// as the source towards the first controller endpoint (none when that
+    /// is loopback: a single machine needs no routes).
+    pub node_address: Option<std::net::Ipv4Addr>,
+    /// How other nodes' tasks are reached: `vxlan` (the default: any
+    /// routed network between nodes), `host_gw` (plain routes, used
+    /// between two nodes that both ask for it and share a link), or `off`
+    /// (nothing programmed and no address registered: a single node, or
+    /// several agents sharing one namespace).
+    pub overlay: OverlayChoice,
+    /// The VXLAN device's name, VNI and UDP port (the same on every node).
+    pub vxlan_device: String,
+    pub vxlan_vni: u32,
+    pub vxlan_port: u16,
+    /// The VXLAN device's MTU. Unset: the MTU of the link holding the node
+    /// address, less VXLAN's 50 bytes.
+    pub vxlan_mtu: Option<u32>,
+    /// Routes, VXLAN entries and NAT rules are rewritten from the leader's
+    /// map this often even when it did not change, repairing what someone
+    /// removed by hand.
+    #[serde(with = "secs")]
+    pub overlay_resync_interval: Duration,
+}
+
+/// How other nodes' tasks are reached (see [`AgentConfig::overlay`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlayChoice {
+    #[default]
+    Vxlan,
+    HostGw,
+    Off,
 }
 
 mod secs {
@@ -183,6 +221,14 @@ impl Default for AgentConfig {
             log_driver: None,
             host_volume_paths: Vec::new(),
             dns_servers: None,
+            egress: true,
+            node_address: None,
+            overlay: OverlayChoice::Vxlan,
+            vxlan_device: "orcavx0".to_string(),
+            vxlan_vni: 1,
+            vxlan_port: 4789,
+            vxlan_mtu: None,
+            overlay_resync_interval: Duration::from_secs(60),
         }
     }
 }
@@ -252,7 +298,34 @@ impl AgentConfig {
         if self.heartbeat_interval.is_zero() {
             return Err(invalid("heartbeat_interval", "must be more than 0"));
         }
+        if self.vxlan_device.is_empty() || self.vxlan_device.len() > 15 {
+            return Err(invalid("vxlan_device", "a device name of 1 to 15 bytes"));
+        }
+        if self.vxlan_device == self.bridge {
+            return Err(invalid("vxlan_device", "must differ from bridge"));
+        }
+        if !(1..(1 << 24)).contains(&self.vxlan_vni) {
+            return Err(invalid(
+                "vxlan_vni",
+                "a VXLAN network identifier, 1 to 16777215",
+            ));
+        }
+        if self.vxlan_port == 0 {
+            return Err(invalid("vxlan_port", "a UDP port, 1 to 65535"));
+        }
+        if self.vxlan_mtu.is_some_and(|m| !(576..=65_535).contains(&m)) {
+            return Err(invalid("vxlan_mtu", "576 to 65535"));
+        }
+        if let Some(a) = self.node_address {
+            if a.is_loopback() || a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
+                return Err(invalid(
+                    "node_address",
+                    "an address other nodes can reach (not loopback, unspecified, multicast or broadcast)",
+                ));
+            }
+        }
         for (field, d) in [
+            ("overlay_resync_interval", self.overlay_resync_interval),
             ("relist_interval", self.relist_interval),
             ("kill_resend_interval", self.kill_resend_interval),
             ("gc_interval", self.gc_interval),

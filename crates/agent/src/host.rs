@@ -112,3 +112,19 @@ pub fn attributes(config: &AgentConfig) -> Vec<Attribute> {
     }
     out
 }
+
+/// The address this machine would send from towards `endpoint`
+/// (`host:port`): the node address other nodes reach it at, unless
+/// configured. A UDP socket's connect only picks a route; nothing is sent.
+/// None when the endpoint does not resolve or the route is loopback (a
+/// single machine needs no routes between nodes).
+pub fn source_address_towards(endpoint: &str) -> Option<std::net::Ipv4Addr> {
+    use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+    let target = endpoint.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4)?;
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect(target).ok()?;
+    match socket.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(a) if !a.is_loopback() && !a.is_unspecified() => Some(a),
+        _ => None,
+    }
+}

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod crash;
 pub mod executor;
+pub mod fabric;
 pub mod finished;
 pub mod gc;
 pub mod health;
@@ -36,13 +37,13 @@ pub mod volumes;
 
 use std::sync::Arc;
 
-use orca_core::agent_protocol::Registration;
+use orca_core::agent_protocol::{OverlayMode, Registration};
 use orca_core::cidr::Ipv4Cidr;
 use orca_net::{NetworkConfigurator, NodeNetworkConfig};
 use orca_runtime::ContainerRuntime;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AgentConfig, NetworkKind};
+pub use config::{AgentConfig, NetworkKind, OverlayChoice};
 
 use crate::reporter::Reporter;
 
@@ -177,6 +178,12 @@ pub async fn run(
     orca_fs::remove_temp_files(&config.data_dir)
         .map_err(|e| data_dir_error(&config.data_dir, e))?;
     let mut identity = identity::Identity::load_or_create(&config.data_dir, &config.cluster)?;
+    let node_address = match config.overlay {
+        OverlayChoice::Off => None,
+        _ => config
+            .node_address
+            .or_else(|| host::source_address_towards(&config.endpoints[0])),
+    };
     let mut registration = Registration {
         cluster: config.cluster.clone(),
         container_instance_arn: None,
@@ -189,8 +196,11 @@ pub async fn run(
         runtime_version,
         task_subnet: config.task_subnet.clone(),
         reserved_ports: config.reserved_ports.clone(),
-        node_address: None,
-        overlay: Default::default(),
+        node_address: node_address.map(|a| a.to_string()),
+        overlay: match config.overlay {
+            OverlayChoice::HostGw => OverlayMode::HostGw,
+            OverlayChoice::Vxlan | OverlayChoice::Off => OverlayMode::Vxlan,
+        },
     };
     let Some(reply) = session::register_as(
         &config.endpoints,
@@ -205,6 +215,18 @@ pub async fn run(
     };
     tracing::info!(instance = %reply.container_instance_arn, subnet = %reply.task_subnet, cpu = registration.cpu, memory = registration.memory, "registered");
     let network = open_network(&config, &reply.task_subnet).await?;
+    let fabric_config = fabric_config(&config, network.as_ref(), node_address)?;
+    // Before any task is set up: a task's first packets leave with egress.
+    network
+        .set_policy(fabric::initial_policy(&fabric_config))
+        .await?;
+    let (net_map_tx, net_map_rx) = tokio::sync::watch::channel(None);
+    let fabric_task = tokio::spawn(fabric::run(
+        network.clone(),
+        fabric_config,
+        net_map_rx,
+        shutdown.clone(),
+    ));
     let (assignments_tx, assignments_rx) = tokio::sync::watch::channel(None);
     let node = node::Node::new(node::NodeParts {
         runtime,
@@ -231,10 +253,54 @@ pub async fn run(
         heartbeat_interval: config.heartbeat_interval,
         report_batch_window: config.report_batch_window,
     };
-    session::run(session, reporter, assignments_tx, shutdown.clone()).await;
+    let (zone_tx, _zone_rx) = tokio::sync::watch::channel(None);
+    let sinks = session::Sinks {
+        assignments: assignments_tx,
+        net_map: net_map_tx,
+        zone: zone_tx,
+    };
+    session::run(session, reporter, sinks, shutdown.clone()).await;
     shutdown.cancel();
     let _ = node_task.await;
+    let _ = fabric_task.await;
     Ok(())
+}
+
+/// The fabric loop's settings: the overlay only with a node address.
+fn fabric_config(
+    config: &AgentConfig,
+    network: &dyn NetworkConfigurator,
+    node_address: Option<std::net::Ipv4Addr>,
+) -> Result<fabric::FabricConfig, AgentError> {
+    let subnet = network.subnet();
+    let mode = match config.overlay {
+        OverlayChoice::HostGw => Some(orca_net::overlay::OverlayMode::HostGw),
+        OverlayChoice::Vxlan => Some(orca_net::overlay::OverlayMode::Vxlan),
+        OverlayChoice::Off => None,
+    };
+    let overlay = match (mode, node_address) {
+        (Some(mode), Some(local)) => Some(orca_net::overlay::OverlayConfig {
+            device: config.vxlan_device.clone(),
+            vni: config.vxlan_vni,
+            port: config.vxlan_port,
+            local,
+            mode,
+            mtu: config.vxlan_mtu.unwrap_or(0),
+            subnet,
+        }),
+        (Some(_), None) => {
+            tracing::info!("no node address (the controllers are reached over loopback, and node_address is unset): no routes to other nodes");
+            None
+        }
+        (None, _) => None,
+    };
+    tracing::info!(node_address = ?node_address, overlay = ?overlay.as_ref().map(|o| o.mode), egress = config.egress, "node network");
+    Ok(fabric::FabricConfig {
+        egress: config.egress,
+        subnet,
+        overlay,
+        resync: config.overlay_resync_interval,
+    })
 }
 
 async fn open_network(

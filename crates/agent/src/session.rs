@@ -20,6 +20,16 @@ use crate::reporter::Reporter;
 pub type AssignmentSink =
     tokio::sync::watch::Sender<Option<Vec<orca_core::agent_protocol::TaskAssignment>>>;
 
+/// The latest service-discovery zone, for the node's DNS responder.
+pub type ZoneSink = tokio::sync::watch::Sender<Option<orca_core::discovery::DiscoveryZone>>;
+
+/// Where the leader's levels go, each the latest in full.
+pub struct Sinks {
+    pub assignments: AssignmentSink,
+    pub net_map: crate::fabric::NetMapSink,
+    pub zone: ZoneSink,
+}
+
 /// The metadata a follower names the leader in.
 const LEADER_METADATA: &str = "orca-leader";
 /// Pause between rounds over every endpoint.
@@ -138,7 +148,7 @@ pub struct SessionConfig {
 pub async fn run(
     mut config: SessionConfig,
     reporter: Arc<Reporter>,
-    assignments: AssignmentSink,
+    sinks: Sinks,
     shutdown: CancellationToken,
 ) {
     let mut preferred: Option<String> = None;
@@ -148,7 +158,7 @@ pub async fn run(
             .take()
             .unwrap_or_else(|| config.endpoints[next % config.endpoints.len()].clone());
         next += 1;
-        match one_session(&config, &endpoint, &reporter, &assignments, &shutdown).await {
+        match one_session(&config, &endpoint, &reporter, &sinks, &shutdown).await {
             Ended::Shutdown => return,
             Ended::Redirect(leader) => {
                 tracing::info!(%endpoint, %leader, "redirected to the leader");
@@ -210,7 +220,7 @@ async fn one_session(
     config: &SessionConfig,
     endpoint: &str,
     reporter: &Reporter,
-    assignments: &AssignmentSink,
+    sinks: &Sinks,
     shutdown: &CancellationToken,
 ) -> Ended {
     let Some(mut client) = client(endpoint).await else {
@@ -275,11 +285,16 @@ async fn one_session(
                 };
                 match serde_json::from_str::<ControllerMessage>(&message.json) {
                     Ok(ControllerMessage::Assignments { tasks }) => {
-                        assignments.send_replace(Some(tasks));
+                        sinks.assignments.send_replace(Some(tasks));
+                    }
+                    Ok(ControllerMessage::NetMap { nodes }) => {
+                        sinks.net_map.send_replace(Some(nodes));
+                    }
+                    Ok(ControllerMessage::Discovery { zone }) => {
+                        sinks.zone.send_replace(Some(zone));
                     }
                     Ok(ControllerMessage::Ack { seq }) => reporter.ack(seq),
                     Ok(ControllerMessage::UnknownInstance { .. }) => return Ended::Unknown,
-                    Ok(ControllerMessage::NetMap { .. } | ControllerMessage::Discovery { .. }) => {}
                     Ok(ControllerMessage::Refused { reason }) => {
                         tracing::error!(%reason, "the controller refused the session");
                         return Ended::Lost(reason);

@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::ipam::Ipam;
 use crate::names::{check_task_id, format_mac, host_veth_name, mac_for, netns_name};
-use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, TaskNetwork};
+use crate::overlay::{OverlayConfig, OverlayOp, Peer};
+use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, NodePolicy, TaskNetwork};
 
 /// A network configurator with real IPAM and no kernel state.
 #[derive(Debug)]
@@ -20,6 +21,37 @@ pub struct FakeNetwork {
     ipam: Mutex<Ipam>,
     /// How long a setup takes (tokio time), to test what happens meanwhile.
     setup_delay: Mutex<std::time::Duration>,
+    /// The last policy and peers it was given, for tests to read.
+    fabric: Mutex<FakeFabric>,
+}
+
+/// What a [`FakeNetwork`] was asked of the node's fabric.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeFabric {
+    pub policy: Option<NodePolicy>,
+    pub overlay: Option<OverlayConfig>,
+    pub peers: Vec<Peer>,
+    /// How many times peers were synced.
+    pub peer_syncs: u64,
+}
+
+impl FakeFabric {
+    /// One line per fact, sorted: `egress <bool>`, `keep <subnet>`,
+    /// `peer <subnet> <address> <mode>`, `syncs <n>`.
+    pub fn render(&self) -> String {
+        let mut lines = Vec::new();
+        if let Some(p) = &self.policy {
+            lines.push(format!("egress {}", p.egress));
+            lines.extend(p.keep_source.iter().map(|s| format!("keep {s}")));
+        }
+        lines.extend(
+            self.peers
+                .iter()
+                .map(|p| format!("peer {} {} {:?}", p.subnet, p.address, p.mode)),
+        );
+        lines.push(format!("syncs {}", self.peer_syncs));
+        lines.join("\n") + "\n"
+    }
 }
 
 impl FakeNetwork {
@@ -30,6 +62,31 @@ impl FakeNetwork {
             config,
             ipam: Mutex::new(ipam),
             setup_delay: Mutex::default(),
+            fabric: Mutex::default(),
+        })
+    }
+
+    /// What it was last asked of the node's fabric.
+    pub fn fabric(&self) -> FakeFabric {
+        self.fabric
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Where [`FakeFabric::render`] of the latest request is written, so a
+    /// test can read it from outside the agent (process or task).
+    pub fn fabric_file(state_dir: &std::path::Path) -> PathBuf {
+        state_dir.join("fake-fabric.txt")
+    }
+
+    fn record(&self, change: impl FnOnce(&mut FakeFabric)) -> Result<(), NetworkError> {
+        let mut fabric = self.fabric.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut fabric);
+        let path = Self::fabric_file(&self.config.state_dir);
+        std::fs::write(&path, fabric.render()).map_err(|e| NetworkError::Kernel {
+            op: format!("writing {}", path.display()),
+            message: e.to_string(),
         })
     }
 
@@ -74,12 +131,33 @@ impl NetworkConfigurator for FakeNetwork {
         self.ipam().release(task_id).map(|_| ())
     }
 
+    fn subnet(&self) -> crate::Ipv4Subnet {
+        self.config.subnet
+    }
+
     fn allocated(&self) -> Vec<String> {
         self.ipam().allocated()
     }
 
     async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
         Ok(self.ipam().allocated().into_iter().collect())
+    }
+
+    async fn set_policy(&self, policy: NodePolicy) -> Result<(), NetworkError> {
+        self.record(|f| f.policy = Some(policy))
+    }
+
+    async fn sync_peers(
+        &self,
+        overlay: &OverlayConfig,
+        peers: &[Peer],
+    ) -> Result<Vec<OverlayOp>, NetworkError> {
+        self.record(|f| {
+            f.overlay = Some(overlay.clone());
+            f.peers = peers.to_vec();
+            f.peer_syncs += 1;
+        })?;
+        Ok(Vec::new())
     }
 }
 

@@ -64,6 +64,19 @@ pub struct TaskNetwork {
     pub host_veth: String,
 }
 
+/// What the node's packet filter does for its tasks (rendered by
+/// [`rules::NodeRules`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodePolicy {
+    /// Masquerade tasks' traffic that leaves the node.
+    pub egress: bool,
+    /// Destinations that keep a task's own source address: the cluster's
+    /// task subnets, from the controller's node map.
+    pub keep_source: Vec<Ipv4Subnet>,
+    /// Host ports published to tasks.
+    pub forwards: Vec<rules::PortForward>,
+}
+
 /// Sets up and tears down task networks on one node.
 #[async_trait::async_trait]
 pub trait NetworkConfigurator: Send + Sync + 'static {
@@ -75,6 +88,9 @@ pub trait NetworkConfigurator: Send + Sync + 'static {
     /// not an error if already gone.
     async fn teardown(&self, task_id: &str) -> Result<(), NetworkError>;
 
+    /// The node's task subnet.
+    fn subnet(&self) -> Ipv4Subnet;
+
     /// Task ids holding an address, for garbage collection after a restart.
     fn allocated(&self) -> Vec<String>;
 
@@ -82,4 +98,21 @@ pub trait NetworkConfigurator: Send + Sync + 'static {
     /// what the agent compares with the tasks it should hold, tearing down
     /// the others.
     async fn held(&self) -> Result<BTreeSet<String>, NetworkError>;
+
+    /// The node-level NAT rules the tasks need. Held while any task holds
+    /// a network: applied now if one does (every call applies them again,
+    /// repairing what someone removed), applied by the first setup
+    /// otherwise (before it returns, so no task runs without them), and
+    /// removed by the teardown of the last task.
+    async fn set_policy(&self, policy: NodePolicy) -> Result<(), NetworkError>;
+
+    /// Makes the routes (or VXLAN entries) to the other nodes' task
+    /// subnets match `peers`; returns the steps taken. An `overlay.mtu` of 0
+    /// is derived from the underlay (the MTU of the link holding
+    /// `overlay.local`, less VXLAN's 50 bytes).
+    async fn sync_peers(
+        &self,
+        overlay: &overlay::OverlayConfig,
+        peers: &[overlay::Peer],
+    ) -> Result<Vec<overlay::OverlayOp>, NetworkError>;
 }

@@ -109,23 +109,36 @@ async fn serve(
     // Leadership loss ends the session through `cancel` (the registry
     // closes every session when leader work stops).
     let mut changes = ctx.node.assignments.subscribe(&instance_id);
+    // The node map is woken the same way (every session of a cluster when
+    // its map moves) and sent after the first assignments.
     let mut sent_version = None;
+    let mut sent_net_version = None;
     let mut deadline = Instant::now() + ctx.heartbeat_timeout;
     loop {
         changes.borrow_and_update();
-        let update = {
+        let (update, net_update) = {
             let view = ctx.node.view();
-            let version = view
-                .instances
-                .get(&instance_id)
-                .map(|i| i.assignments_version);
-            (version != sent_version).then(|| (version, view.assignments_for(&instance_id)))
+            let instance = view.instances.get(&instance_id);
+            let version = instance.map(|i| i.assignments_version);
+            let update =
+                (version != sent_version).then(|| (version, view.assignments_for(&instance_id)));
+            let net_update = instance.and_then(|i| {
+                let v = view.net_version(&i.cluster);
+                (Some(v) != sent_net_version).then(|| (v, view.net_map(&i.cluster)))
+            });
+            (update, net_update)
         };
         if let Some((version, tasks)) = update {
             if !send(&out, &ControllerMessage::Assignments { tasks }).await {
                 break;
             }
             sent_version = version;
+        }
+        if let Some((version, nodes)) = net_update {
+            if !send(&out, &ControllerMessage::NetMap { nodes }).await {
+                break;
+            }
+            sent_net_version = Some(version);
         }
         tokio::select! {
             _ = cancel.cancelled() => break,

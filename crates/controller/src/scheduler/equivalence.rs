@@ -213,6 +213,8 @@ fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)]) -> ClusterView {
             deregistered_at: None,
             group_counts,
             assignments_version: 0,
+            node_address: None,
+            overlay: Default::default(),
             reserved_ports: Vec::new(),
             host_ports: Default::default(),
             next_dynamic_port: 0,

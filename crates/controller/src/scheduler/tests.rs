@@ -136,6 +136,8 @@ fn view(fleet: &[Inst]) -> ClusterView {
             deregistered_at: None,
             group_counts,
             assignments_version: 0,
+            node_address: None,
+            overlay: Default::default(),
             reserved_ports: i.reserved_ports.clone(),
             host_ports: Default::default(),
             next_dynamic_port: 0,

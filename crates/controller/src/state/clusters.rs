@@ -42,6 +42,7 @@ impl ClusterState {
             settings,
             tags,
             capacity,
+            net_version: 0,
         };
         self.clusters.insert(name, record.clone());
         Outcome::Cluster(record)

@@ -213,6 +213,8 @@ impl ClusterState {
             self.placement_index.sync_dense(instance);
         }
         self.touch_assignments(instance_id);
+        // Its task subnet leaves every other node's routes.
+        self.touch_net_map(cluster);
         Ok(Outcome::Instances(vec![instance_id.to_string()]))
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use orca_core::agent_protocol::Registration;
+use orca_core::agent_protocol::{OverlayMode, Registration};
 use orca_core::cidr::Ipv4Cidr;
 use orca_core::container_instance::{ContainerInstance, Resource, VersionInfo};
 use orca_core::task::{HostPortBinding, Resources};
@@ -74,6 +74,13 @@ pub struct InstanceRecord {
     /// is not handed out again at once (stale conntrack entries).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_dynamic_port: u16,
+    /// Where other nodes reach this node's tasks (None: the agent
+    /// registered none, and is in no other node's routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_address: Option<std::net::Ipv4Addr>,
+    /// How the agent wants its tasks reached.
+    #[serde(default)]
+    pub overlay: OverlayMode,
 }
 
 fn is_zero(n: &u16) -> bool {
@@ -221,6 +228,12 @@ impl ClusterState {
                 ),
             ));
         }
+        let node_address =
+            super::net_map::parse_node_address(registration.node_address.as_deref())?;
+        let net_before = self
+            .instances
+            .get(&id)
+            .map(|r| (r.task_subnet, r.node_address, r.overlay));
         let registered = Resources {
             cpu: registration.cpu,
             memory: registration.memory,
@@ -239,6 +252,8 @@ impl ClusterState {
                 // Tasks already holding a newly reserved port keep it; no
                 // new task gets it.
                 r.reserved_ports = registration.reserved_ports;
+                r.node_address = node_address;
+                r.overlay = registration.overlay;
                 r.version += 1;
                 r.clone()
             }
@@ -266,12 +281,17 @@ impl ClusterState {
                     reserved_ports: registration.reserved_ports,
                     host_ports: TakenPorts::default(),
                     next_dynamic_port: 0,
+                    node_address,
+                    overlay: registration.overlay,
                 };
                 self.instances.insert(id, r.clone());
                 r
             }
         };
         self.placement_index.upsert(&record);
+        if net_before != Some((record.task_subnet, record.node_address, record.overlay)) {
+            self.touch_net_map(&record.cluster);
+        }
         Ok(Outcome::ContainerInstance(Box::new(record)))
     }
 
@@ -449,6 +469,14 @@ impl ClusterState {
             target_type: None,
             target_id: None,
         });
+        if let Some(address) = record.node_address {
+            attributes.push(Attribute {
+                name: "orca.node-address".to_string(),
+                value: Some(address.to_string()),
+                target_type: None,
+                target_id: None,
+            });
+        }
         ContainerInstance {
             container_instance_arn: record.arn.clone(),
             ec2_instance_id: record.hostname.clone(),

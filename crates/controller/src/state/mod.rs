@@ -13,6 +13,7 @@ pub mod identity;
 pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
+pub mod net_map;
 pub mod placement_index;
 pub mod query;
 mod resource_tags;
@@ -63,6 +64,15 @@ pub struct ClusterRecord {
     pub tags: Vec<Tag>,
     #[serde(default)]
     pub capacity: orca_core::cluster::ClusterCapacity,
+    /// Moves whenever the cluster's node map changes (an instance
+    /// registered with a new subnet, address or overlay, or deregistered),
+    /// so agent sessions resend it without comparing maps.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub net_version: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Every revision ever registered in one family.
@@ -161,6 +171,7 @@ impl ClusterState {
             settings: Vec::new(),
             tags: Vec::new(),
             capacity: Default::default(),
+            net_version: 0,
         };
         ClusterState {
             identity: None,
@@ -344,6 +355,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
 
 #[cfg(test)]
 mod index_tests;
+#[cfg(test)]
+mod net_map_tests;
 #[cfg(test)]
 mod port_tests;
 #[cfg(test)]

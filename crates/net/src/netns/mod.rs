@@ -17,6 +17,7 @@
 //! address it allocated. `teardown` deletes the namespace and releases the
 //! address; the kernel removes the veth pair asynchronously (~ms).
 
+mod fabric;
 mod iptables;
 mod link;
 mod namespace;
@@ -58,6 +59,10 @@ pub struct NetnsNetwork {
     host: rtnetlink::Handle,
     /// The bridge's interface index, which host veths are attached to.
     bridge_index: u32,
+    /// The node's NAT rules as this process last wrote them.
+    rules: tokio::sync::Mutex<fabric::RulesState>,
+    /// One peer sync at a time.
+    peers_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for NetnsNetwork {
@@ -97,6 +102,8 @@ impl NetnsNetwork {
             ipam: Arc::new(Mutex::new(ipam)),
             host,
             bridge_index,
+            rules: Default::default(),
+            peers_lock: Default::default(),
         })
     }
 
@@ -275,7 +282,9 @@ fn lock(ipam: &Mutex<Ipam>) -> MutexGuard<'_, Ipam> {
 impl NetworkConfigurator for NetnsNetwork {
     async fn setup(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
         let span = tracing::info_span!("net_setup", task_id = %task_id);
-        self.setup_task(task_id).instrument(span).await
+        let network = self.setup_task(task_id).instrument(span).await?;
+        self.converge_rules(None, false).await?;
+        Ok(network)
     }
 
     /// The task's containers must be gone first: a process still inside the
@@ -289,7 +298,12 @@ impl NetworkConfigurator for NetnsNetwork {
             task_id.to_string(),
         )
         .instrument(span)
-        .await
+        .await?;
+        self.converge_rules(None, false).await
+    }
+
+    fn subnet(&self) -> crate::Ipv4Subnet {
+        self.config.subnet
     }
 
     fn allocated(&self) -> Vec<String> {
@@ -309,6 +323,18 @@ impl NetworkConfigurator for NetnsNetwork {
             }
         }
         Ok(held)
+    }
+
+    async fn set_policy(&self, policy: crate::NodePolicy) -> Result<(), NetworkError> {
+        self.converge_rules(Some(policy), true).await
+    }
+
+    async fn sync_peers(
+        &self,
+        overlay: &crate::overlay::OverlayConfig,
+        peers: &[crate::overlay::Peer],
+    ) -> Result<Vec<crate::overlay::OverlayOp>, NetworkError> {
+        self.sync_peers_here(overlay, peers).await
     }
 }
 
