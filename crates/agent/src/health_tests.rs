@@ -46,6 +46,7 @@ fn task(id: &str, containers: &[&str]) -> TaskAssignment {
         stop_code: None,
         stopped_reason: None,
         host_ports: Vec::new(),
+        deregistration_delay_ms: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn assignment(id: &str, script: &str, desired: TaskStatus) -> TaskAssignment {
         stop_code: (desired == TaskStatus::Stopped).then_some(StopCode::UserInitiated),
         stopped_reason: (desired == TaskStatus::Stopped).then(|| "asked".to_string()),
         host_ports: Vec::new(),
+        deregistration_delay_ms: None,
     }
 }
 

@@ -154,6 +154,12 @@ pub struct TaskAssignment {
     /// port mappings; the agent publishes them, never picks them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ports: Vec<crate::task::HostPortBinding>,
+    /// Set for a task whose service is discoverable by name: when the task
+    /// is to stop while running, the agent reports DEACTIVATING and waits
+    /// this long (the records' TTL and a margin, so no resolver still
+    /// hands out its address) before any container gets SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_delay_ms: Option<u64>,
 }
 
 /// The complete agent-owned state of one task.

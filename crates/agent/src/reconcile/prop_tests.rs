@@ -40,6 +40,7 @@ fn assignment(id: &str, desired: TaskStatus) -> TaskAssignment {
         stop_code: None,
         stopped_reason: None,
         host_ports: Vec::new(),
+        deregistration_delay_ms: None,
     }
 }
 

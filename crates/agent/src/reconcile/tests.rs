@@ -68,6 +68,7 @@ fn assignment(id: &str, desired: TaskStatus, containers: &[&str]) -> TaskAssignm
         stop_code: (desired == TaskStatus::Stopped).then_some(StopCode::UserInitiated),
         stopped_reason: (desired == TaskStatus::Stopped).then(|| "asked".to_string()),
         host_ports: Vec::new(),
+        deregistration_delay_ms: None,
     }
 }
 

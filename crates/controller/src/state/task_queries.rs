@@ -209,6 +209,7 @@ impl ClusterState {
                     stop_code: t.stop_code,
                     stopped_reason: t.stopped_reason.clone(),
                     host_ports: t.host_ports.clone(),
+                    deregistration_delay_ms: None,
                 })
             })
             .collect()
