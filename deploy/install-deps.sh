@@ -3,11 +3,11 @@
 # containerd, runc, a local OCI registry and skopeo for the agent and its
 # end-to-end tests; busybox-static to build the tiny test image; iptables and
 # nftables for the network tests; etcd-server and etcd-client for the
-# side-by-side Raft benchmark (bench-raft). Idempotent: installs only what is
-# missing.
+# side-by-side Raft benchmark (bench-raft); iputils-ping for the overlay
+# tests' do-not-fragment pings. Idempotent: installs only what is missing.
 set -euo pipefail
 
-packages=(protobuf-compiler containerd runc docker-registry skopeo busybox-static iptables nftables etcd-server etcd-client)
+packages=(protobuf-compiler containerd runc docker-registry skopeo busybox-static iptables nftables etcd-server etcd-client iputils-ping)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +23,6 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo is not installed: orca needs Rust 1.85 or newer (https://rustup.rs)" >&2
+  echo "error: cargo is not installed: orca needs Rust 1.88 or newer (https://rustup.rs)" >&2
   exit 1
 fi

@@ -18,6 +18,7 @@ mod host_ports;
 mod identity;
 mod instances;
 mod net_map_fake;
+mod net_overlay;
 mod netns_harness;
 mod node_rules;
 mod overlay;

@@ -8,17 +8,15 @@
 //! resync repairs it, and an empty peer list removes everything.
 //! Root only: failed under CI=true when it cannot run.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use orca_net::netns::{in_namespace, overlay, NetnsNetwork};
+use orca_net::netns::{overlay, NetnsNetwork};
 use orca_net::overlay::{desired, OverlayConfig, OverlayMode, OverlayOp, Peer};
 use orca_net::{Ipv4Subnet, NetworkConfigurator, NodeNetworkConfig, TaskNetwork};
 use orca_tests::netns::{block_in, lease_subnet, netns_available, SubnetLease, TestNet};
-use sha2::{Digest, Sha256};
 
 const PORT: u16 = 8000;
 const DEVICE: &str = "orcavx0";
@@ -118,51 +116,19 @@ impl Drop for Node {
     }
 }
 
-/// Answers each connection with the peer's address and the sha256 of
-/// everything it sent.
 fn serve(task: &TaskNetwork) {
-    let addr = SocketAddr::new(task.ip.into(), PORT);
-    let listener = in_namespace(&task.netns_path, move || TcpListener::bind(addr))
-        .expect("entering the task")
-        .expect("bind");
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let peer = stream
-                .peer_addr()
-                .map(|p| p.ip().to_string())
-                .unwrap_or_default();
-            let mut hash = Sha256::new();
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => hash.update(&buf[..n]),
-                }
-            }
-            let _ = stream.write_all(format!("{peer} {}", hex::encode(hash.finalize())).as_bytes());
-        }
-    });
+    orca_tests::probe::serve(&task.netns_path, SocketAddr::new(task.ip.into(), PORT))
+        .expect("listening in the task");
 }
 
 /// Sends `payload` from `from`'s namespace to `to`; the answer.
 fn send(from: &TaskNetwork, to: &TaskNetwork, payload: Vec<u8>) -> std::io::Result<String> {
     let target = SocketAddr::new(to.ip.into(), PORT);
-    in_namespace(&from.netns_path, move || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))?;
-        s.set_write_timeout(Some(Duration::from_secs(20)))?;
-        s.write_all(&payload)?;
-        s.shutdown(Shutdown::Write)?;
-        let mut answer = String::new();
-        s.read_to_string(&mut answer)?;
-        Ok(answer)
-    })
-    .expect("entering the task")
+    orca_tests::probe::send(&from.netns_path, target, payload, Duration::from_secs(2))
 }
 
 fn reaches(from: &Node, to: &Node) {
-    let payload: Vec<u8> = (0..BULK).map(|i| (i * 31 % 251) as u8).collect();
-    let expected = hex::encode(Sha256::digest(&payload));
+    let (payload, expected) = orca_tests::probe::payload(BULK);
     let answer = send(&from.task, &to.task, payload).expect("task to task across hosts");
     assert_eq!(
         answer,

@@ -10,7 +10,9 @@ pub mod containerd;
 pub mod controller;
 pub mod ecs_http;
 pub mod history;
+pub mod multinode;
 pub mod netns;
+pub mod probe;
 pub mod proxy;
 pub mod registry;
 

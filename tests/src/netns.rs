@@ -41,6 +41,7 @@ const CHAIN: &str = "ORCA-PART";
 const LOCK_DIR: &str = "/run/orca-tests";
 
 mod partition;
+mod routed;
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
@@ -162,6 +163,8 @@ pub struct TestNet {
     /// Directed pairs (from, to): `to` drops what arrives from `from`.
     blocked: Mutex<BTreeSet<(usize, usize)>>,
     children: Mutex<Vec<Child>>,
+    /// A routed net's router namespace and its hosts' subnet locks.
+    router: Option<routed::Router>,
 }
 
 impl TestNet {
@@ -198,6 +201,7 @@ impl TestNet {
             forward_rule: false,
             blocked: Mutex::new(BTreeSet::new()),
             children: Mutex::new(Vec::new()),
+            router: None,
         };
         // From here on, Drop removes whatever was made if a step fails.
         net.claim_subnet(seq)?;
@@ -551,7 +555,10 @@ impl Drop for TestNet {
         // The kernel tears a namespace down asynchronously: wait for the
         // veths to go (a few ms), delete any still there after a second.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        for h in &self.hosts {
+        if let Some(router) = &self.router {
+            router.remove();
+        }
+        for h in self.hosts.iter().filter(|h| !h.veth.is_empty()) {
             let sys = Path::new("/sys/class/net").join(&h.veth);
             while sys.exists() && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(5));
