@@ -108,6 +108,7 @@ fn egress_is_masqueraded_and_published_ports_reach_the_task() {
             subnet: lease.cidr().parse().expect("subnet"),
             netns_prefix: format!("{bridge}-t"),
             state_dir: state.path().join("net"),
+            mtu: None,
         },
     };
     let subnet = node.config.subnet;

@@ -46,6 +46,7 @@ impl Node {
             subnet: lease.cidr().parse().expect("subnet"),
             netns_prefix: format!("{bridge}-t"),
             state_dir: state.path().join("net"),
+            mtu: None,
         };
         let c = config.clone();
         let task = block_in(&host, move || async move {

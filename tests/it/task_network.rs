@@ -46,6 +46,7 @@ impl Fixture {
             subnet: lease.cidr().parse().expect("a valid subnet"),
             netns_prefix,
             state_dir: state.path().join("net"),
+            mtu: None,
         };
         Some(Fixture {
             config,

@@ -214,7 +214,7 @@ pub async fn run(
         return Ok(());
     };
     tracing::info!(instance = %reply.container_instance_arn, subnet = %reply.task_subnet, cpu = registration.cpu, memory = registration.memory, "registered");
-    let network = open_network(&config, &reply.task_subnet).await?;
+    let network = open_network(&config, &reply.task_subnet, node_address).await?;
     let fabric_config = fabric_config(&config, network.as_ref(), node_address)?;
     // Before any task is set up: a task's first packets leave with egress.
     network
@@ -303,9 +303,27 @@ fn fabric_config(
     })
 }
 
+/// The MTU tasks' interfaces get: the VXLAN device's when the overlay
+/// carries their traffic to other nodes (so nothing they send needs
+/// fragmenting or a path-MTU round trip), else the kernel's default.
+async fn task_mtu(config: &AgentConfig, node_address: Option<std::net::Ipv4Addr>) -> Option<u32> {
+    if config.overlay != OverlayChoice::Vxlan || config.network != NetworkKind::Netns {
+        return None;
+    }
+    let address = node_address?;
+    if config.vxlan_mtu.is_some() {
+        return config.vxlan_mtu;
+    }
+    match orca_net::netns::fabric::link_mtu_of(address).await {
+        Ok(Some(mtu)) => Some(mtu.saturating_sub(orca_net::netns::fabric::VXLAN_OVERHEAD)),
+        _ => None,
+    }
+}
+
 async fn open_network(
     config: &AgentConfig,
     subnet: &str,
+    node_address: Option<std::net::Ipv4Addr>,
 ) -> Result<Arc<dyn NetworkConfigurator>, AgentError> {
     let cidr: Ipv4Cidr = subnet
         .parse()
@@ -315,6 +333,7 @@ async fn open_network(
         subnet: orca_net::Ipv4Subnet::new(cidr.network, cidr.prefix_len)?,
         netns_prefix: format!("orca-{}", config.containerd_namespace),
         state_dir: config.data_dir.join("network"),
+        mtu: task_mtu(config, node_address).await,
     };
     Ok(match config.network {
         NetworkKind::Netns => Arc::new(orca_net::netns::NetnsNetwork::open(node).await?),

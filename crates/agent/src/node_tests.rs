@@ -73,6 +73,7 @@ impl Agent {
                     .unwrap_or_else(|e| panic!("{e}")),
                 netns_prefix: "t".into(),
                 state_dir: dir.join("network"),
+                mtu: None,
             })
             .unwrap_or_else(|e| panic!("{e}")),
         );

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         subnet,
         netns_prefix: format!("orcabench{}", std::process::id()),
         state_dir: state.path().to_path_buf(),
+        mtu: None,
     };
     let network = NetnsNetwork::open(config.clone()).await?;
     let result = bench(&network, n).await;

@@ -171,6 +171,7 @@ mod tests {
             subnet: "198.19.3.0/24".parse().expect("subnet"),
             netns_prefix: "orca-n1".into(),
             state_dir: dir.to_path_buf(),
+            mtu: None,
         }
     }
 

@@ -47,6 +47,11 @@ pub struct NodeNetworkConfig {
     pub netns_prefix: String,
     /// Where the IPAM's allocations persist (a directory the agent owns).
     pub state_dir: PathBuf,
+    /// The MTU of new tasks' interfaces (both veth ends; the bridge follows
+    /// its ports): the VXLAN device's when traffic crosses nodes over it,
+    /// so tasks never send what the overlay would have to refuse. None:
+    /// the kernel's default (1500).
+    pub mtu: Option<u32>,
 }
 
 /// A task's network, as set up.

@@ -158,17 +158,24 @@ pub(crate) async fn add_veth(
     host_veth: &str,
     task_netns: BorrowedFd<'_>,
     ip: Ipv4Addr,
+    mtu: Option<u32>,
 ) -> Result<(), rtnetlink::Error> {
-    let peer = LinkUnspec::new_with_name(TASK_IFNAME)
+    let mut peer = LinkUnspec::new_with_name(TASK_IFNAME)
         .address(mac_for(ip).to_vec())
-        .setns_by_fd(task_netns.as_raw_fd())
-        // Not `.up()`: the kernel configures the peer before it links the
-        // pair, and opening an unpaired veth fails with ENOTCONN.
-        .build();
-    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .setns_by_fd(task_netns.as_raw_fd());
+    if let Some(mtu) = mtu {
+        peer = peer.mtu(mtu);
+    }
+    // Not `.up()`: the kernel configures the peer before it links the
+    // pair, and opening an unpaired veth fails with ENOTCONN.
+    let peer = peer.build();
+    let mut msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(host_veth)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .build();
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)));
+    if let Some(mtu) = mtu {
+        msg = msg.mtu(mtu);
+    }
+    let msg = msg.build();
     handle.link().add(msg).execute().await
 }
 

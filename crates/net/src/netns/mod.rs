@@ -17,7 +17,7 @@
 //! address it allocated. `teardown` deletes the namespace and releases the
 //! address; the kernel removes the veth pair asynchronously (~ms).
 
-mod fabric;
+pub mod fabric;
 mod iptables;
 mod link;
 mod namespace;
@@ -213,14 +213,14 @@ impl NetnsNetwork {
         created: namespace::Created,
     ) -> Result<(), NetworkError> {
         let veth = &network.host_veth;
-        match link::add_veth(&self.host, veth, created.file.as_fd(), network.ip).await {
+        match link::add_veth(&self.host, veth, created.file.as_fd(), network.ip, self.config.mtu).await {
             Ok(()) => {}
             // The veth of a namespace torn down moments ago: the kernel
             // frees it asynchronously. Delete it now and try once more.
             Err(e) if link::errno(&e) == Some(link::libc_errno::EEXIST) => {
                 warn!(%veth, "deleting a stale host veth");
                 link::delete_link(&self.host, veth).await?;
-                link::add_veth(&self.host, veth, created.file.as_fd(), network.ip)
+                link::add_veth(&self.host, veth, created.file.as_fd(), network.ip, self.config.mtu)
                     .await
                     .map_err(link::nl_err(format!("creating veth {veth}")))?;
             }
@@ -359,6 +359,12 @@ fn check_config(config: &NodeNetworkConfig) -> Result<(), NetworkError> {
             config.netns_prefix
         ))
     })?;
+    if config.mtu.is_some_and(|m| !(576..=65_535).contains(&m)) {
+        return Err(NetworkError::Config(format!(
+            "mtu {:?} must be 576 to 65535",
+            config.mtu
+        )));
+    }
     if config.state_dir.as_os_str().is_empty() {
         return Err(NetworkError::Config("state_dir is empty".into()));
     }
