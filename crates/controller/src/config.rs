@@ -44,6 +44,15 @@ pub struct Config {
     /// Where ECS's own wire protocol (AWS JSON 1.1 over HTTP, for boto3
     /// and the aws CLI) is served; None: not served.
     pub ecs_api_listen: Option<SocketAddr>,
+    /// The DNS namespace discoverable services are named in
+    /// (`<service>.<namespace>`), the same for every cluster.
+    pub discovery_namespace: String,
+    /// How long resolvers may keep a discovery answer (the records' TTL;
+    /// whole seconds, at least 1).
+    pub discovery_ttl: Duration,
+    /// Added to the TTL to give a discoverable task's DEACTIVATING wait:
+    /// time for the leader's last zone to reach every agent.
+    pub discovery_deregistration_margin: Duration,
 }
 
 impl Config {
@@ -68,7 +77,41 @@ impl Config {
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
             services: crate::services_loop::ServiceLoopConfig::default(),
             ecs_api_listen: None,
+            discovery_namespace: orca_core::discovery::DEFAULT_NAMESPACE.to_string(),
+            discovery_ttl: Duration::from_secs(10),
+            discovery_deregistration_margin: Duration::from_secs(1),
         }
+    }
+
+    /// The discovery settings sessions and the zone publisher use; refuses
+    /// a namespace that is not a DNS name or a TTL under a second.
+    pub fn discovery(&self) -> Result<crate::agents::discovery::DiscoverySettings, String> {
+        let namespace = self
+            .discovery_namespace
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let valid = !namespace.is_empty()
+            && namespace.len() <= 253
+            && namespace
+                .split('.')
+                .all(crate::state::discovery::is_dns_label);
+        if !valid {
+            return Err(format!(
+                "discovery namespace {:?} must be a DNS name: dot-separated labels of 1-63 letters, digits and '-'",
+                self.discovery_namespace
+            ));
+        }
+        if self.discovery_ttl < Duration::from_secs(1) {
+            return Err(format!(
+                "discovery TTL must be at least 1 s, not {:?}",
+                self.discovery_ttl
+            ));
+        }
+        Ok(crate::agents::discovery::DiscoverySettings {
+            namespace,
+            ttl: Duration::from_secs(self.discovery_ttl.as_secs()),
+            deregistration_margin: self.discovery_deregistration_margin,
+        })
     }
 
     /// The address this controller is known by in the cluster membership.
