@@ -5,7 +5,7 @@
 //! scale-in a task leaves the answer while it is DEACTIVATING, before any of
 //! its containers gets a signal and before it is STOPPED; a name outside
 //! the namespace is REFUSED (no upstreams); a registry naming an unmapped
-//! port is refused at CreateService.
+//! port is refused at CreateService, and any registry at UpdateService.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -175,6 +175,20 @@ async fn a_registered_service_resolves_to_its_serving_tasks_and_a_leaving_task_g
     let query = query_message("example.com.", RecordType::A).expect("query");
     let reply = query_udp(responders[0], &query).await.expect("reply");
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+
+    // A registry is fixed at creation.
+    let refused = ecs(
+        &mut client,
+        "UpdateService",
+        json!({"service": "web", "serviceRegistries": registries}),
+    )
+    .await
+    .expect_err("a registry change");
+    assert_eq!(
+        refused.field.as_deref(),
+        Some("serviceRegistries"),
+        "{refused:?}"
+    );
 
     // Scale in: the tasks leaving are out of the answer while DEACTIVATING,
     // before any container of theirs is signalled.
