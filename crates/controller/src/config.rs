@@ -121,3 +121,31 @@ impl Config {
             .unwrap_or_else(|| self.listen.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_discovery_namespace_must_be_a_dns_name_and_the_ttl_a_second_or_more() {
+        let mut config = Config::new(
+            PathBuf::from("/tmp/x"),
+            "127.0.0.1:0".parse().expect("addr"),
+        );
+        let settings = config.discovery().expect("the defaults are valid");
+        assert_eq!(settings.namespace, "orca.local");
+        assert_eq!(settings.deregistration_delay(), Duration::from_secs(11));
+        config.discovery_namespace = "Corp.Internal.".into();
+        assert_eq!(
+            config.discovery().expect("valid").namespace,
+            "corp.internal"
+        );
+        for bad in ["", "a..b", "-a.b", "a_b.c"] {
+            config.discovery_namespace = bad.into();
+            assert!(config.discovery().is_err(), "{bad:?}");
+        }
+        config.discovery_namespace = "orca.local".into();
+        config.discovery_ttl = Duration::from_millis(500);
+        assert!(config.discovery().is_err());
+    }
+}

@@ -527,7 +527,7 @@ impl<'a> Task<'a> {
             .containers
             .iter()
             .any(|(_, c)| matches!(c.state, ProcessState::Running { .. }));
-        if !runs || self.mem.term_sent.values().next().is_some() {
+        if !runs || !self.mem.term_sent.is_empty() {
             return None;
         }
         // Decided in this very step: the wait starts now.
