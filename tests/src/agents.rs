@@ -320,7 +320,7 @@ impl AgentProcess {
             .arg(&self.config_path)
             // Plain text, so the test can read the log.
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,hickory_server=warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
@@ -455,6 +455,13 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
         let servers: Vec<String> = servers.iter().map(|s| q(&s.to_string())).collect();
         writeln!(t, "dns_servers = [{}]", servers.join(", "))?;
     }
+    if let Some(listen) = config.dns_listen {
+        writeln!(t, "dns_listen = {}", q(&listen.to_string()))?;
+    }
+    if let Some(upstreams) = &config.dns_upstreams {
+        let upstreams: Vec<String> = upstreams.iter().map(|s| q(&s.to_string())).collect();
+        writeln!(t, "dns_upstreams = [{}]", upstreams.join(", "))?;
+    }
     writeln!(t, "egress = {}", config.egress)?;
     let overlay = match config.overlay {
         orca_agent::OverlayChoice::Vxlan => "vxlan",
@@ -533,6 +540,8 @@ mod tests {
         config.task_subnet = Some("198.18.7.0/24".into());
         config.log_driver = Some("/opt/orca/orca-log-driver".into());
         config.attributes.insert("zone".into(), "a b".into());
+        config.dns_listen = Some("127.0.0.1:5353".parse().expect("addr"));
+        config.dns_upstreams = Some(vec!["10.0.0.2:53".parse().expect("addr")]);
         config.registries.hosts.insert(
             "127.0.0.1:5000".into(),
             orca_runtime::containerd::RegistryHostConfig {
@@ -557,6 +566,8 @@ mod tests {
         assert_eq!(read.egress, config.egress);
         assert_eq!(read.overlay, config.overlay);
         assert_eq!(read.node_address, config.node_address);
+        assert_eq!(read.dns_listen, config.dns_listen);
+        assert_eq!(read.dns_upstreams, config.dns_upstreams);
         assert_eq!(read.heartbeat_interval, config.heartbeat_interval);
         assert_eq!(read.report_batch_window, config.report_batch_window);
         assert_eq!(read.default_stop_timeout, config.default_stop_timeout);

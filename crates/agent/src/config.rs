@@ -123,10 +123,24 @@ pub struct AgentConfig {
     /// owner's choice.
     pub host_volume_paths: Vec<PathBuf>,
     /// The nameservers a container's /etc/resolv.conf names when its
-    /// definition names none (awsvpc always). Unset: those of the node's
-    /// own /etc/resolv.conf, loopback ones left out (they would answer
-    /// inside the task's namespace, where nothing listens).
+    /// definition names none (awsvpc always): an explicit override. Unset:
+    /// the agent's DNS responder when one runs on port 53 (so tasks
+    /// resolve the cluster's service names), else those of the node's own
+    /// /etc/resolv.conf, loopback ones left out (they would answer inside
+    /// the task's namespace, where nothing listens).
     pub dns_servers: Option<Vec<std::net::Ipv4Addr>>,
+    /// Where the agent's DNS responder listens (UDP and TCP): it answers
+    /// the cluster's service-discovery names from the leader's zone and
+    /// relays every other name to `dns_upstreams`. Unset: the bridge
+    /// gateway's port 53 with the `netns` network, no responder with the
+    /// `fake` one.
+    pub dns_listen: Option<std::net::SocketAddr>,
+    /// Where the responder sends names outside the discovery namespace.
+    /// Unset: the nameservers of the node's /etc/resolv.conf on port 53,
+    /// loopback ones included (the relay runs in the agent's own
+    /// namespace, where a local resolver such as 127.0.0.53 answers). An
+    /// empty list: none; such names are REFUSED.
+    pub dns_upstreams: Option<Vec<std::net::SocketAddr>>,
     /// Tasks reach addresses outside the node through it, masqueraded to
     /// the node's address (on by default, as ECS tasks reach the outside
     /// through their VPC's routing). Switches IPv4 forwarding on in the
@@ -221,6 +235,8 @@ impl Default for AgentConfig {
             log_driver: None,
             host_volume_paths: Vec::new(),
             dns_servers: None,
+            dns_listen: None,
+            dns_upstreams: None,
             egress: true,
             node_address: None,
             overlay: OverlayChoice::Vxlan,
@@ -350,6 +366,28 @@ impl AgentConfig {
                 ));
             }
         }
+        if let Some(listen) = self.dns_listen {
+            if listen.port() == 0 {
+                return Err(invalid(
+                    "dns_listen",
+                    "an address and a port, 1 to 65535 (tasks must know where it is)",
+                ));
+            }
+        }
+        for upstream in self.dns_upstreams.iter().flatten() {
+            if upstream.port() == 0 || upstream.ip().is_unspecified() {
+                return Err(invalid(
+                    "dns_upstreams",
+                    &format!("{upstream} must be a resolver's address and port"),
+                ));
+            }
+            if Some(*upstream) == self.dns_listen {
+                return Err(invalid(
+                    "dns_upstreams",
+                    &format!("{upstream} is the responder itself (dns_listen)"),
+                ));
+            }
+        }
         for name in self.attributes.keys() {
             if name.is_empty() || name.len() > 128 {
                 return Err(invalid("attributes", "names are 1 to 128 characters"));
@@ -373,6 +411,10 @@ mod tests {
         let ecr = &c.registries.hosts["123456789012.dkr.ecr.us-east-1.amazonaws.com"];
         assert_eq!(ecr.mirrors, vec!["registry.internal:5000".to_string()]);
         assert_eq!(c.attributes.get("rack").map(String::as_str), Some("r12"));
+        assert_eq!(
+            c.dns_upstreams,
+            Some(vec![std::net::SocketAddr::from(([10, 0, 0, 2], 53))])
+        );
     }
 
     #[test]
@@ -399,5 +441,19 @@ mod tests {
         assert!(c
             .validate()
             .is_err_and(|e| e.to_string().contains("task_subnet")));
+        let c = AgentConfig {
+            dns_listen: Some("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))),
+            ..AgentConfig::default()
+        };
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.to_string().contains("dns_listen")));
+        let c = AgentConfig {
+            dns_upstreams: Some(vec!["0.0.0.0:53".parse().unwrap_or_else(|e| panic!("{e}"))]),
+            ..AgentConfig::default()
+        };
+        assert!(c
+            .validate()
+            .is_err_and(|e| e.to_string().contains("dns_upstreams")));
     }
 }

@@ -11,7 +11,8 @@
 //! leave behind, and unused images), [`health`] (container health checks,
 //! one checker per running container beside the loop), [`runner`] (container specs and
 //! dependsOn), [`volumes`] (task volumes, tmpfs and /etc files: the pure
-//! plan and the directories), [`crash`] (crash points for tests). Side effects sit behind
+//! plan and the directories), [`resolver`] (the node's DNS responder for
+//! service discovery), [`crash`] (crash points for tests). Side effects sit behind
 //! orca-runtime's `ContainerRuntime` and orca-net's `NetworkConfigurator`,
 //! so the layers above run with fakes.
 
@@ -31,6 +32,7 @@ pub mod node;
 mod node_tests;
 pub mod reconcile;
 pub mod reporter;
+pub mod resolver;
 pub mod runner;
 pub mod session;
 pub mod volumes;
@@ -62,6 +64,8 @@ pub enum AgentError {
     Network(#[from] orca_net::NetworkError),
     #[error("the controller handed out an unusable task subnet '{0}'")]
     Subnet(String),
+    #[error(transparent)]
+    Resolver(#[from] resolver::ResolverError),
 }
 
 fn data_dir_error(path: &std::path::Path, e: impl std::fmt::Display) -> AgentError {
@@ -129,26 +133,37 @@ fn volume_settings(config: &AgentConfig) -> Result<volumes::VolumeSettings, Agen
         })?;
         host_volume_paths.push(real);
     }
-    let dns_servers = match &config.dns_servers {
-        Some(list) => list.clone(),
-        None => {
-            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let found = runner::dns_files::node_nameservers(&text);
-            if found.is_empty() {
-                tracing::warn!(
-                    "no nameserver in /etc/resolv.conf other than loopback ones: containers get \
-                     an empty resolv.conf unless dns_servers is set"
-                );
-            }
-            found
-        }
-    };
     Ok(volumes::VolumeSettings {
         volumes_dir: config.data_dir.join("volumes"),
         files_dir: config.data_dir.join("task-files"),
         host_volume_paths,
-        dns_servers,
+        // Filled once the responder's address is known (`task_nameservers`).
+        dns_servers: Vec::new(),
     })
+}
+
+/// The nameservers containers get when their definition names none:
+/// `dns_servers` if set, else the node's DNS responder when tasks can name
+/// it (port 53), else the node's own non-loopback nameservers.
+fn task_nameservers(
+    config: &AgentConfig,
+    responder: Option<std::net::SocketAddr>,
+) -> Vec<std::net::Ipv4Addr> {
+    if let Some(list) = &config.dns_servers {
+        return list.clone();
+    }
+    if let Some(ip) = responder.and_then(resolver::nameserver_for_tasks) {
+        return vec![ip];
+    }
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let found = runner::dns_files::node_nameservers(&text);
+    if found.is_empty() {
+        tracing::warn!(
+            "no nameserver in /etc/resolv.conf other than loopback ones: containers get \
+             an empty resolv.conf unless dns_servers is set"
+        );
+    }
+    found
 }
 
 /// The collector's settings from the config.
@@ -173,7 +188,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let volume_settings = volume_settings(&config)?;
+    let mut volume_settings = volume_settings(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_dir_error(&config.data_dir, e))?;
     orca_fs::remove_temp_files(&config.data_dir)
         .map_err(|e| data_dir_error(&config.data_dir, e))?;
@@ -220,6 +235,21 @@ pub async fn run(
     network
         .set_policy(fabric::initial_policy(&fabric_config))
         .await?;
+    // The DNS responder, bound before any task can name it.
+    let dns = match resolver::listen_address(&config, network.subnet().gateway()) {
+        Some(addr) => Some(resolver::bind(addr).await?),
+        None => None,
+    };
+    volume_settings.dns_servers = task_nameservers(&config, dns.as_ref().map(|d| d.addr));
+    let (zone_tx, zone_rx) = tokio::sync::watch::channel(None);
+    let dns_task = dns.map(|bound| {
+        tokio::spawn(resolver::run(
+            bound,
+            resolver::upstreams(&config),
+            zone_rx,
+            shutdown.clone(),
+        ))
+    });
     let (net_map_tx, net_map_rx) = tokio::sync::watch::channel(None);
     let fabric_task = tokio::spawn(fabric::run(
         network.clone(),
@@ -253,7 +283,6 @@ pub async fn run(
         heartbeat_interval: config.heartbeat_interval,
         report_batch_window: config.report_batch_window,
     };
-    let (zone_tx, _zone_rx) = tokio::sync::watch::channel(None);
     let sinks = session::Sinks {
         assignments: assignments_tx,
         net_map: net_map_tx,
@@ -263,6 +292,9 @@ pub async fn run(
     shutdown.cancel();
     let _ = node_task.await;
     let _ = fabric_task.await;
+    if let Some(task) = dns_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

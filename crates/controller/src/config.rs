@@ -44,6 +44,15 @@ pub struct Config {
     /// Where ECS's own wire protocol (AWS JSON 1.1 over HTTP, for boto3
     /// and the aws CLI) is served; None: not served.
     pub ecs_api_listen: Option<SocketAddr>,
+    /// The DNS namespace discoverable services are named in
+    /// (`<service>.<namespace>`), the same for every cluster.
+    pub discovery_namespace: String,
+    /// How long resolvers may keep a discovery answer (the records' TTL;
+    /// whole seconds, at least 1).
+    pub discovery_ttl: Duration,
+    /// Added to the TTL to give a discoverable task's DEACTIVATING wait:
+    /// time for the leader's last zone to reach every agent.
+    pub discovery_deregistration_margin: Duration,
 }
 
 impl Config {
@@ -68,7 +77,41 @@ impl Config {
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
             services: crate::services_loop::ServiceLoopConfig::default(),
             ecs_api_listen: None,
+            discovery_namespace: orca_core::discovery::DEFAULT_NAMESPACE.to_string(),
+            discovery_ttl: Duration::from_secs(10),
+            discovery_deregistration_margin: Duration::from_secs(1),
         }
+    }
+
+    /// The discovery settings sessions and the zone publisher use; refuses
+    /// a namespace that is not a DNS name or a TTL under a second.
+    pub fn discovery(&self) -> Result<crate::agents::discovery::DiscoverySettings, String> {
+        let namespace = self
+            .discovery_namespace
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let valid = !namespace.is_empty()
+            && namespace.len() <= 253
+            && namespace
+                .split('.')
+                .all(crate::state::discovery::is_dns_label);
+        if !valid {
+            return Err(format!(
+                "discovery namespace {:?} must be a DNS name: dot-separated labels of 1-63 letters, digits and '-'",
+                self.discovery_namespace
+            ));
+        }
+        if self.discovery_ttl < Duration::from_secs(1) {
+            return Err(format!(
+                "discovery TTL must be at least 1 s, not {:?}",
+                self.discovery_ttl
+            ));
+        }
+        Ok(crate::agents::discovery::DiscoverySettings {
+            namespace,
+            ttl: Duration::from_secs(self.discovery_ttl.as_secs()),
+            deregistration_margin: self.discovery_deregistration_margin,
+        })
     }
 
     /// The address this controller is known by in the cluster membership.
@@ -76,5 +119,33 @@ impl Config {
         self.advertise
             .clone()
             .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_discovery_namespace_must_be_a_dns_name_and_the_ttl_a_second_or_more() {
+        let mut config = Config::new(
+            PathBuf::from("/tmp/x"),
+            "127.0.0.1:0".parse().expect("addr"),
+        );
+        let settings = config.discovery().expect("the defaults are valid");
+        assert_eq!(settings.namespace, "orca.local");
+        assert_eq!(settings.deregistration_delay(), Duration::from_secs(11));
+        config.discovery_namespace = "Corp.Internal.".into();
+        assert_eq!(
+            config.discovery().expect("valid").namespace,
+            "corp.internal"
+        );
+        for bad in ["", "a..b", "-a.b", "a_b.c"] {
+            config.discovery_namespace = bad.into();
+            assert!(config.discovery().is_err(), "{bad:?}");
+        }
+        config.discovery_namespace = "orca.local".into();
+        config.discovery_ttl = Duration::from_millis(500);
+        assert!(config.discovery().is_err());
     }
 }

@@ -23,6 +23,8 @@ pub enum Error {
     Serve(#[from] tonic::transport::Error),
     #[error("refusing to serve: {0}; start every controller with the same --region, --account and --task-cidr")]
     IdentityMismatch(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("cannot join the controller cluster: {0}")]
     JoinRefused(String),
 }

@@ -7,7 +7,8 @@
 //!
 //! The loops: purging DELETE_IN_PROGRESS task definitions and STOPPED tasks,
 //! agent liveness (instances without a session are marked disconnected;
-//! sessions end when leadership does), and the service reconciler.
+//! sessions end when leadership does), the discovery zone publisher, and the
+//! service reconciler.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -122,6 +123,12 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                     work.clock.clone(),
                     work.liveness,
                     term,
+                    token.clone(),
+                ));
+                tokio::spawn(crate::agents::discovery::run(
+                    work.node.clone(),
+                    work.sessions.zones.clone(),
+                    work.sessions.discovery.clone(),
                     token.clone(),
                 ));
                 tokio::spawn(crate::services_loop::run(

@@ -139,6 +139,7 @@ async fn serve(
     ecs_http: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let discovery = config.discovery().map_err(Error::Config)?;
     config.node_id = node_id::resolve(&config).await?;
     let node = Arc::new(Node::open(&config).await?);
     let identity = state::Identity::new(&config.arn, config.task_cidr);
@@ -163,6 +164,8 @@ async fn serve(
         node: node.clone(),
         registry: Arc::new(SessionRegistry::new(background.clone())),
         heartbeat_timeout: config.agent_heartbeat_timeout,
+        zones: Arc::new(agents::discovery::ZoneHub::default()),
+        discovery,
     };
     let work = LeaderWork {
         node: node.clone(),

@@ -72,6 +72,18 @@ struct Args {
     /// `aws ecs --endpoint-url`) on this address; off unless given.
     #[arg(long, env = "ORCA_ECS_API_LISTEN")]
     ecs_api_listen: Option<SocketAddr>,
+    /// The DNS namespace discoverable services are named in:
+    /// `<service>.<namespace>` (every cluster's).
+    #[arg(long, default_value = orca_core::discovery::DEFAULT_NAMESPACE)]
+    discovery_namespace: String,
+    /// Seconds resolvers may keep a discovery answer (the records' TTL;
+    /// whole seconds, at least 1).
+    #[arg(long, default_value_t = 10)]
+    discovery_ttl_secs: u64,
+    /// Seconds a discoverable task waits in DEACTIVATING beyond the TTL
+    /// before its containers get SIGTERM.
+    #[arg(long, default_value_t = 1.0)]
+    discovery_deregistration_margin_secs: f64,
     /// Build a snapshot after this many log entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
@@ -136,6 +148,12 @@ async fn main() -> anyhow::Result<()> {
         region: args.region,
         account: args.account,
     };
+    config.discovery_namespace = args.discovery_namespace;
+    config.discovery_ttl = std::time::Duration::from_secs(args.discovery_ttl_secs);
+    config.discovery_deregistration_margin = seconds(
+        "--discovery-deregistration-margin-secs",
+        args.discovery_deregistration_margin_secs,
+    )?;
     config.raft.snapshot_every = args.snapshot_every;
     config.raft.log_kept_after_snapshot = args.log_kept_after_snapshot;
     let shutdown = CancellationToken::new();

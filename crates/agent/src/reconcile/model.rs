@@ -144,6 +144,9 @@ pub struct TaskMemory {
     pub pull_stopped_at: Option<orca_core::task_definition::Timestamp>,
     /// Why the task stops, once decided (the first decision stays).
     pub stop: Option<(StopCode, String)>,
+    /// When this process decided the task stops (dispatching DecideStop):
+    /// a discoverable task's DEACTIVATING wait is measured from it.
+    pub stop_decided_at: Option<Instant>,
     /// Reasons shown on containers (a failed pull, create or start).
     pub container_reasons: BTreeMap<String, String>,
     /// When SIGTERM (and the last SIGKILL) went to a container, by id.
@@ -431,9 +434,9 @@ impl World {
                 code,
                 reason,
             } => {
-                self.memory(task_id)
-                    .stop
-                    .get_or_insert((*code, reason.clone()));
+                let m = self.memory(task_id);
+                m.stop.get_or_insert((*code, reason.clone()));
+                m.stop_decided_at.get_or_insert(now);
             }
             Action::Forget { task_id } => {
                 self.finished.remove(task_id);

@@ -22,6 +22,8 @@ pub enum Phase {
     Provisioning,
     Pending,
     Running,
+    /// Asked to stop, waiting out the discovery TTL before any SIGTERM.
+    Deactivating,
     Stopping,
     Deprovisioning,
     /// The final report (recorded before any container is removed).
@@ -34,6 +36,7 @@ impl Phase {
             Phase::Provisioning => TaskStatus::Provisioning,
             Phase::Pending => TaskStatus::Pending,
             Phase::Running => TaskStatus::Running,
+            Phase::Deactivating => TaskStatus::Deactivating,
             Phase::Stopping => TaskStatus::Stopping,
             Phase::Deprovisioning => TaskStatus::Deprovisioning,
             Phase::Stopped => TaskStatus::Stopped,

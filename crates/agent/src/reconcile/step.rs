@@ -11,7 +11,11 @@
 //!    created, then started in dependsOn order; exits of non-essential
 //!    containers are reaped (made final).
 //! 3. **Stopping:** pulls are abandoned; operations in flight finish;
-//!    running containers get SIGTERM, then SIGKILL after their stopTimeout
+//!    a task whose assignment carries a deregistration delay (a
+//!    discoverable service's) and that was asked to stop while containers
+//!    run reports DEACTIVATING and waits the delay out first, so no
+//!    resolver still hands out its address (an essential exit or a failure
+//!    to start does not wait); then running containers get SIGTERM, then SIGKILL after their stopTimeout
 //!    (and again every `kill_resend`); exits are reaped. Once no container
 //!    runs and every exit is final, the final report is recorded on disk.
 //! 4. **Cleanup** (only after the final report is on disk): containers are
@@ -434,6 +438,16 @@ impl<'a> Task<'a> {
                 },
             );
         }
+        if let Some(until) = self.deactivating_until(stop.as_ref()) {
+            if now < until {
+                self.report(
+                    plan,
+                    report::build(self, defs, Phase::Deactivating, stop.as_ref()),
+                );
+                plan.wake(until);
+                return;
+            }
+        }
         // Operations that create things (network, containers) finish
         // first: what they made is then stopped and removed like the rest.
         let mut settled = !mem.in_flight.iter().any(|op| {
@@ -494,6 +508,31 @@ impl<'a> Task<'a> {
                 );
             }
         }
+    }
+
+    /// Until when the task stays DEACTIVATING before any container gets
+    /// SIGTERM: its assignment's deregistration delay after the stop was
+    /// decided, when it was asked to stop (not an essential exit or a
+    /// failure to start) while a container runs. None: no wait.
+    fn deactivating_until(&self, stop: Option<&(StopCode, String)>) -> Option<Instant> {
+        let delay = self.assignment?.deregistration_delay_ms?;
+        let (code, _) = stop?;
+        if matches!(
+            code,
+            StopCode::EssentialContainerExited | StopCode::TaskFailedToStart
+        ) {
+            return None;
+        }
+        let runs = self
+            .containers
+            .iter()
+            .any(|(_, c)| matches!(c.state, ProcessState::Running { .. }));
+        if !runs || !self.mem.term_sent.is_empty() {
+            return None;
+        }
+        // Decided in this very step: the wait starts now.
+        let since = self.mem.stop_decided_at.unwrap_or(self.now);
+        Some(since + Duration::from_millis(delay))
     }
 
     /// SIGTERM, then SIGKILL once `timeout` has passed since, resent every

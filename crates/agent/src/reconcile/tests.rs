@@ -863,3 +863,127 @@ fn a_volume_that_cannot_be_made_fails_the_task_with_its_reason() {
         .collect();
     assert_eq!(got, ["teardown t1"]);
 }
+
+#[test]
+fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
+    let now = Instant::now();
+    let t = "t1";
+    let running = ProcessState::Running { pid: 42 };
+    let delayed = |desired| TaskAssignment {
+        deregistration_delay_ms: Some(5_000),
+        ..assignment(t, desired, &["app"])
+    };
+    let decided = |ago: u64| TaskMemory {
+        stop: Some((StopCode::UserInitiated, "asked".into())),
+        stop_decided_at: Some(now - Duration::from_secs(ago)),
+        ..ready(&["app"], t)
+    };
+    let up = || vec![observed(t, 0, "app", running.clone())];
+    let cases = vec![
+        Case {
+            name: "asked to stop with a delay: DEACTIVATING, no signal yet",
+            world: world(
+                vec![delayed(STOP)],
+                up(),
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 UserInitiated
+                       report t1 DEACTIVATING",
+        },
+        Case {
+            name: "inside the delay: still no signal",
+            world: world(
+                vec![delayed(STOP)],
+                up(),
+                &[t],
+                vec![],
+                vec![(t, decided(4))],
+            ),
+            expected: "report t1 DEACTIVATING",
+        },
+        Case {
+            name: "the delay has passed: SIGTERM",
+            world: world(
+                vec![delayed(STOP)],
+                up(),
+                &[t],
+                vec![],
+                vec![(t, decided(5))],
+            ),
+            expected: "signal t1-0-app Term
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "no delay: SIGTERM at once",
+            world: world(
+                vec![assignment(t, STOP, &["app"])],
+                up(),
+                &[t],
+                vec![],
+                vec![(t, ready(&["app"], t))],
+            ),
+            expected: "stop t1 UserInitiated
+                       signal t1-0-app Term
+                       report t1 STOPPING",
+        },
+        Case {
+            name: "an essential container exited: no wait for the others",
+            world: world(
+                vec![TaskAssignment {
+                    deregistration_delay_ms: Some(5_000),
+                    ..assignment(t, RUN, &["app", "side:optional"])
+                }],
+                vec![
+                    observed(
+                        t,
+                        0,
+                        "app",
+                        ProcessState::Exited {
+                            exit: exit(3),
+                            recorded: false,
+                        },
+                    ),
+                    observed(t, 1, "side", running.clone()),
+                ],
+                &[t],
+                vec![],
+                vec![(t, ready(&["app", "side"], t))],
+            ),
+            expected: "stop t1 EssentialContainerExited
+                       reap t1-0-app
+                       signal t1-1-side Term
+                       report t1 STOPPING",
+        },
+    ];
+    check(cases, now);
+    // The step wakes itself when the delay runs out.
+    let w = world(
+        vec![delayed(STOP)],
+        up(),
+        &[t],
+        vec![],
+        vec![(t, decided(1))],
+    );
+    let plan = reconcile(&w, &settings(), now, Timestamp(1));
+    assert_eq!(plan.wake_at, Some(now + Duration::from_secs(4)));
+    // A decision dispatched now starts the wait now.
+    let mut w = world(
+        vec![delayed(STOP)],
+        up(),
+        &[t],
+        vec![],
+        vec![(t, ready(&["app"], t))],
+    );
+    for action in reconcile(&w, &settings(), now, Timestamp(1)).actions {
+        w.dispatched(&action, now, Timestamp(1));
+    }
+    let later = now + Duration::from_secs(5);
+    let got: Vec<String> = reconcile(&w, &settings(), later, Timestamp(2))
+        .actions
+        .iter()
+        .map(line)
+        .collect();
+    assert_eq!(got, vec!["signal t1-0-app Term", "report t1 STOPPING"]);
+}

@@ -2,8 +2,10 @@
 //! (`session`), the registry of live sessions and of when each agent was
 //! last heard from, kept in memory (heartbeats never enter the Raft log),
 //! and the liveness loop, the one owner of disconnection and loss decisions
-//! (`liveness`).
+//! (`liveness`), and the discovery publisher feeding every session its
+//! cluster's zone (`discovery`).
 
+pub mod discovery;
 pub mod liveness;
 pub mod session;
 

@@ -26,6 +26,10 @@ pub struct SessionContext {
     pub registry: Arc<SessionRegistry>,
     /// A session with no message for this long is over.
     pub heartbeat_timeout: Duration,
+    /// Every cluster's discovery zone, published by the leader's publisher.
+    pub zones: Arc<super::discovery::ZoneHub>,
+    /// The namespace, TTL and DEACTIVATING wait of discoverable tasks.
+    pub discovery: super::discovery::DiscoverySettings,
 }
 
 type Outbound = mpsc::Sender<Result<AgentJson, Status>>;
@@ -113,6 +117,18 @@ async fn serve(
     // its map moves) and sent after the first assignments.
     let mut sent_version = None;
     let mut sent_net_version = None;
+    // The cluster's discovery zone, sent after the first assignments and
+    // whenever the publisher moves it (nothing while it has no names).
+    let cluster = ctx
+        .node
+        .view()
+        .instances
+        .get(&instance_id)
+        .map(|i| i.cluster.clone())
+        .unwrap_or_default();
+    let mut zones = ctx.zones.subscribe(&cluster);
+    let mut sent_zone: Option<Arc<orca_core::discovery::DiscoveryZone>> = None;
+    let delay = Some(ctx.discovery.deregistration_delay());
     let mut deadline = Instant::now() + ctx.heartbeat_timeout;
     loop {
         changes.borrow_and_update();
@@ -120,8 +136,8 @@ async fn serve(
             let view = ctx.node.view();
             let instance = view.instances.get(&instance_id);
             let version = instance.map(|i| i.assignments_version);
-            let update =
-                (version != sent_version).then(|| (version, view.assignments_for(&instance_id)));
+            let update = (version != sent_version)
+                .then(|| (version, view.assignments_with_delay(&instance_id, delay)));
             let net_update = instance.and_then(|i| {
                 let v = view.net_version(&i.cluster);
                 (Some(v) != sent_net_version).then(|| (v, view.net_map(&i.cluster)))
@@ -140,6 +156,16 @@ async fn serve(
             }
             sent_net_version = Some(version);
         }
+        let zone = zones.borrow_and_update().clone();
+        if let Some(zone) = zone.filter(|z| sent_zone.as_deref() != Some(&**z)) {
+            let message = ControllerMessage::Discovery {
+                zone: (*zone).clone(),
+            };
+            if !send(&out, &message).await {
+                break;
+            }
+            sent_zone = Some(zone);
+        }
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(deadline) => {
@@ -147,6 +173,11 @@ async fn serve(
                 break;
             }
             changed = changes.changed() => {
+                if changed.is_err() || ctx.node.leader_work_term() != term {
+                    break;
+                }
+            }
+            changed = zones.changed() => {
                 if changed.is_err() || ctx.node.leader_work_term() != term {
                     break;
                 }

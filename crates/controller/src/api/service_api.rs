@@ -66,11 +66,12 @@ impl EcsService {
         let now = self.clock.now();
         let load_balancers = input.load_balancers.clone().unwrap_or_default();
         let service_registries = input.service_registries.clone().unwrap_or_default();
+        let discovery = crate::state::discovery::parse_registries(&service_registries)?;
         let mut events = Vec::new();
-        if !load_balancers.is_empty() || !service_registries.is_empty() {
+        if !load_balancers.is_empty() {
             // Stored as ECS stores them; said plainly rather than ignored.
             events.push(format!(
-                "(service {}) has load balancers or service registries configured: orca stores them but has no load balancer or service discovery yet, so none is attached.",
+                "(service {}) has load balancers configured: orca stores them but has no load balancer yet, so none is attached.",
                 input.service_name
             ));
         }
@@ -109,6 +110,7 @@ impl EcsService {
             throttle: Default::default(),
             last_completed: None,
             version: 0,
+            discovery,
         };
         for message in events {
             record.record_event(now, message);
@@ -135,6 +137,19 @@ impl EcsService {
                 .ok_or_else(|| service_not_found(&input.service))
         })?;
         input.validate(strategy)?;
+        if input
+            .service_registries
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            // A registry is fixed at creation: changing it would rename the
+            // service under clients that already resolve it.
+            return Err(ApiError::field(
+                orca_core::Exception::InvalidParameterException,
+                "serviceRegistries",
+                "cannot be changed by UpdateService in orca: delete and recreate the service to change its registry",
+            ));
+        }
         let task_definition = input
             .task_definition
             .as_deref()

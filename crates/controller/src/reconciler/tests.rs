@@ -160,6 +160,7 @@ impl Sim {
             throttle: Default::default(),
             last_completed: None,
             version: 0,
+            discovery: None,
         };
         ok(self.state.apply(
             1,

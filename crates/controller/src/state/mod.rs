@@ -8,6 +8,7 @@
 pub mod account_settings;
 mod clusters;
 pub mod command;
+pub mod discovery;
 pub mod host_ports;
 pub mod identity;
 pub mod instance_admin;
@@ -40,8 +41,8 @@ pub use command::{Command, CommandResult, Failure, Outcome, StoredTaskDefinition
 pub use identity::Identity;
 pub use instances::{InstanceRecord, RecordFacts};
 pub use service_record::{
-    service_group, service_key, DeploymentRecord, EventRecord, ServiceInfrastructure,
-    ServiceRecord, Throttle,
+    service_group, service_key, DeploymentRecord, EventRecord, ServiceDiscovery,
+    ServiceInfrastructure, ServiceRecord, Throttle,
 };
 pub use task_record::{ContainerRecord, TaskNetwork, TaskRecord, TaskTimes};
 pub use tasks::{ClientTokenRecord, Placement, RunTaskCommand};

@@ -54,6 +54,29 @@ pub struct ServiceRecord {
     /// Bumped on every change; the reconciler's steps are applied only to
     /// the version they were computed from.
     pub version: u64,
+    /// The service's name in the cluster's discovery namespace, from its
+    /// `serviceRegistries` (the raw entries stay in `infrastructure` for
+    /// describe); None: not discoverable. Absent from data written before
+    /// discovery existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<ServiceDiscovery>,
+}
+
+/// A service's registry (Cloud Map's analogue): tasks that can serve are
+/// answered for `<name>.<namespace>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDiscovery {
+    /// The DNS label: the registry ARN's last segment, lowercased.
+    pub name: String,
+    /// The port SRV records carry, as given (`port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The container and port whose mapping SRV records carry when `port`
+    /// is not given (`containerName` + `containerPort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
 }
 
 /// Fields about AWS infrastructure, stored as given.

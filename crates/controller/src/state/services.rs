@@ -112,6 +112,10 @@ impl ClusterState {
             };
         }
         let (family, revision) = self.active_revision(definition)?;
+        if let Some(discovery) = &record.discovery {
+            discovery
+                .check_definition(&self.describe_task_definition(definition)?.task_definition)?;
+        }
         let at = record.created_at;
         record.deployments = vec![new_deployment(deployment_id, family, revision, at)];
         record.status = ServiceStatus::Active;
@@ -133,7 +137,16 @@ impl ClusterState {
             ));
         }
         let target = match &update.task_definition {
-            Some(reference) => Some(self.active_revision(reference)?),
+            Some(reference) => {
+                let target = self.active_revision(reference)?;
+                if let Some(discovery) = &current.discovery {
+                    // The new revision must still map the registry's port.
+                    discovery.check_definition(
+                        &self.describe_task_definition(reference)?.task_definition,
+                    )?;
+                }
+                Some(target)
+            }
             None => None,
         };
         let Some(service) = self.services.get_mut(&key) else {

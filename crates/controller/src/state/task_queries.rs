@@ -185,6 +185,19 @@ impl ClusterState {
     /// What the instance's agent should hold: every task placed on it that
     /// has not reported STOPPED, with its definition.
     pub fn assignments_for(&self, instance_id: &str) -> Vec<TaskAssignment> {
+        self.assignments_with_delay(instance_id, None)
+    }
+
+    /// [`Self::assignments_for`], with `deregistration_delay` (the discovery
+    /// TTL and margin) set on tasks of services with a registry: they wait
+    /// it out in DEACTIVATING before their containers get SIGTERM.
+    pub fn assignments_with_delay(
+        &self,
+        instance_id: &str,
+        deregistration_delay: Option<std::time::Duration>,
+    ) -> Vec<TaskAssignment> {
+        let delay_ms =
+            deregistration_delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let Some(instance) = self.instances.get(instance_id) else {
             return Vec::new();
         };
@@ -209,9 +222,17 @@ impl ClusterState {
                     stop_code: t.stop_code,
                     stopped_reason: t.stopped_reason.clone(),
                     host_ports: t.host_ports.clone(),
-                    deregistration_delay_ms: None,
+                    deregistration_delay_ms: delay_ms.filter(|_| self.is_discoverable(t)),
                 })
             })
             .collect()
+    }
+
+    /// Whether `task` belongs to a service with a registry.
+    fn is_discoverable(&self, task: &TaskRecord) -> bool {
+        task.group
+            .strip_prefix("service:")
+            .and_then(|name| self.services.get(&super::service_key(&task.cluster, name)))
+            .is_some_and(|s| s.discovery.is_some())
     }
 }

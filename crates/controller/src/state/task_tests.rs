@@ -77,7 +77,7 @@ pub(super) fn state_with_definition() -> ClusterState {
 }
 
 /// A state holding the definition `input` registers (revision 1).
-fn state_with(input: &str) -> ClusterState {
+pub(super) fn state_with(input: &str) -> ClusterState {
     let mut s = ClusterState::new(ArnContext::default());
     let input = parse_register_input(input).expect("valid");
     applied(s.apply(
