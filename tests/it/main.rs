@@ -10,6 +10,7 @@ mod cli_tasks;
 mod clusters;
 mod containerd_node;
 mod controller_cluster;
+mod discovery;
 mod discovery_fake;
 mod durability;
 mod ecs_json_api;

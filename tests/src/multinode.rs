@@ -352,11 +352,16 @@ impl MultiNode {
             }
         }
         for agent in &self.agents {
-            if let Err(e) = agent.observer.purge_namespace().await {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(e2) = agent.observer.purge_namespace().await {
-                    problems.push(format!("purge {}: {e}; again: {e2}", agent.namespace));
+            // A container killed just now may hold its snapshot a while
+            // longer (its shim unmounting): try again for a few seconds.
+            let mut tries = 0;
+            while let Err(e) = agent.observer.purge_namespace().await {
+                tries += 1;
+                if tries == 5 {
+                    problems.push(format!("purge {}: {e}", agent.namespace));
+                    break;
                 }
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
             for ns in orca_net::netns::list_namespaces(&agent.netns_prefix).unwrap_or_default() {
                 if let Err(e) = orca_net::netns::delete_namespace(&ns) {

@@ -170,8 +170,8 @@ async fn connected(handle: &Handle) -> Result<Vec<Connected>, NetworkError> {
 /// The MTU of the link holding `address` in the calling thread's
 /// namespace (None when no link holds it).
 pub async fn link_mtu_of(address: Ipv4Addr) -> Result<Option<u32>, NetworkError> {
-    let (connection, handle, _) = rtnetlink::new_connection()
-        .map_err(|e| super::kernel_err("opening rtnetlink", e))?;
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| super::kernel_err("opening rtnetlink", e))?;
     tokio::spawn(connection);
     Ok(connected(&handle)
         .await?

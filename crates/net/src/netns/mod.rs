@@ -213,16 +213,30 @@ impl NetnsNetwork {
         created: namespace::Created,
     ) -> Result<(), NetworkError> {
         let veth = &network.host_veth;
-        match link::add_veth(&self.host, veth, created.file.as_fd(), network.ip, self.config.mtu).await {
+        match link::add_veth(
+            &self.host,
+            veth,
+            created.file.as_fd(),
+            network.ip,
+            self.config.mtu,
+        )
+        .await
+        {
             Ok(()) => {}
             // The veth of a namespace torn down moments ago: the kernel
             // frees it asynchronously. Delete it now and try once more.
             Err(e) if link::errno(&e) == Some(link::libc_errno::EEXIST) => {
                 warn!(%veth, "deleting a stale host veth");
                 link::delete_link(&self.host, veth).await?;
-                link::add_veth(&self.host, veth, created.file.as_fd(), network.ip, self.config.mtu)
-                    .await
-                    .map_err(link::nl_err(format!("creating veth {veth}")))?;
+                link::add_veth(
+                    &self.host,
+                    veth,
+                    created.file.as_fd(),
+                    network.ip,
+                    self.config.mtu,
+                )
+                .await
+                .map_err(link::nl_err(format!("creating veth {veth}")))?;
             }
             Err(e) => return Err(link::nl_err(format!("creating veth {veth}"))(e)),
         }
