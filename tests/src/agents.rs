@@ -51,6 +51,10 @@ pub fn test_agent_config(endpoint: &str, data_dir: &Path) -> AgentConfig {
         // switch these on).
         egress: false,
         overlay: orca_agent::OverlayChoice::Off,
+        // Names outside the cluster's namespace are refused rather than
+        // relayed to the machine's resolvers: tests send nothing off the
+        // machine (rigs that test relaying point this at their own).
+        dns_upstreams: Some(Vec::new()),
         ..AgentConfig::default()
     }
 }
