@@ -222,8 +222,11 @@ async fn e2e_essential_containers_and_depends_on() {
     helper["essential"] = json!(false);
     n.register("e2e-pair", vec![app, sidecar, helper]).await;
     let arn = n.run(json!({"taskDefinition": "e2e-pair"})).await;
+    // The sidecar may exit while the others are still starting (the task
+    // still PENDING): wait for the task to have moved on as well.
     let t = wait_for_task(&mut n.client, "default", &arn, WAIT, |t| {
-        container_named(t, "sidecar")["lastStatus"] == "STOPPED" || t["lastStatus"] == "STOPPED"
+        (container_named(t, "sidecar")["lastStatus"] == "STOPPED" && t["lastStatus"] != "PENDING")
+            || t["lastStatus"] == "STOPPED"
     })
     .await
     .unwrap();
