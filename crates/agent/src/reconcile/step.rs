@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
 use orca_core::task::{effective_container, HealthStatus, StopCode, TaskStatus};
-use orca_core::task_definition::{ContainerDefinition, Timestamp};
+use orca_core::task_definition::{ContainerDefinition, NetworkMode, Timestamp};
 use orca_runtime::{ProcessState, StopSignal};
 use tokio::time::Instant;
 
@@ -263,7 +263,9 @@ impl<'a> Task<'a> {
     fn run(&self, defs: &[Def<'_>], plan: &mut Plan) {
         let (mem, now, task_id) = (self.mem, self.now, self.id.to_string());
         let Some(a) = self.assignment else { return };
-        if mem.network.is_none() && mem.ready(&Op::Network, now) {
+        // Host mode shares the node's network: no namespace of its own.
+        let host_mode = a.task_definition.spec.effective_network_mode() == NetworkMode::Host;
+        if !host_mode && mem.network.is_none() && mem.ready(&Op::Network, now) {
             self.push(
                 plan,
                 Action::SetupNetwork {
@@ -286,9 +288,13 @@ impl<'a> Task<'a> {
                 );
             }
         }
-        let Some(net) = &mem.network else {
-            self.report(plan, report::build(self, defs, Phase::Provisioning, None));
-            return;
+        let net = match &mem.network {
+            Some(net) => Some(net),
+            None if host_mode => None,
+            None => {
+                self.report(plan, report::build(self, defs, Phase::Provisioning, None));
+                return;
+            }
         };
         let to_create = defs.iter().any(|d| d.observed.is_none());
         if to_create && mem.mounts.is_none() && mem.ready(&Op::Prepare, now) {
@@ -300,7 +306,7 @@ impl<'a> Task<'a> {
                     mode: spec.effective_network_mode(),
                     volumes: spec.volumes.as_deref().unwrap_or_default(),
                     containers: &containers,
-                    own_ip: Some(net.ip),
+                    own_ip: net.map(|n| n.ip),
                 },
                 &self.settings.volumes,
             );
@@ -335,7 +341,7 @@ impl<'a> Task<'a> {
                 stop_timeout: self.stop_timeout_of(Some(&d.def), &observed_placeholder()),
                 def: &d.def,
                 image: image.clone(),
-                netns_path: Some(net.netns_path.clone()),
+                netns_path: net.map(|n| n.netns_path.clone()),
                 log_path: spec::log_path(&self.settings.logs_dir, &a.task_id, &d.def.name),
                 mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
             });

@@ -987,3 +987,55 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
         .collect();
     assert_eq!(got, vec!["signal t1-0-app Term", "report t1 STOPPING"]);
 }
+
+/// A task of one container `app` in network mode `mode`.
+fn in_mode(id: &str, mode: &str) -> TaskAssignment {
+    let mut a = assignment(id, RUN, &["app"]);
+    let input = parse_register_input(&format!(
+        r#"{{"family":"f","networkMode":"{mode}","containerDefinitions":[
+            {{"name":"app","image":"img/app","memory":32}}]}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.task_definition =
+        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    a
+}
+
+#[test]
+fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
+    let now = Instant::now();
+    let t = "t1";
+    let pulled = TaskMemory {
+        network: None,
+        ..ready(&["app"], t)
+    };
+    let cases = vec![
+        Case {
+            name: "a new host-mode task: pulls only, no network setup",
+            world: world(vec![in_mode(t, "host")], vec![], &[], vec![], vec![]),
+            expected: "pull t1/0 img/app
+                       prepare t1 dirs=0 files=3
+                       report t1 PENDING",
+        },
+        Case {
+            name: "image and files ready: created without a namespace",
+            world: world(vec![in_mode(t, "host")], vec![], &[], vec![], vec![(t, pulled.clone())]),
+            expected: "create t1-0-app
+                       report t1 PENDING",
+        },
+        Case {
+            name: "the same in awsvpc waits for its network",
+            world: world(vec![in_mode(t, "awsvpc")], vec![], &[], vec![], vec![(t, pulled.clone())]),
+            expected: "network t1
+                       report t1 PROVISIONING",
+        },
+    ];
+    check(cases, now);
+    let w = world(vec![in_mode(t, "host")], vec![], &[], vec![], vec![(t, pulled)]);
+    let plan = reconcile(&w, &settings(), now, Timestamp(1));
+    let created = plan.actions.iter().find_map(|a| match a {
+        Action::Create { spec, .. } => Some(spec.netns_path.clone()),
+        _ => None,
+    });
+    assert_eq!(created, Some(None), "joins no namespace: {:?}", plan.actions);
+}
