@@ -1019,23 +1019,46 @@ fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
         },
         Case {
             name: "image and files ready: created without a namespace",
-            world: world(vec![in_mode(t, "host")], vec![], &[], vec![], vec![(t, pulled.clone())]),
+            world: world(
+                vec![in_mode(t, "host")],
+                vec![],
+                &[],
+                vec![],
+                vec![(t, pulled.clone())],
+            ),
             expected: "create t1-0-app
                        report t1 PENDING",
         },
         Case {
             name: "the same in awsvpc waits for its network",
-            world: world(vec![in_mode(t, "awsvpc")], vec![], &[], vec![], vec![(t, pulled.clone())]),
+            world: world(
+                vec![in_mode(t, "awsvpc")],
+                vec![],
+                &[],
+                vec![],
+                vec![(t, pulled.clone())],
+            ),
             expected: "network t1
                        report t1 PROVISIONING",
         },
     ];
     check(cases, now);
-    let w = world(vec![in_mode(t, "host")], vec![], &[], vec![], vec![(t, pulled)]);
+    let w = world(
+        vec![in_mode(t, "host")],
+        vec![],
+        &[],
+        vec![],
+        vec![(t, pulled)],
+    );
     let plan = reconcile(&w, &settings(), now, Timestamp(1));
     let created = plan.actions.iter().find_map(|a| match a {
         Action::Create { spec, .. } => Some(spec.netns_path.clone()),
         _ => None,
     });
-    assert_eq!(created, Some(None), "joins no namespace: {:?}", plan.actions);
+    assert_eq!(
+        created,
+        Some(None),
+        "joins no namespace: {:?}",
+        plan.actions
+    );
 }
