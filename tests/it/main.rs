@@ -22,6 +22,7 @@ mod instances;
 mod net_map_fake;
 mod net_overlay;
 mod netns_harness;
+mod network_modes;
 mod node_rules;
 mod overlay;
 mod placement;
