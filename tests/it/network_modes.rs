@@ -1,7 +1,7 @@
 //! Network modes on real containerd: a `host` mode task shares the node's
 //! network (no namespace of its own; its httpd answers on the node's
 //! loopback at the port its mapping names, shown as a network binding),
-//! next to an awsvpc task of the same node in a namespace of its own.
+//! and a `none` mode task has a namespace holding loopback only.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -89,6 +89,49 @@ async fn e2e_a_host_mode_task_serves_on_the_nodes_network() {
         .await
         .expect("stopped");
     assert!(fetch(addr).is_err(), "the port is free again");
+    n.assert_clean().await;
+    n.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_none_mode_task_has_loopback_only() {
+    let _heavy = HEAVY.lock().await;
+    let Some(mut n) = Node::start("none").await.expect("setup") else {
+        return;
+    };
+    let app = n.container("app", "ip -o link; sleep 300");
+    n.register_definition(
+        json!({"family": "isolated", "networkMode": "none", "containerDefinitions": [app]}),
+    )
+    .await;
+    let arn = n.run(json!({"taskDefinition": "isolated"})).await;
+    let task = wait_running(&mut n.client, "default", &arn, WAIT)
+        .await
+        .expect("running");
+    assert_eq!(task["lastStatus"], "RUNNING", "{task:#}");
+    assert!(
+        task["containers"][0]["networkInterfaces"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "no address: {task:#}"
+    );
+    let id = arn.rsplit('/').next().unwrap_or_default();
+    let path = orca_net::netns::netns_path(&format!("{}-{id}", n.netns_prefix));
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", path.display()))
+        .args(["ip", "-o", "link", "show"])
+        .output()
+        .expect("ip in the task's namespace");
+    let links = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(links.lines().count(), 1, "loopback only: {links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    ecs(&mut n.client, "StopTask", json!({"task": arn}))
+        .await
+        .expect("stop");
+    wait_stopped(&mut n.client, "default", &arn, WAIT)
+        .await
+        .expect("stopped");
     n.assert_clean().await;
     n.finish().await;
 }

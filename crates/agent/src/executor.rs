@@ -91,11 +91,18 @@ impl Executor {
     /// Carries out one action.
     pub fn execute(&mut self, action: Action) {
         match action {
-            Action::SetupNetwork { task_id } => {
+            Action::SetupNetwork {
+                task_id,
+                loopback_only,
+            } => {
                 let network = self.network.clone();
                 let id = task_id.clone();
                 self.spawn_op(&task_id, "network", async move {
-                    let result = network.setup(&id).await;
+                    let result = if loopback_only {
+                        network.setup_loopback(&id).await
+                    } else {
+                        network.setup(&id).await
+                    };
                     if result.is_ok() {
                         crash::point("after-network");
                     }

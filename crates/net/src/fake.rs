@@ -123,6 +123,24 @@ impl NetworkConfigurator for FakeNetwork {
             gateway: ipam.gateway(),
             mac_address: format_mac(mac_for(ip)),
             host_veth: host_veth_name(&name),
+            loopback_only: false,
+        })
+    }
+
+    async fn setup_loopback(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
+        check_task_id(task_id)?;
+        let name = netns_name(&self.config.netns_prefix, task_id);
+        Ok(TaskNetwork {
+            task_id: task_id.to_string(),
+            netns_path: PathBuf::from(&self.config.state_dir)
+                .join("fake-netns")
+                .join(&name),
+            ip: std::net::Ipv4Addr::UNSPECIFIED,
+            prefix_len: 0,
+            gateway: std::net::Ipv4Addr::UNSPECIFIED,
+            mac_address: String::new(),
+            host_veth: String::new(),
+            loopback_only: true,
         })
     }
 

@@ -67,6 +67,9 @@ pub struct TaskNetwork {
     pub mac_address: String,
     /// The host-side veth on the bridge.
     pub host_veth: String,
+    /// `none` mode: a namespace with loopback only (no address, no veth;
+    /// `ip`, `gateway` and `mac_address` mean nothing).
+    pub loopback_only: bool,
 }
 
 /// What the node's packet filter does for its tasks (rendered by
@@ -88,6 +91,10 @@ pub trait NetworkConfigurator: Send + Sync + 'static {
     /// Creates the task's namespace, veth and address; if it already exists
     /// (an agent restart), returns the existing one.
     async fn setup(&self, task_id: &str) -> Result<TaskNetwork, NetworkError>;
+
+    /// `none` mode: the task's namespace with loopback up and nothing
+    /// else; if it already exists (an agent restart), returns it.
+    async fn setup_loopback(&self, task_id: &str) -> Result<TaskNetwork, NetworkError>;
 
     /// Deletes the namespace (its veth goes with it) and frees the address;
     /// not an error if already gone.

@@ -184,6 +184,8 @@ pub struct World {
 pub enum Action {
     SetupNetwork {
         task_id: String,
+        /// `none` mode: loopback only.
+        loopback_only: bool,
     },
     Pull {
         task_id: String,
@@ -375,7 +377,7 @@ impl World {
         wall: orca_core::task_definition::Timestamp,
     ) {
         match action {
-            Action::SetupNetwork { task_id } => {
+            Action::SetupNetwork { task_id, .. } => {
                 self.memory(task_id).in_flight.insert(Op::Network);
             }
             Action::Pull { task_id, index, .. } => {

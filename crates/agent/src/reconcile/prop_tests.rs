@@ -184,6 +184,7 @@ fn build(facts: &[TaskFacts]) -> World {
                 gateway: std::net::Ipv4Addr::new(198, 19, 0, 1),
                 mac_address: String::new(),
                 host_veth: String::new(),
+                loopback_only: false,
             });
         }
     }

@@ -183,6 +183,7 @@ pub(super) fn build(
     let network = mem
         .network
         .as_ref()
+        .filter(|n| !n.loopback_only)
         .map(|n| TaskNetworkReport {
             private_ipv4_address: n.ip.to_string(),
             mac_address: n.mac_address.clone(),

@@ -264,12 +264,14 @@ impl<'a> Task<'a> {
         let (mem, now, task_id) = (self.mem, self.now, self.id.to_string());
         let Some(a) = self.assignment else { return };
         // Host mode shares the node's network: no namespace of its own.
-        let host_mode = a.task_definition.spec.effective_network_mode() == NetworkMode::Host;
+        let mode = a.task_definition.spec.effective_network_mode();
+        let host_mode = mode == NetworkMode::Host;
         if !host_mode && mem.network.is_none() && mem.ready(&Op::Network, now) {
             self.push(
                 plan,
                 Action::SetupNetwork {
                     task_id: task_id.clone(),
+                    loopback_only: mode == NetworkMode::None,
                 },
             );
         }
@@ -306,7 +308,7 @@ impl<'a> Task<'a> {
                     mode: spec.effective_network_mode(),
                     volumes: spec.volumes.as_deref().unwrap_or_default(),
                     containers: &containers,
-                    own_ip: net.map(|n| n.ip),
+                    own_ip: net.filter(|n| !n.loopback_only).map(|n| n.ip),
                 },
                 &self.settings.volumes,
             );

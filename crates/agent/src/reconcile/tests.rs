@@ -104,6 +104,7 @@ fn network(task: &str) -> TaskNetwork {
         gateway: Ipv4Addr::new(198, 19, 0, 1),
         mac_address: "0a:58:c6:13:00:02".into(),
         host_veth: "orcax".into(),
+        loopback_only: false,
     }
 }
 
@@ -164,7 +165,13 @@ fn final_report(task: &str, code: i32) -> TaskStateReport {
 /// One line per action, short enough to read in a table.
 fn line(a: &Action) -> String {
     match a {
-        Action::SetupNetwork { task_id } => format!("network {task_id}"),
+        Action::SetupNetwork {
+            task_id,
+            loopback_only,
+        } => match loopback_only {
+            false => format!("network {task_id}"),
+            true => format!("network {task_id} loopback"),
+        },
         Action::Pull {
             task_id,
             index,
@@ -1028,6 +1035,13 @@ fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
             ),
             expected: "create t1-0-app
                        report t1 PENDING",
+        },
+        Case {
+            name: "a none-mode task: a namespace with loopback only",
+            world: world(vec![in_mode(t, "none")], vec![], &[], vec![], vec![]),
+            expected: "network t1 loopback
+                       pull t1/0 img/app
+                       report t1 PROVISIONING",
         },
         Case {
             name: "the same in awsvpc waits for its network",

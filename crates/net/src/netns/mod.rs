@@ -134,7 +134,32 @@ impl NetnsNetwork {
             gateway: self.config.subnet.gateway(),
             mac_address: format_mac(mac_for(ip)),
             host_veth: host_veth_name(name),
+            loopback_only: false,
         }
+    }
+
+    /// `none` mode's namespace: created with loopback up, or found.
+    async fn setup_loopback_task(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
+        check_task_id(task_id)?;
+        let name = netns_name(&self.config.netns_prefix, task_id);
+        let path = netns_path(&name);
+        let network = TaskNetwork {
+            loopback_only: true,
+            ..self.network(task_id, &name, Ipv4Addr::UNSPECIFIED)
+        };
+        if namespace::is_netns(&path) {
+            return Ok(network);
+        }
+        if path.exists() {
+            namespace::delete(&path)?;
+        }
+        let created = namespace::create(&path).await?;
+        let up = rtnetlink::LinkUnspec::new_with_name("lo").up().build();
+        if let Err(e) = created.netlink.link().set(up).execute().await {
+            let _ = namespace::delete(&path);
+            return Err(link::nl_err("setting lo up")(e));
+        }
+        Ok(network)
     }
 
     async fn setup_task(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
@@ -299,6 +324,11 @@ impl NetworkConfigurator for NetnsNetwork {
         let network = self.setup_task(task_id).instrument(span).await?;
         self.converge_rules(None, false).await?;
         Ok(network)
+    }
+
+    async fn setup_loopback(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
+        let span = tracing::info_span!("net_setup", task_id = %task_id, mode = "none");
+        self.setup_loopback_task(task_id).instrument(span).await
     }
 
     /// The task's containers must be gone first: a process still inside the
