@@ -274,14 +274,28 @@ impl Node {
             .filter(|n| n.starts_with(&self.netns_prefix))
             .collect();
         assert!(leftover_ns.is_empty(), "namespaces left: {leftover_ns:?}");
-        let ports: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(ports.is_empty(), "veths left on {}: {ports:?}", self.bridge);
+        // The kernel removes a deleted namespace's veth pair asynchronously
+        // (milliseconds, longer under load): wait for it with a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ports: Vec<String> =
+                std::fs::read_dir(format!("/sys/class/net/{}/brif", self.bridge))
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            if ports.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "veths left on {}: {ports:?}",
+                self.bridge
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let listed = self.runtime_list().await;
         assert!(listed.is_empty(), "containers left: {listed:?}");
         let snapshots = self.runtime.snapshot_keys().await.unwrap_or_default();
