@@ -558,15 +558,23 @@ impl World {
                         self.memory(&task_id).succeeded(&op);
                         if let Some(c) = self.containers.get(&id) {
                             let mut c = c.clone();
-                            let lost_meanwhile = matches!(c.state, ProcessState::Lost);
+                            let lost_meanwhile = matches!(
+                                c.state,
+                                ProcessState::Lost
+                                    | ProcessState::Exited {
+                                        recorded: false,
+                                        ..
+                                    }
+                            );
                             c.state = ProcessState::Running { pid };
                             if lost_meanwhile {
                                 // A start that replaces a task created but
-                                // never started deletes it first: a relist in
-                                // that moment sees no task and calls the
-                                // container lost. The start made this
-                                // process; a process really lost later shows
-                                // at the next relist.
+                                // never started kills and deletes it first:
+                                // a relist in that moment sees it exited, or
+                                // no task (lost). The start made this
+                                // process; one really gone later shows at
+                                // the next relist (its exit event asks for
+                                // one, else the periodic one).
                                 self.containers.insert(id.clone(), c);
                             } else {
                                 self.observe_forward(&id, c);

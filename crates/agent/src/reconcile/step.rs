@@ -183,17 +183,21 @@ impl<'a> Task<'a> {
     }
 
     /// The essential container that exited (or was lost), if any. A
-    /// container that looks lost while an operation on it is in flight is
-    /// not judged yet: a start replacing a task that was created but never
-    /// started deletes that task first, and the start's result says more.
+    /// container that looks lost, or exited without a recorded status,
+    /// while an operation on it is in flight is not judged yet: a start
+    /// replacing a task that was created but never started deletes that
+    /// task first (a relist then sees no task, and containerd reports the
+    /// deleted one's exit), and the start's result says more.
     fn essential_exit(&self, defs: &[Def<'_>]) -> bool {
         defs.iter().any(|d| {
+            let in_flight = || self.mem.in_flight.contains(&Op::Container(d.id.clone()));
             d.def.essential.unwrap_or(true)
                 && d.observed.is_some_and(|c| match c.state {
-                    ProcessState::Exited { .. } => true,
-                    ProcessState::Lost => {
-                        !self.mem.in_flight.contains(&Op::Container(d.id.clone()))
+                    ProcessState::Exited { recorded: true, .. } => true,
+                    ProcessState::Exited {
+                        recorded: false, ..
                     }
+                    | ProcessState::Lost => !in_flight(),
                     _ => false,
                 })
         })
