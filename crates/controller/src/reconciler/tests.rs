@@ -885,7 +885,10 @@ proptest! {
             sim.agents();
             sim.now = Timestamp(sim.now.0 + TICK_MS);
         }
-        sim.run(30, 0);
+        // Converging may first wait out the launch throttle, which kills
+        // late in the run can have doubled up to its cap.
+        let throttle_ticks = (sim.timers.throttle_max_ms / TICK_MS) as usize;
+        sim.run(30 + throttle_ticks, 0);
         prop_assert_eq!(sim.live_of_revision(2), desired as usize);
         prop_assert_eq!(sim.live_of_revision(1), 0);
         prop_assert_eq!(sim.healthy(), desired as usize);
