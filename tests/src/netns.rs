@@ -175,6 +175,17 @@ impl TestNet {
             (1..=200).contains(&n),
             "a TestNet has 1 to 200 hosts, not {n}"
         );
+        let (mut net, seq) = TestNet::unmade(n, true)?;
+        // From here on, Drop removes whatever was made if a step fails.
+        net.claim_subnet(seq)?;
+        net.setup()?;
+        Ok(net)
+    }
+
+    /// A net of `n` hosts named but not made yet (the machine's veth for
+    /// each host only with `veths`), with the leftovers of an earlier
+    /// process that had our pid removed; and its sequence number.
+    fn unmade(n: usize, veths: bool) -> anyhow::Result<(TestNet, u32)> {
         let pid = std::process::id();
         let seq = NEXT_NET.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}{}", base36(pid, 5), base36(seq, 1));
@@ -184,7 +195,11 @@ impl TestNet {
             .map(|i| NetHost {
                 netns: format!("ot{pid}-{seq}-{i}"),
                 addr: Ipv4Addr::UNSPECIFIED,
-                veth: format!("ov{tag}-{i}"),
+                veth: if veths {
+                    format!("ov{tag}-{i}")
+                } else {
+                    String::new()
+                },
             })
             .collect();
         // Leftovers of an earlier process that had our pid (it is dead now).
@@ -192,7 +207,7 @@ impl TestNet {
             quietly("ip", &["netns", "del", &h.netns]);
         }
         quietly("ip", &["link", "del", &bridge]);
-        let mut net = TestNet {
+        let net = TestNet {
             bridge,
             subnet: 0,
             hosts,
@@ -203,10 +218,7 @@ impl TestNet {
             children: Mutex::new(Vec::new()),
             router: None,
         };
-        // From here on, Drop removes whatever was made if a step fails.
-        net.claim_subnet(seq)?;
-        net.setup()?;
-        Ok(net)
+        Ok((net, seq))
     }
 
     fn claim_subnet(&mut self, seq: u32) -> anyhow::Result<()> {

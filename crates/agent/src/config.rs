@@ -333,7 +333,7 @@ impl AgentConfig {
             return Err(invalid("vxlan_mtu", "576 to 65535"));
         }
         if let Some(a) = self.node_address {
-            if a.is_loopback() || a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
+            if !orca_core::agent_protocol::reachable_from_other_nodes(a) {
                 return Err(invalid(
                     "node_address",
                     "an address other nodes can reach (not loopback, unspecified, multicast or broadcast)",

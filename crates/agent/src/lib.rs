@@ -229,8 +229,10 @@ pub async fn run(
         return Ok(());
     };
     tracing::info!(instance = %reply.container_instance_arn, subnet = %reply.task_subnet, cpu = registration.cpu, memory = registration.memory, "registered");
-    let network = open_network(&config, &reply.task_subnet, node_address).await?;
-    let fabric_config = fabric_config(&config, network.as_ref(), node_address)?;
+    // Derived once: the tasks' interfaces and the VXLAN device share it.
+    let mtu = task_mtu(&config, node_address).await;
+    let network = open_network(&config, &reply.task_subnet, mtu).await?;
+    let fabric_config = fabric_config(&config, network.as_ref(), node_address, mtu)?;
     // Before any task is set up: a task's first packets leave with egress.
     network
         .set_policy(fabric::initial_policy(&fabric_config))
@@ -303,6 +305,7 @@ fn fabric_config(
     config: &AgentConfig,
     network: &dyn NetworkConfigurator,
     node_address: Option<std::net::Ipv4Addr>,
+    mtu: Option<u32>,
 ) -> Result<fabric::FabricConfig, AgentError> {
     let subnet = network.subnet();
     let mode = match config.overlay {
@@ -317,7 +320,8 @@ fn fabric_config(
             port: config.vxlan_port,
             local,
             mode,
-            mtu: config.vxlan_mtu.unwrap_or(0),
+            // 0: derived from the underlay when the peers are synced.
+            mtu: mtu.or(config.vxlan_mtu).unwrap_or(0),
             subnet,
         }),
         (Some(_), None) => {
@@ -355,7 +359,7 @@ async fn task_mtu(config: &AgentConfig, node_address: Option<std::net::Ipv4Addr>
 async fn open_network(
     config: &AgentConfig,
     subnet: &str,
-    node_address: Option<std::net::Ipv4Addr>,
+    mtu: Option<u32>,
 ) -> Result<Arc<dyn NetworkConfigurator>, AgentError> {
     let cidr: Ipv4Cidr = subnet
         .parse()
@@ -365,7 +369,7 @@ async fn open_network(
         subnet: orca_net::Ipv4Subnet::new(cidr.network, cidr.prefix_len)?,
         netns_prefix: format!("orca-{}", config.containerd_namespace),
         state_dir: config.data_dir.join("network"),
-        mtu: task_mtu(config, node_address).await,
+        mtu,
     };
     Ok(match config.network {
         NetworkKind::Netns => Arc::new(orca_net::netns::NetnsNetwork::open(node).await?),

@@ -38,15 +38,7 @@ pub fn listen_address(config: &AgentConfig, gateway: Ipv4Addr) -> Option<SocketA
 
 /// Every nameserver of a resolv.conf, loopback ones included, on port 53.
 pub fn resolv_conf_upstreams(resolv_conf: &str) -> Vec<SocketAddr> {
-    resolv_conf
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("nameserver"))
-                .then(|| words.next())
-                .flatten()
-        })
-        .filter_map(|w| w.parse::<IpAddr>().ok())
+    crate::runner::dns_files::nameservers(resolv_conf)
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
 }

@@ -55,6 +55,16 @@ pub struct Registration {
     pub overlay: OverlayMode,
 }
 
+/// Whether another node can send to `address` (not loopback, unspecified,
+/// multicast or broadcast): the rule for a node address, checked by the
+/// agent's config and again by the controller.
+pub fn reachable_from_other_nodes(address: std::net::Ipv4Addr) -> bool {
+    !(address.is_loopback()
+        || address.is_unspecified()
+        || address.is_multicast()
+        || address.is_broadcast())
+}
+
 /// How a node's tasks are reached from other nodes.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

@@ -12,9 +12,8 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
-use super::{base36, claim_free_subnet, ip, quietly, run, NetHost, TestNet, NEXT_NET};
+use super::{claim_free_subnet, ip, quietly, run, TestNet};
 
 /// The router namespace and the hosts' link subnets.
 #[derive(Debug)]
@@ -55,37 +54,13 @@ impl TestNet {
             "a routed TestNet has 1 to 50 hosts, not {n}"
         );
         let pid = std::process::id();
-        let seq = NEXT_NET.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}{}", base36(pid, 5), base36(seq, 1));
-        anyhow::ensure!(tag.len() <= 8, "too many TestNets in one process");
+        let (mut net, seq) = TestNet::unmade(n, false)?;
         let router = format!("ot{pid}-{seq}-r");
-        let hosts: Vec<NetHost> = (1..=n)
-            .map(|i| NetHost {
-                netns: format!("ot{pid}-{seq}-{i}"),
-                addr: Ipv4Addr::UNSPECIFIED,
-                veth: String::new(),
-            })
-            .collect();
         quietly("ip", &["netns", "del", &router]);
-        for h in &hosts {
-            quietly("ip", &["netns", "del", &h.netns]);
-        }
-        let bridge = format!("ob{tag}");
-        quietly("ip", &["link", "del", &bridge]);
-        let mut net = TestNet {
-            bridge,
-            subnet: 0,
-            hosts,
-            lock: None,
-            bridge_made: false,
-            forward_rule: false,
-            blocked: Default::default(),
-            children: Default::default(),
-            router: Some(Router {
-                netns: router.clone(),
-                locks: Vec::new(),
-            }),
-        };
+        net.router = Some(Router {
+            netns: router.clone(),
+            locks: Vec::new(),
+        });
         // The machine link's lock names every namespace, so a crashed
         // process's leftovers go when it is claimed again.
         let mut record = format!("pid={pid}\nbridge={}\nnetns={router}\n", net.bridge);

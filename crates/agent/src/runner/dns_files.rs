@@ -89,6 +89,16 @@ pub fn hostname_file(hostname: &str) -> String {
 /// answer on the node, not inside a task's namespace), as Docker filters
 /// the host's file.
 pub fn node_nameservers(resolv_conf: &str) -> Vec<Ipv4Addr> {
+    nameservers(resolv_conf)
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(v4) if !v4.is_loopback() => Some(v4),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `nameserver` address of a resolv.conf's text, in order.
+pub fn nameservers(resolv_conf: &str) -> impl Iterator<Item = std::net::IpAddr> + '_ {
     resolv_conf
         .lines()
         .filter_map(|line| {
@@ -97,9 +107,7 @@ pub fn node_nameservers(resolv_conf: &str) -> Vec<Ipv4Addr> {
                 .then(|| words.next())
                 .flatten()
         })
-        .filter_map(|w| w.parse::<Ipv4Addr>().ok())
-        .filter(|ip| !ip.is_loopback())
-        .collect()
+        .filter_map(|w| w.parse().ok())
 }
 
 #[cfg(test)]

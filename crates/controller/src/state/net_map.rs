@@ -29,11 +29,7 @@ pub fn parse_node_address(text: Option<&str>) -> Result<Option<Ipv4Addr>, ApiErr
         )
     };
     let address: Ipv4Addr = text.parse().map_err(|_| refuse("is not an IPv4 address"))?;
-    if address.is_loopback()
-        || address.is_unspecified()
-        || address.is_multicast()
-        || address.is_broadcast()
-    {
+    if !orca_core::agent_protocol::reachable_from_other_nodes(address) {
         return Err(refuse(
             "cannot be reached from another node: name an address of the network between nodes",
         ));
