@@ -33,6 +33,7 @@ use crate::node::{Node, ProposeReply};
 use crate::scheduler::{self, ports, Misfit, PlacementAsk};
 use crate::state::host_ports::{key as port_key, PortKey};
 use crate::state::instances::InstanceStatus;
+use crate::state::task_addresses::addresses_per_task;
 use crate::state::{ClusterView, Command, CommandResult, Outcome, Placement, RunTaskCommand};
 
 /// How many times one ask is planned again after going stale.
@@ -211,8 +212,8 @@ impl Applier {
                     .iter()
                     .zip(&runs)
                     .map(|(r, run)| {
-                        unchanged
-                            || still_fits(&newest, run, r.placement.need, &mut taken, &mut ports)
+                        let need = (r.placement.need, r.placement.addresses);
+                        unchanged || still_fits(&newest, run, need, &mut taken, &mut ports)
                     })
                     .collect()
             };
@@ -366,6 +367,10 @@ fn resolve(
             .iter()
             .filter_map(|n| n.host_port.map(|h| (n.protocol, h)))
             .collect(),
+        addresses: addresses_per_task(
+            definition.spec.effective_network_mode(),
+            definition.spec.container_definitions.len(),
+        ),
     };
     Ok((
         placement,
@@ -457,16 +462,17 @@ fn run_command(
 fn still_fits<'r>(
     view: &ClusterView,
     run: &'r RunTaskCommand,
-    need: Resources,
-    taken: &mut BTreeMap<&'r str, Resources>,
+    (need, addresses): (Resources, u32),
+    taken: &mut BTreeMap<&'r str, (Resources, u32)>,
     ports: &mut BTreeSet<(&'r str, PortKey)>,
 ) -> bool {
     run.placements.iter().all(|p| {
         let Some(instance) = view.instances.get(&p.instance_id) else {
             return false;
         };
-        let used = taken.entry(p.instance_id.as_str()).or_default();
+        let (used, used_addresses) = taken.entry(p.instance_id.as_str()).or_default();
         *used = used.plus(need);
+        *used_addresses = used_addresses.saturating_add(addresses);
         let ports_free = p.host_ports.iter().all(|b| {
             let key = port_key(b);
             instance.port_free(key) && ports.insert((p.instance_id.as_str(), key))
@@ -474,6 +480,7 @@ fn still_fits<'r>(
         instance.status == InstanceStatus::Active
             && instance.agent_connected
             && used.fits_in(instance.remaining)
+            && *used_addresses <= instance.free_addresses()
             && ports_free
     })
 }
@@ -522,6 +529,7 @@ mod tests {
                 strategies: Vec::new(),
                 required_attributes: Vec::new(),
                 static_ports,
+                addresses: 1,
             },
             port_needs: needs,
             containers: 1,
@@ -605,5 +613,85 @@ mod tests {
         assert_eq!(first.placements[1].port_cursor, Some(32772));
         assert_eq!(hosts(&second), vec![vec![32768]]);
         assert_eq!(second.placements[0].port_cursor, None);
+    }
+
+    /// The re-check before commit counts a plan's task addresses across its
+    /// runs, as `apply` does: a plan made before the subnet filled up is
+    /// planned again instead of failing on the agent.
+    #[test]
+    fn the_recheck_refuses_runs_past_the_free_addresses() {
+        let mut state = ClusterState::new(ArnContext::default());
+        let mut registration = orca_core::agent_protocol::Registration {
+            cluster: "default".to_string(),
+            container_instance_arn: None,
+            instance_id: None,
+            hostname: "a".to_string(),
+            cpu: 1024,
+            memory: 1024,
+            attributes: Vec::new(),
+            agent_version: "t".to_string(),
+            runtime_version: "t".to_string(),
+            // Five task addresses.
+            task_subnet: Some("10.9.0.0/29".to_string()),
+            reserved_ports: Vec::new(),
+            node_address: None,
+            overlay: Default::default(),
+        };
+        for (id, command) in [
+            ("a", registration.clone()),
+            ("b", {
+                registration.task_subnet = Some("10.9.0.8/29".to_string());
+                registration
+            }),
+        ] {
+            state.apply(
+                1,
+                Command::RegisterContainerInstance {
+                    instance_id: id.to_string(),
+                    registration: command,
+                    at: orca_core::task_definition::Timestamp(1),
+                },
+            );
+            state.apply(
+                1,
+                Command::SetAgentConnected {
+                    instance_id: id.to_string(),
+                    connected: true,
+                    decided_in_term: 1,
+                },
+            );
+        }
+        let view = ClusterView::new(1, state);
+        let at = orca_core::task_definition::Timestamp(1);
+        let run_on = |instances: &[&str]| {
+            let planned = scheduler::AskPlan {
+                instances: instances.iter().map(|i| i.to_string()).collect(),
+                failures: Vec::new(),
+            };
+            run_command(
+                &resolved(Vec::new()),
+                planned,
+                at,
+                &view,
+                &mut BTreeMap::new(),
+            )
+        };
+        let bridge = (Resources::default(), 3);
+        let (first, second) = (run_on(&["a"]), run_on(&["a", "b"]));
+        let mut taken = BTreeMap::new();
+        let mut ports = BTreeSet::new();
+        assert!(still_fits(&view, &first, bridge, &mut taken, &mut ports));
+        // a has 2 of its 5 left after the first run's 3.
+        assert!(!still_fits(&view, &second, bridge, &mut taken, &mut ports));
+        // Alone, the second run fits (3 on a, 3 on b).
+        let mut taken = BTreeMap::new();
+        assert!(still_fits(&view, &second, bridge, &mut taken, &mut ports));
+        assert_eq!(taken.get("a"), Some(&(Resources::default(), 3)));
+        // Two awsvpc tasks fit where a bridge task took 3; a third does not.
+        let awsvpc = (Resources::default(), 1);
+        let (two, third) = (run_on(&["a", "a"]), run_on(&["a"]));
+        assert!(still_fits(&view, &two, awsvpc, &mut taken, &mut ports));
+        assert_eq!(taken.get("a"), Some(&(Resources::default(), 5)));
+        assert!(!still_fits(&view, &third, awsvpc, &mut taken, &mut ports));
     }
 }

@@ -242,6 +242,7 @@ impl Sim {
             strategies: Vec::new(),
             required_attributes: Vec::new(),
             static_ports: Vec::new(),
+            addresses: 1,
         };
         let plan = scheduler::schedule(&view, &[ask], self.now.0 as u64);
         let chosen = if start.instances.is_empty() {

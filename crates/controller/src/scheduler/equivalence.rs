@@ -3,7 +3,9 @@
 //! agent's, tasks of several groups already running), random batches of
 //! asks (counts, sizes, groups, distinctInstance, memberOf on static and
 //! dynamic facts, requiresAttributes, up to five strategies in any order)
-//! and static host ports taken, reserved and asked for) and random seeds,
+//! and static host ports taken, reserved and asked for, task subnets of
+//! every size with addresses in use and asks taking 0 to 3 addresses) and
+//! random seeds,
 //! [`super::schedule`] must return exactly the plan of
 //! [`super::reference::schedule`]: the same instances in the same order and
 //! the same failures.
@@ -27,7 +29,10 @@ use crate::state::host_ports::PortKey;
 use crate::state::instance_admin::InstanceAttribute;
 use crate::state::instances::InstanceStatus;
 use crate::state::placement_index::PlacementIndex;
-use crate::state::{ClusterState, ClusterView, Command, InstanceRecord, Placement, RunTaskCommand};
+use crate::state::{
+    ClusterState, ClusterView, Command, CommandResult, InstanceRecord, Outcome, Placement,
+    RunTaskCommand,
+};
 use orca_core::agent_protocol::Registration;
 
 const GROUPS: [&str; 3] = ["family:web", "service:db", "family:batch"];
@@ -143,11 +148,16 @@ fn binding((protocol, port): PortKey) -> HostPortBinding {
 }
 
 fn fleet_view(fleet: &[InstSpec]) -> ClusterView {
-    fleet_view_ports(fleet, &[])
+    fleet_view_ports(fleet, &[], &[])
 }
 
-/// Per instance: (ports its tasks hold, ports it reserves), as masks.
-fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)]) -> ClusterView {
+/// The task subnet prefixes fleets draw from: room for 253, 5, 1 and 0
+/// task addresses.
+const PREFIXES: [u8; 4] = [24, 29, 30, 31];
+
+/// Per instance: (ports its tasks hold, ports it reserves), as masks; and
+/// (task subnet prefix over [`PREFIXES`], addresses in use).
+fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)], nets: &[(u8, u32)]) -> ClusterView {
     let mut state = ClusterState::new(ArnContext::default());
     for (n, spec) in fleet.iter().enumerate() {
         let &(cpu, memory, zone, tier, custom, status, connected, groups, other) = spec;
@@ -198,7 +208,7 @@ fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)]) -> ClusterView {
             runtime_version: "t".to_string(),
             task_subnet: Ipv4Cidr {
                 network: std::net::Ipv4Addr::new(198, 19, n as u8, 0),
-                prefix_len: 24,
+                prefix_len: nets.get(n).map_or(24, |&(p, _)| PREFIXES[p as usize % 4]),
             },
             agent_connected: connected,
             registered_at: Timestamp(1_700_000_000_000 + n as i64),
@@ -217,6 +227,9 @@ fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)]) -> ClusterView {
             overlay: Default::default(),
             reserved_ports: Vec::new(),
             host_ports: Default::default(),
+            // More in use than the subnet holds happens after a
+            // re-registration with a smaller subnet.
+            addresses_in_use: nets.get(n).map_or(0, |&(_, used)| used),
             next_dynamic_port: 0,
         };
         if let Some(&(held, reserved)) = ports.get(n) {
@@ -274,6 +287,7 @@ fn build_ask(spec: &AskSpec) -> PlacementAsk {
         strategies: parse_strategies(&strategies, "placementStrategy").expect("valid"),
         required_attributes,
         static_ports: Vec::new(),
+        addresses: 1,
     }
 }
 
@@ -289,13 +303,17 @@ proptest! {
     fn the_fast_path_places_exactly_as_the_reference(
         fleet in proptest::collection::vec(inst_spec(), 0..40),
         ports in proptest::collection::vec((0u8..24, 0u8..24), 40),
-        asks in proptest::collection::vec((ask_spec(), 0u8..16), 1..6),
+        nets in proptest::collection::vec((0u8..4, 0u32..7), 40),
+        asks in proptest::collection::vec((ask_spec(), 0u8..16, 0u32..4), 1..6),
         seed in any::<u64>(),
     ) {
-        let view = fleet_view_ports(&fleet, &ports);
+        let view = fleet_view_ports(&fleet, &ports, &nets);
         let asks: Vec<PlacementAsk> = asks
             .iter()
-            .map(|(spec, mask)| with_ports(build_ask(spec), *mask))
+            .map(|(spec, mask, addresses)| PlacementAsk {
+                addresses: *addresses,
+                ..with_ports(build_ask(spec), *mask)
+            })
             .collect();
         prop_assert_eq!(schedule(&view, &asks, seed), reference::schedule(&view, &asks, seed));
     }
@@ -386,19 +404,18 @@ fn registered_spec() -> impl proptest::strategy::Strategy<Value = Registered> {
 /// `apply` kept (ids in another order than registration).
 fn applied_state(fleet: &[Registered]) -> ClusterState {
     let mut state = ClusterState::new(ArnContext::default());
-    let definition = orca_core::task_definition::parse_register_input(
-        r#"{"family":"web","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":256}]}"#,
-    )
-    .expect("valid");
-    state.apply(
-        1,
-        Command::RegisterTaskDefinition {
-            spec: Box::new(definition.spec),
-            tags: Vec::new(),
-            registered_at: Timestamp(1),
-            registered_by: "t".to_string(),
-        },
-    );
+    for input in DEFINITIONS {
+        let definition = orca_core::task_definition::parse_register_input(input).expect("valid");
+        state.apply(
+            1,
+            Command::RegisterTaskDefinition {
+                spec: Box::new(definition.spec),
+                tags: Vec::new(),
+                registered_at: Timestamp(1),
+                registered_by: "t".to_string(),
+            },
+        );
+    }
     for (n, &(cpu, memory, zone, tier, custom, draining, connected)) in fleet.iter().enumerate() {
         let id = format!("i{:02}", (n * 37) % 100);
         let mut attributes = vec![attribute("ecs.os-type", Some("linux"))];
@@ -424,7 +441,12 @@ fn applied_state(fleet: &[Registered]) -> ClusterState {
             attributes,
             agent_version: "1.2.0".to_string(),
             runtime_version: "t".to_string(),
-            task_subnet: None,
+            // Some small subnets, so addresses run out before CPU does.
+            task_subnet: match n % 3 {
+                1 => Some(format!("10.99.{n}.0/30")),
+                2 => Some(format!("10.99.{n}.0/29")),
+                _ => None,
+            },
             reserved_ports: Vec::new(),
             node_address: None,
             overlay: Default::default(),
@@ -461,10 +483,30 @@ fn applied_state(fleet: &[Registered]) -> ClusterState {
     state
 }
 
+/// The task definitions plans are fed back as, each 256 CPU units and
+/// 300 MiB: by the addresses a task takes, awsvpc (1), a 2-container
+/// bridge task (2) and host mode (0).
+const DEFINITIONS: [&str; 3] = [
+    r#"{"family":"web","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":256}]}"#,
+    r#"{"family":"pair","networkMode":"bridge","containerDefinitions":[{"name":"app","image":"busybox","memory":150,"cpu":128},{"name":"side","image":"busybox","memory":150,"cpu":128}]}"#,
+    r#"{"family":"solo","networkMode":"host","containerDefinitions":[{"name":"app","image":"busybox","memory":300,"cpu":256}]}"#,
+];
+
+/// The family of [`DEFINITIONS`] whose tasks take `addresses`, and its
+/// containers.
+fn family_taking(addresses: u32) -> (&'static str, usize) {
+    match addresses {
+        0 => ("solo", 1),
+        2 => ("pair", 2),
+        _ => ("web", 1),
+    }
+}
+
 /// The plan's placements committed as the leader would (one RunTask per
 /// ask, its group), then a few of the tasks stopped and reported STOPPED.
 fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan, round: usize) {
     for (k, (ask, planned)) in asks.iter().zip(&plan.asks).enumerate() {
+        let (family, containers) = family_taking(ask.addresses);
         let placements = planned
             .instances
             .iter()
@@ -472,16 +514,18 @@ fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan
             .map(|(t, instance)| Placement {
                 task_id: format!("r{round}-a{k}-t{t}"),
                 instance_id: instance.clone(),
-                container_ids: vec![format!("r{round}-a{k}-t{t}-c")],
+                container_ids: (0..containers)
+                    .map(|c| format!("r{round}-a{k}-t{t}-c{c}"))
+                    .collect(),
                 host_ports: ask.static_ports.iter().copied().map(binding).collect(),
                 port_cursor: None,
             })
             .collect();
-        state.apply(
+        let result = state.apply(
             1,
             Command::RunTask(Box::new(RunTaskCommand {
                 cluster: "default".to_string(),
-                family: "web".to_string(),
+                family: family.to_string(),
                 revision: 1,
                 overrides: Default::default(),
                 started_by: None,
@@ -496,6 +540,12 @@ fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan
                 placements,
                 failures: Vec::new(),
             })),
+        );
+        // A plan made on the state fits it: apply re-checks what the
+        // scheduler checked (resources, ports, addresses) and agrees.
+        assert!(
+            matches!(result, CommandResult::Applied(Outcome::Tasks { .. })),
+            "apply refused a fresh plan's run {k}: {result:?}"
         );
     }
     let stopping: Vec<(String, String)> = state
@@ -545,7 +595,7 @@ proptest! {
     fn plans_fed_back_through_apply_place_as_the_reference(
         fleet in proptest::collection::vec(registered_spec(), 0..30),
         rounds in proptest::collection::vec(
-            proptest::collection::vec((ask_spec(), 0u8..16), 1..4),
+            proptest::collection::vec((ask_spec(), 0u8..16, 0u32..3), 1..4),
             1..5,
         ),
         seed in any::<u64>(),
@@ -554,10 +604,12 @@ proptest! {
         for (round, asks) in rounds.iter().enumerate() {
             let asks: Vec<PlacementAsk> = asks
                 .iter()
-                .map(|(spec, mask)| {
+                .map(|(spec, mask, addresses)| {
                     let mut ask = with_ports(build_ask(spec), *mask);
                     ask.cluster = "default".to_string();
                     ask.need = Resources { cpu: 256, memory: 300 };
+                    // What `family_taking` feeds it back as.
+                    ask.addresses = *addresses;
                     ask
                 })
                 .collect();

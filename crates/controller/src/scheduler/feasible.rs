@@ -26,6 +26,9 @@ pub enum Misfit {
     Cpu,
     /// A static host port of the ask is reserved or held by a task there.
     Ports,
+    /// Fewer task addresses free in the instance's task subnet than the
+    /// task takes (ECS's name for running out of awsvpc ENIs).
+    Addresses,
 }
 
 impl Misfit {
@@ -41,6 +44,7 @@ impl Misfit {
             Misfit::Memory => "RESOURCE:MEMORY",
             Misfit::Cpu => "RESOURCE:CPU",
             Misfit::Ports => "RESOURCE:PORTS",
+            Misfit::Addresses => "RESOURCE:ENI",
         }
     }
 }

@@ -45,6 +45,8 @@ struct Taken {
     groups: BTreeMap<String, u32>,
     /// Static host ports this call's placements hold here.
     ports: BTreeSet<PortKey>,
+    /// Task addresses this call's placements take here.
+    addresses: u32,
 }
 
 /// Each instance's bucket for one attribute: instances with the same value
@@ -98,6 +100,8 @@ pub(super) struct Fleet<'v> {
     recs: OnceCell<Vec<&'v InstanceRecord>>,
     /// `remaining` less what this call took.
     pub(super) free: Vec<Resources>,
+    /// Free task addresses less what this call took (RESOURCE:ENI).
+    pub(super) free_addresses: Vec<u32>,
     /// This call's placements, by position (few instances).
     taken: BTreeMap<Pos, Taken>,
     /// Per group: its tasks on each instance, view plus this call.
@@ -123,9 +127,11 @@ impl<'v> Fleet<'v> {
             .cluster(cluster)
             .unwrap_or(&NO_INSTANCES);
         let mut free = Vec::with_capacity(index.len());
+        let mut free_addresses = Vec::with_capacity(index.len());
         let mut base = Vec::with_capacity(index.len());
         for dense in index.dense() {
             free.push(dense.remaining);
+            free_addresses.push(dense.free_addresses);
             base.push(match dense.availability {
                 Availability::Open => None,
                 Availability::Inactive => Some(Misfit::Inactive),
@@ -139,6 +145,7 @@ impl<'v> Fleet<'v> {
             index,
             recs: OnceCell::new(),
             free,
+            free_addresses,
             taken: BTreeMap::new(),
             groups: BTreeMap::new(),
             buckets: BTreeMap::new(),
@@ -184,17 +191,24 @@ impl<'v> Fleet<'v> {
         });
     }
 
-    /// Records a task of `group` needing `need` placed at `p`. Group counts
-    /// an ask has borrowed are its own to update.
-    pub(super) fn take(&mut self, p: Pos, need: Resources, group: &str, ports: &[PortKey]) {
+    /// Records a task of `group` needing `need` and `addresses` placed at
+    /// `p`. Group counts an ask has borrowed are its own to update.
+    pub(super) fn take(
+        &mut self,
+        p: Pos,
+        (need, addresses): (Resources, u32),
+        group: &str,
+        ports: &[PortKey],
+    ) {
         let t = self.taken.entry(p).or_default();
         t.ports.extend(ports.iter().copied());
         t.resources = t.resources.plus(need);
+        t.addresses = t.addresses.saturating_add(addresses);
         t.tasks += 1;
         *t.groups.entry(group.to_string()).or_default() += 1;
-        self.free[p as usize] = self.index.dense()[p as usize]
-            .remaining
-            .saturating_sub(t.resources);
+        let dense = &self.index.dense()[p as usize];
+        self.free[p as usize] = dense.remaining.saturating_sub(t.resources);
+        self.free_addresses[p as usize] = dense.free_addresses.saturating_sub(t.addresses);
         if let Some(counts) = self.groups.get_mut(group) {
             counts[p as usize] += 1;
         }

@@ -9,7 +9,7 @@
 //!
 //! The pipeline is ECS's (ecs-semantics.md 4.7): filter (cluster, ACTIVE,
 //! agent connected, requiresAttributes, memberOf, distinctInstance, memory,
-//! CPU, static host ports), then rank by the strategies in order (binpack, spread, random),
+//! CPU, static host ports, task addresses), then rank by the strategies in order (binpack, spread, random),
 //! then pick. `feasible.rs` names why an instance was ruled out; `rank.rs`
 //! turns the strategies into keys; `select.rs` finds the smallest.
 //!
@@ -90,6 +90,10 @@ pub struct PlacementAsk {
     /// one is reserved or taken does not fit (RESOURCE:PORTS). Dynamic
     /// ports are chosen after the plan (`ports::assign`).
     pub static_ports: Vec<PortKey>,
+    /// The task addresses each task takes from the instance's task subnet
+    /// (`crate::state::task_addresses`): an instance with fewer free does
+    /// not fit (RESOURCE:ENI).
+    pub addresses: u32,
 }
 
 /// What the scheduler decided for one ask.
@@ -208,6 +212,9 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
         if fleet.ports_clash(p, &ask.static_ports) {
             return Some(Misfit::Ports);
         }
+        if ask.addresses > fleet.free_addresses[p as usize] {
+            return Some(Misfit::Addresses);
+        }
         None
     };
     if !ask.static_ports.is_empty() {
@@ -267,7 +274,7 @@ fn place_ask<'v>(fleet: &mut Fleet<'v>, ask: &PlacementAsk, seed: u64) -> AskPla
             plan.failures = ruled_out.merge(misfits).failures(ask.need);
             break;
         };
-        fleet.take(p, ask.need, &ask.group, &ask.static_ports);
+        fleet.take(p, (ask.need, ask.addresses), &ask.group, &ask.static_ports);
         ranking.placed(p);
         if !exprs.is_empty() && !fleet.member_of_holds_now(&exprs, p) {
             member_of_lost.insert(p);

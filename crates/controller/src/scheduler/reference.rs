@@ -26,6 +26,7 @@ struct Taken {
     tasks: u32,
     groups: BTreeMap<String, u32>,
     ports: BTreeSet<PortKey>,
+    addresses: u32,
 }
 
 /// The view plus what earlier placements of this call took.
@@ -40,6 +41,14 @@ impl<'v> Overlay<'v> {
             Some(t) => instance.remaining.saturating_sub(t.resources),
             None => instance.remaining,
         }
+    }
+
+    fn free_addresses(&self, instance: &InstanceRecord) -> u32 {
+        let taken = self
+            .taken
+            .get(instance.id.as_str())
+            .map_or(0, |t| t.addresses);
+        instance.free_addresses().saturating_sub(taken)
     }
 
     fn group_count(&self, instance: &InstanceRecord, group: &str) -> u32 {
@@ -69,6 +78,7 @@ impl<'v> Overlay<'v> {
         let t = self.taken.entry(instance.id.as_str()).or_default();
         t.ports.extend(ask.static_ports.iter().copied());
         t.resources = t.resources.plus(need);
+        t.addresses += ask.addresses;
         t.tasks += 1;
         *t.groups.entry(group.to_string()).or_default() += 1;
     }
@@ -260,6 +270,9 @@ fn dynamic_misfit(
         .any(|&k| overlay.port_taken(instance, k))
     {
         return Some(Misfit::Ports);
+    }
+    if ask.addresses > overlay.free_addresses(instance) {
+        return Some(Misfit::Addresses);
     }
     None
 }

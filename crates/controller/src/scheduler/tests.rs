@@ -36,6 +36,10 @@ struct Inst {
     held_ports: Vec<u16>,
     /// Reserved host ports.
     reserved_ports: Vec<u16>,
+    /// The task subnet's prefix length (/24 unless said).
+    prefix_len: u8,
+    /// Task addresses its tasks hold.
+    addresses_in_use: u32,
 }
 
 fn inst(id: &'static str, cpu: u64, memory: u64) -> Inst {
@@ -50,6 +54,8 @@ fn inst(id: &'static str, cpu: u64, memory: u64) -> Inst {
         cluster: "default",
         held_ports: Vec::new(),
         reserved_ports: Vec::new(),
+        prefix_len: 24,
+        addresses_in_use: 0,
     }
 }
 
@@ -79,6 +85,15 @@ impl Inst {
     }
     fn reserving(mut self, port: u16) -> Self {
         self.reserved_ports.push(port);
+        self
+    }
+    /// Leaves `free` of the /24's 253 task addresses free.
+    fn addresses_free(mut self, free: u32) -> Self {
+        self.addresses_in_use = 253 - free;
+        self
+    }
+    fn subnet_prefix(mut self, prefix_len: u8) -> Self {
+        self.prefix_len = prefix_len;
         self
     }
     fn in_cluster(mut self, cluster: &'static str) -> Self {
@@ -125,7 +140,7 @@ fn view(fleet: &[Inst]) -> ClusterView {
             runtime_version: "t".to_string(),
             task_subnet: Ipv4Cidr {
                 network: std::net::Ipv4Addr::new(198, 19, n as u8, 0),
-                prefix_len: 24,
+                prefix_len: i.prefix_len,
             },
             agent_connected: i.connected,
             registered_at: Timestamp(1_700_000_000_000 + n as i64),
@@ -140,6 +155,7 @@ fn view(fleet: &[Inst]) -> ClusterView {
             overlay: Default::default(),
             reserved_ports: i.reserved_ports.clone(),
             host_ports: Default::default(),
+            addresses_in_use: i.addresses_in_use,
             next_dynamic_port: 0,
         };
         let held: Vec<orca_core::task::HostPortBinding> = i
@@ -171,10 +187,18 @@ fn ask(count: usize, cpu: u64, memory: u64) -> PlacementAsk {
         strategies: Vec::new(),
         required_attributes: Vec::new(),
         static_ports: Vec::new(),
+        // An awsvpc task (the default network mode).
+        addresses: 1,
     }
 }
 
 impl PlacementAsk {
+    /// The task addresses each task takes (a bridge task: its containers;
+    /// host and none mode: 0).
+    fn addresses(mut self, n: u32) -> Self {
+        self.addresses = n;
+        self
+    }
     fn port(mut self, protocol: TransportProtocol, port: u16) -> Self {
         self.static_ports.push((protocol, port));
         self
@@ -488,12 +512,14 @@ fn groups_are_separate() {
     check(&fleet, &[b], "a");
 }
 
-fn fleet_strategy() -> impl PropStrategy<Value = Vec<(u64, u64, bool)>> {
-    proptest::collection::vec((0u64..4096, 0u64..4096, any::<bool>()), 1..12)
+/// Per instance: cpu, memory, agent connected, task addresses free.
+fn fleet_strategy() -> impl PropStrategy<Value = Vec<(u64, u64, bool, u32)>> {
+    proptest::collection::vec((0u64..4096, 0u64..4096, any::<bool>(), 0u32..8), 1..12)
 }
 
-fn ask_strategy() -> impl PropStrategy<Value = Vec<(usize, u64, u64, u8)>> {
-    proptest::collection::vec((0usize..10, 0u64..2048, 0u64..2048, 0u8..5), 1..6)
+/// Per ask: count, cpu, memory, kind, task addresses per task.
+fn ask_strategy() -> impl PropStrategy<Value = Vec<(usize, u64, u64, u8, u32)>> {
+    proptest::collection::vec((0usize..10, 0u64..2048, 0u64..2048, 0u8..5, 0u32..4), 1..6)
 }
 
 const IDS: [&str; 12] = [
@@ -501,14 +527,16 @@ const IDS: [&str; 12] = [
 ];
 
 fn build(
-    fleet: &[(u64, u64, bool)],
-    asks: &[(usize, u64, u64, u8)],
+    fleet: &[(u64, u64, bool, u32)],
+    asks: &[(usize, u64, u64, u8, u32)],
 ) -> (Vec<Inst>, Vec<PlacementAsk>) {
     let fleet = fleet
         .iter()
         .enumerate()
-        .map(|(n, (cpu, memory, connected))| {
-            let i = inst(IDS[n], *cpu, *memory).zone(["a", "b", "c"][n % 3]);
+        .map(|(n, (cpu, memory, connected, free))| {
+            let i = inst(IDS[n], *cpu, *memory)
+                .zone(["a", "b", "c"][n % 3])
+                .addresses_free(*free);
             if *connected {
                 i
             } else {
@@ -518,8 +546,8 @@ fn build(
         .collect();
     let asks = asks
         .iter()
-        .map(|(count, cpu, memory, kind)| {
-            let a = ask(*count, *cpu, *memory);
+        .map(|(count, cpu, memory, kind, addresses)| {
+            let a = ask(*count, *cpu, *memory).addresses(*addresses);
             match kind {
                 0 => a.strategy("binpack", Some("memory")),
                 1 => a.strategy("random", None),
@@ -539,6 +567,7 @@ proptest! {
         let v = view(&fleet);
         let plan = schedule(&v, &asks, seed);
         let mut used: BTreeMap<String, Resources> = BTreeMap::new();
+        let mut used_addresses: BTreeMap<String, u32> = BTreeMap::new();
         for (a, planned) in asks.iter().zip(&plan.asks) {
             prop_assert!(planned.instances.len() <= a.count);
             if planned.instances.len() < a.count {
@@ -550,6 +579,9 @@ proptest! {
                 let i = &v.instances[id];
                 prop_assert!(i.agent_connected, "placed on a disconnected instance");
                 prop_assert!(u.fits_in(i.remaining), "overcommitted {id}");
+                let a_used = used_addresses.entry(id.clone()).or_default();
+                *a_used += a.addresses;
+                prop_assert!(*a_used <= i.free_addresses(), "addresses overcommitted on {id}");
             }
         }
     }
@@ -629,5 +661,84 @@ fn host_mode_ports_are_static_ports() {
         &fleet,
         &[ask(1, 10, 200).port(TransportProtocol::Tcp, 9000)],
         " | RESOURCE:MEMORY@a(1) RESOURCE:PORTS@b(1)",
+    );
+}
+
+#[test]
+fn a_node_short_of_addresses_refuses_a_bridge_task_with_resource_eni() {
+    let fleet = [inst("a", 4096, 4096).addresses_free(2)];
+    // A 3-container bridge task takes 3 addresses: a has 2.
+    check(
+        &fleet,
+        &[ask(1, 10, 10).addresses(3)],
+        " | RESOURCE:ENI@a(1)",
+    );
+    // An awsvpc task takes one.
+    check(&fleet, &[ask(1, 10, 10)], "a");
+    // A 2-container bridge task fits exactly.
+    check(&fleet, &[ask(1, 10, 10).addresses(2)], "a");
+}
+
+#[test]
+fn host_and_none_mode_tasks_take_no_addresses() {
+    let fleet = [inst("a", 4096, 4096).addresses_free(0)];
+    check(&fleet, &[ask(3, 10, 10).addresses(0)], "a a a");
+    check(&fleet, &[ask(1, 10, 10)], " | RESOURCE:ENI@a(1)");
+}
+
+#[test]
+fn tasks_of_one_plan_count_against_each_others_addresses() {
+    // Within one ask: binpack would stack all three on a, which has room
+    // for two awsvpc tasks.
+    let fleet = [
+        inst("a", 4096, 1000).addresses_free(2),
+        inst("b", 4096, 4000).addresses_free(2),
+    ];
+    let stacked = ask(5, 10, 10).strategy("binpack", Some("memory"));
+    check(&fleet, &[stacked], "a a b b | RESOURCE:ENI@a(2)");
+    // Across the asks of one call (the call's overlay).
+    let one = [inst("a", 4096, 4096).addresses_free(3)];
+    check(
+        &one,
+        &[
+            ask(1, 10, 10).addresses(2),
+            ask(1, 10, 10).addresses(2).group("family:api"),
+            ask(1, 10, 10).group("family:batch"),
+        ],
+        "a;  | RESOURCE:ENI@a(1); a",
+    );
+}
+
+#[test]
+fn the_task_subnet_sets_the_address_capacity() {
+    // A /30: one host address besides the gateway.
+    let fleet = [inst("a", 4096, 4096).subnet_prefix(30)];
+    check(&fleet, &[ask(2, 10, 10)], "a | RESOURCE:ENI@a(1)");
+    // A /29 holds five; a 3-container bridge task leaves room for 2 more
+    // addresses.
+    let fleet = [inst("a", 4096, 4096).subnet_prefix(29)];
+    check(
+        &fleet,
+        &[ask(2, 10, 10).addresses(3)],
+        "a | RESOURCE:ENI@a(1)",
+    );
+}
+
+#[test]
+fn addresses_are_checked_after_the_other_resources() {
+    // Each instance is named under its first misfit, in the pipeline's
+    // order: memory, CPU, ports, then addresses.
+    let fleet = [
+        inst("a", 4096, 100).addresses_free(0),
+        inst("b", 4096, 4096).holding(80).addresses_free(0),
+        inst("c", 4096, 4096).addresses_free(0),
+        inst("d", 4096, 4096).addresses_free(1),
+    ];
+    check(
+        &fleet,
+        &[ask(1, 10, 200)
+            .addresses(2)
+            .port(TransportProtocol::Tcp, 80)],
+        " | RESOURCE:MEMORY@a(1) RESOURCE:PORTS@b(1) RESOURCE:ENI@c(2)",
     );
 }

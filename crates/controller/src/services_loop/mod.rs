@@ -263,6 +263,7 @@ fn placement_failure(service: &str, failure: &orca_core::task::Failure) -> Strin
         "RESOURCE:CPU" => "has insufficient CPU units available.".to_string(),
         "RESOURCE:MEMORY" => "has insufficient memory available.".to_string(),
         "RESOURCE:PORTS" => "is already using a port required by your task.".to_string(),
+        "RESOURCE:ENI" => "has insufficient free task addresses (RESOURCE:ENI).".to_string(),
         other => format!("encountered error \"{other}\"."),
     };
     match closest {
@@ -273,5 +274,27 @@ fn placement_failure(service: &str, failure: &orca_core::task::Failure) -> Strin
             "(service {service}) was unable to place a task because no container instance met all of its requirements: {}",
             failure.detail.as_deref().unwrap_or(failure.reason.as_str())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orca_core::task::Failure;
+
+    use super::placement_failure;
+
+    #[test]
+    fn an_address_shortage_names_the_closest_instance_in_ecs_words() {
+        let failure = Failure {
+            arn: Some("arn:aws:ecs:us-east-1:0:container-instance/default/i07".to_string()),
+            reason: "RESOURCE:ENI".to_string(),
+            detail: Some("ruled out 2 container instances".to_string()),
+        };
+        assert_eq!(
+            placement_failure("web", &failure),
+            "(service web) was unable to place a task because no container instance met all \
+             of its requirements. The closest matching (container-instance i07) has \
+             insufficient free task addresses (RESOURCE:ENI)."
+        );
     }
 }

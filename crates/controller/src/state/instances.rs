@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::host_ports::{PortKey, TakenPorts};
 use super::placement_index::{IndexMismatch, PlacementIndex};
+use super::task_addresses::address_capacity;
 use super::{ClusterState, Outcome};
 
 /// Each node's task subnet carved from the task CIDR is this long (254
@@ -69,6 +70,12 @@ pub struct InstanceRecord {
     /// `group_counts`; rebuilt on restore.
     #[serde(default, skip_serializing_if = "TakenPorts::is_empty")]
     pub host_ports: TakenPorts,
+    /// Task addresses `task_ids` hold in `task_subnet` (one per awsvpc
+    /// task, one per container of a bridge task): the scheduler's
+    /// RESOURCE:ENI filter. Derived from the tasks like `host_ports`, kept
+    /// by `reserve`/`release`, rebuilt on restore.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub addresses_in_use: u32,
     /// Where the search for the next dynamic host port starts (0: the
     /// start of ECS's ephemeral range): round-robin, so a port just freed
     /// is not handed out again at once (stale conntrack entries).
@@ -84,6 +91,10 @@ pub struct InstanceRecord {
 }
 
 fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
@@ -158,6 +169,14 @@ impl InstanceRecord {
     /// Whether a task may take host port `key` here: not reserved, not held.
     pub fn port_free(&self, key: PortKey) -> bool {
         !self.reserved_ports.contains(&key.1) && !self.host_ports.holds(key)
+    }
+
+    /// Task addresses the agent can still hand out here. Every instance
+    /// has a task subnet (configured or carved at registration), so there
+    /// is no "unlimited" case; a re-registration with a smaller subnet
+    /// than its tasks hold leaves none free rather than a negative count.
+    pub fn free_addresses(&self) -> u32 {
+        address_capacity(&self.task_subnet).saturating_sub(self.addresses_in_use)
     }
 
     /// Tasks of `group` placed here and not stopped.
@@ -280,6 +299,7 @@ impl ClusterState {
                     assignments_version: 0,
                     reserved_ports: registration.reserved_ports,
                     host_ports: TakenPorts::default(),
+                    addresses_in_use: 0,
                     next_dynamic_port: 0,
                     node_address,
                     overlay: registration.overlay,
@@ -330,18 +350,21 @@ impl ClusterState {
     /// Recomputes the derived per-instance indexes from the tasks (after a
     /// snapshot is restored; `apply` keeps them current otherwise).
     pub fn rebuild_indexes(&mut self) {
-        let mut counts: BTreeMap<String, (BTreeMap<String, u32>, TakenPorts)> = BTreeMap::new();
+        let mut counts: BTreeMap<String, (BTreeMap<String, u32>, TakenPorts, u32)> =
+            BTreeMap::new();
         for instance in self.instances.values() {
-            let (groups, ports) = counts.entry(instance.id.clone()).or_default();
+            let (groups, ports, addresses) = counts.entry(instance.id.clone()).or_default();
             for task in instance.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
                 *groups.entry(task.group().to_string()).or_default() += 1;
                 ports.take(&task.id, &task.host_ports);
+                *addresses = addresses.saturating_add(self.task_addresses(task));
             }
         }
-        for (id, (groups, ports)) in counts {
+        for (id, (groups, ports, addresses)) in counts {
             if let Some(instance) = self.instances.get_mut(&id) {
                 instance.group_counts = groups;
                 instance.host_ports = ports;
+                instance.addresses_in_use = addresses;
             }
         }
         self.placement_index = PlacementIndex::build(&self.instances);
@@ -353,13 +376,21 @@ impl ClusterState {
         self.placement_index.check_consistency()?;
         for instance in self.instances.values() {
             let mut built = TakenPorts::default();
+            let mut addresses = 0u32;
             for task in instance.task_ids.iter().filter_map(|t| self.tasks.get(t)) {
                 built.take(&task.id, &task.host_ports);
+                addresses = addresses.saturating_add(self.task_addresses(task));
             }
             if built != instance.host_ports {
                 return Err(IndexMismatch(format!(
                     "instance {}: host ports kept {:?}, built from its tasks {:?}",
                     instance.id, instance.host_ports, built
+                )));
+            }
+            if addresses != instance.addresses_in_use {
+                return Err(IndexMismatch(format!(
+                    "instance {}: task addresses kept {}, built from its tasks {addresses}",
+                    instance.id, instance.addresses_in_use
                 )));
             }
         }
@@ -383,13 +414,15 @@ impl ClusterState {
         Err(IndexMismatch(differing))
     }
 
-    /// Reserves `need` on the instance for a newly placed task of `group`.
+    /// Reserves `need` and `addresses` (see
+    /// [`ClusterState::task_addresses`]) on the instance for a newly
+    /// placed task of `group`.
     pub(super) fn reserve(
         &mut self,
         instance_id: &str,
         task_id: &str,
         group: &str,
-        need: orca_core::task::Resources,
+        (need, addresses): (orca_core::task::Resources, u32),
         ports: (&[HostPortBinding], Option<u16>),
     ) -> Result<(), ApiError> {
         let instance = self
@@ -397,6 +430,7 @@ impl ClusterState {
             .get_mut(instance_id)
             .ok_or_else(|| instance_not_found(instance_id))?;
         instance.remaining = instance.remaining.saturating_sub(need);
+        instance.addresses_in_use = instance.addresses_in_use.saturating_add(addresses);
         instance.host_ports.take(task_id, ports.0);
         if let Some(cursor) = ports.1 {
             instance.next_dynamic_port = cursor;
@@ -422,11 +456,13 @@ impl ClusterState {
             task.instance_id.clone(),
             task.host_ports.clone(),
         );
+        let addresses = self.task_addresses(task);
         let Some(instance) = self.instances.get_mut(&instance_id) else {
             return;
         };
         if instance.task_ids.remove(task_id) {
             instance.host_ports.free(task_id, &host_ports);
+            instance.addresses_in_use = instance.addresses_in_use.saturating_sub(addresses);
             instance.remaining = instance
                 .remaining
                 .plus(reserved)

@@ -21,6 +21,7 @@ mod resource_tags;
 pub mod service_record;
 mod service_render;
 pub mod services;
+pub mod task_addresses;
 pub mod task_definitions;
 pub mod task_queries;
 pub mod task_record;
@@ -354,6 +355,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
     }
 }
 
+#[cfg(test)]
+mod address_tests;
 #[cfg(test)]
 mod index_tests;
 #[cfg(test)]

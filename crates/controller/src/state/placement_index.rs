@@ -5,8 +5,8 @@
 //!
 //! Per cluster ([`ClusterIndex`]): the instance ids in id order (an
 //! instance's *position* is its rank in that order, the scheduler's tie
-//! break), and by position: resources left and availability (status and
-//! agent), the id's hash for `random`, each attribute's value interned to
+//! break), and by position: resources left (task addresses included) and
+//! availability (status and agent), the id's hash for `random`, each attribute's value interned to
 //! a bucket number (custom attributes over the agent's; none and a
 //! name-only attribute are the value ""), and each task group's tasks.
 //!
@@ -74,6 +74,8 @@ impl Availability {
 pub struct Dense {
     /// The record's `remaining`.
     pub remaining: Resources,
+    /// The record's [`InstanceRecord::free_addresses`] (RESOURCE:ENI).
+    pub free_addresses: u32,
     pub availability: Availability,
     /// [`id_hash`] of the id, computed once at registration.
     pub id_hash: u64,
@@ -83,6 +85,7 @@ impl Dense {
     fn of(record: &InstanceRecord) -> Dense {
         Dense {
             remaining: record.remaining,
+            free_addresses: record.free_addresses(),
             availability: Availability::of(record),
             id_hash: id_hash(&record.id),
         }

@@ -117,9 +117,14 @@ impl ClusterState {
             .ok_or_else(|| task_definition_not_found(&cmd.family, Some(cmd.revision)))?;
         let definition = stored.task_definition.clone();
         let need = task_resources(&definition, &cmd.overrides);
+        let addresses = super::task_addresses::addresses_per_task(
+            definition.spec.effective_network_mode(),
+            definition.spec.container_definitions.len(),
+        );
         // Re-check the placements against what is left now: a placement made
         // on an older view may no longer fit; the leader then places again.
         let mut taken: std::collections::BTreeMap<&str, Resources> = Default::default();
+        let mut addresses_taken: std::collections::BTreeMap<&str, u32> = Default::default();
         let mut ports_taken: std::collections::BTreeSet<(&str, PortKey)> = Default::default();
         for p in &cmd.placements {
             let Some(instance) = self.instances.get(&p.instance_id) else {
@@ -127,6 +132,8 @@ impl ClusterState {
             };
             let used = taken.entry(&p.instance_id).or_default();
             *used = used.plus(need);
+            let used_addresses = addresses_taken.entry(&p.instance_id).or_default();
+            *used_addresses = used_addresses.saturating_add(addresses);
             let ports_clash = p.host_ports.iter().any(|b| {
                 let key = port_key(b);
                 !instance.port_free(key) || !ports_taken.insert((p.instance_id.as_str(), key))
@@ -135,6 +142,7 @@ impl ClusterState {
                 || instance.status != super::instances::InstanceStatus::Active
                 || !instance.agent_connected
                 || !used.fits_in(instance.remaining)
+                || *used_addresses > instance.free_addresses()
                 || ports_clash
             {
                 return Ok(Outcome::PlacementConflict);
@@ -150,7 +158,7 @@ impl ClusterState {
                 &p.instance_id,
                 &p.task_id,
                 &group,
-                need,
+                (need, addresses),
                 (p.host_ports.as_slice(), p.port_cursor),
             )?;
             let containers = definition
