@@ -4,6 +4,7 @@ mod agent_failover;
 mod agent_loss;
 mod agent_random;
 mod agent_recovery;
+mod bridge_mode;
 mod cli;
 mod cli_failover;
 mod cli_tasks;

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 
 use crate::crash;
 use crate::finished::FinishedTasks;
-use crate::reconcile::{Action, Completion};
+use crate::reconcile::{Action, Completion, NetworkRequest};
 use crate::reporter::Reporter;
 use crate::volumes::VolumeSettings;
 
@@ -91,17 +91,17 @@ impl Executor {
     /// Carries out one action.
     pub fn execute(&mut self, action: Action) {
         match action {
-            Action::SetupNetwork {
-                task_id,
-                loopback_only,
-            } => {
+            Action::SetupNetwork { task_id, request } => {
                 let network = self.network.clone();
                 let id = task_id.clone();
                 self.spawn_op(&task_id, "network", async move {
-                    let result = if loopback_only {
-                        network.setup_loopback(&id).await
-                    } else {
-                        network.setup(&id).await
+                    let result = match &request {
+                        NetworkRequest::Task => network.setup(&id).await,
+                        NetworkRequest::Loopback => network.setup_loopback(&id).await,
+                        NetworkRequest::Bridge {
+                            containers,
+                            published,
+                        } => network.setup_bridge(&id, containers, published).await,
                     };
                     if result.is_ok() {
                         crash::point("after-network");

@@ -70,7 +70,6 @@ pub fn initial_policy(config: &FabricConfig) -> NodePolicy {
     NodePolicy {
         egress: config.egress,
         keep_source: vec![config.subnet],
-        forwards: Vec::new(),
     }
 }
 

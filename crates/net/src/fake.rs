@@ -7,10 +7,17 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::bridge::{bridge_network, forwards_of, tasks_of};
 use crate::ipam::Ipam;
-use crate::names::{check_task_id, format_mac, host_veth_name, mac_for, netns_name};
+use crate::names::{
+    belongs_to, check_task_id, endpoint_id, format_mac, host_veth_name, mac_for, netns_name,
+};
 use crate::overlay::{OverlayConfig, OverlayOp, Peer};
-use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, NodePolicy, TaskNetwork};
+use crate::rules::PortForward;
+use crate::{
+    Endpoint, NetworkConfigurator, NetworkError, NodeNetworkConfig, NodePolicy, PublishedPort,
+    TaskNetwork,
+};
 
 /// A network configurator with real IPAM and no kernel state.
 #[derive(Debug)]
@@ -33,11 +40,14 @@ pub struct FakeFabric {
     pub peers: Vec<Peer>,
     /// How many times peers were synced.
     pub peer_syncs: u64,
+    /// Bridge-mode tasks' published ports, by task id.
+    pub published: std::collections::BTreeMap<String, Vec<PortForward>>,
 }
 
 impl FakeFabric {
     /// One line per fact, sorted: `egress <bool>`, `keep <subnet>`,
-    /// `peer <subnet> <address> <mode>`, `syncs <n>`.
+    /// `peer <subnet> <address> <mode>`, `forward <proto> <host port>
+    /// <address>:<port>`, `syncs <n>`.
     pub fn render(&self) -> String {
         let mut lines = Vec::new();
         if let Some(p) = &self.policy {
@@ -49,6 +59,17 @@ impl FakeFabric {
                 .iter()
                 .map(|p| format!("peer {} {} {:?}", p.subnet, p.address, p.mode)),
         );
+        let mut forwards: Vec<&PortForward> = self.published.values().flatten().collect();
+        forwards.sort();
+        lines.extend(forwards.iter().map(|f| {
+            format!(
+                "forward {} {} {}:{}",
+                f.protocol.as_str(),
+                f.host_port,
+                f.to,
+                f.to_port
+            )
+        }));
         lines.push(format!("syncs {}", self.peer_syncs));
         lines.join("\n") + "\n"
     }
@@ -124,7 +145,34 @@ impl NetworkConfigurator for FakeNetwork {
             mac_address: format_mac(mac_for(ip)),
             host_veth: host_veth_name(&name),
             loopback_only: false,
+            endpoints: Vec::new(),
         })
+    }
+
+    async fn setup_bridge(
+        &self,
+        task_id: &str,
+        containers: &[String],
+        published: &[PublishedPort],
+    ) -> Result<TaskNetwork, NetworkError> {
+        check_task_id(task_id)?;
+        let mut endpoints = Vec::with_capacity(containers.len());
+        for (index, container) in containers.iter().enumerate() {
+            let own = self.setup(&endpoint_id(task_id, index)).await?;
+            endpoints.push(Endpoint {
+                container: container.clone(),
+                netns_path: own.netns_path,
+                ip: own.ip,
+                mac_address: own.mac_address,
+                host_veth: own.host_veth,
+            });
+        }
+        let network = bridge_network(task_id, &self.config, endpoints)?;
+        let forwards = forwards_of(&network, published)?;
+        self.record(|f| {
+            f.published.insert(task_id.to_string(), forwards);
+        })?;
+        Ok(network)
     }
 
     async fn setup_loopback(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
@@ -141,12 +189,28 @@ impl NetworkConfigurator for FakeNetwork {
             mac_address: String::new(),
             host_veth: String::new(),
             loopback_only: true,
+            endpoints: Vec::new(),
         })
     }
 
     async fn teardown(&self, task_id: &str) -> Result<(), NetworkError> {
         check_task_id(task_id)?;
-        self.ipam().release(task_id).map(|_| ())
+        let had_ports = self.fabric().published.contains_key(task_id);
+        if had_ports {
+            self.record(|f| {
+                f.published.remove(task_id);
+            })?;
+        }
+        let mut ipam = self.ipam();
+        let keys: Vec<String> = ipam
+            .allocated()
+            .into_iter()
+            .filter(|key| belongs_to(key, task_id))
+            .collect();
+        for key in keys {
+            ipam.release(&key)?;
+        }
+        Ok(())
     }
 
     fn subnet(&self) -> crate::Ipv4Subnet {
@@ -154,11 +218,11 @@ impl NetworkConfigurator for FakeNetwork {
     }
 
     fn allocated(&self) -> Vec<String> {
-        self.ipam().allocated()
+        tasks_of(self.ipam().allocated())
     }
 
     async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
-        Ok(self.ipam().allocated().into_iter().collect())
+        Ok(tasks_of(self.ipam().allocated()).into_iter().collect())
     }
 
     async fn set_policy(&self, policy: NodePolicy) -> Result<(), NetworkError> {
@@ -220,5 +284,54 @@ mod tests {
             net.setup("../x").await,
             Err(NetworkError::InvalidTaskId(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn bridge_mode_gives_each_container_an_address_and_publishes_its_ports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = FakeNetwork::open(config(dir.path())).expect("opens");
+        let containers = ["web".to_string(), "db".to_string()];
+        let published = [PublishedPort {
+            container: "db".into(),
+            protocol: crate::rules::PortProtocol::Tcp,
+            host_port: 32768,
+            container_port: 5432,
+        }];
+        let n = net
+            .setup_bridge("t1", &containers, &published)
+            .await
+            .expect("bridge");
+        let ips: Vec<String> = n.endpoints.iter().map(|e| e.ip.to_string()).collect();
+        assert_eq!(ips, ["198.19.3.2", "198.19.3.3"]);
+        assert_eq!(
+            n.ip_of("db").map(|ip| ip.to_string()).as_deref(),
+            Some("198.19.3.3")
+        );
+        assert!(n.netns_of("db").ends_with("fake-netns/orca-n1-t1.1"));
+        assert!(n.netns_of("web").ends_with("fake-netns/orca-n1-t1.0"));
+        assert_eq!(net.allocated(), ["t1"]);
+        let fabric = std::fs::read_to_string(FakeNetwork::fabric_file(dir.path())).expect("fabric");
+        assert!(
+            fabric.contains("forward tcp 32768 198.19.3.3:5432\n"),
+            "{fabric}"
+        );
+        assert_eq!(
+            net.setup_bridge("t1", &containers, &published)
+                .await
+                .expect("again"),
+            n
+        );
+        let wrong = [PublishedPort {
+            container: "cache".into(),
+            ..published[0].clone()
+        }];
+        assert!(matches!(
+            net.setup_bridge("t2", &containers, &wrong).await,
+            Err(NetworkError::Config(m)) if m.contains("cache")
+        ));
+        net.teardown("t1").await.expect("teardown");
+        net.teardown("t2").await.expect("teardown t2");
+        assert!(net.allocated().is_empty());
+        assert!(net.fabric().published.is_empty());
     }
 }

@@ -11,12 +11,14 @@
 //! address, identically in both configurators. `examples/setup_bench.rs`
 //! times setup and teardown against the same steps done with `ip` commands.
 
+pub mod bridge;
 pub mod error;
 pub mod fake;
 pub mod ipam;
 pub mod names;
 pub mod netns;
 pub mod overlay;
+pub mod published;
 pub mod rules;
 mod subnet;
 
@@ -70,6 +72,55 @@ pub struct TaskNetwork {
     /// `none` mode: a namespace with loopback only (no address, no veth;
     /// `ip`, `gateway` and `mac_address` mean nothing).
     pub loopback_only: bool,
+    /// `bridge` mode: each container's own namespace and address, in the
+    /// task definition's order (the fields above then describe the first
+    /// container's). Empty in the other modes, where every container joins
+    /// the task's one namespace.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl TaskNetwork {
+    /// The namespace `container` joins: its own in bridge mode, else the
+    /// task's.
+    pub fn netns_of(&self, container: &str) -> &std::path::Path {
+        self.endpoint(container)
+            .map_or(self.netns_path.as_path(), |e| e.netns_path.as_path())
+    }
+
+    /// The address `container` has: its own in bridge mode, else the
+    /// task's (None in `none` mode).
+    pub fn ip_of(&self, container: &str) -> Option<Ipv4Addr> {
+        if self.loopback_only {
+            return None;
+        }
+        Some(self.endpoint(container).map_or(self.ip, |e| e.ip))
+    }
+
+    fn endpoint(&self, container: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.container == container)
+    }
+}
+
+/// One container's own namespace and address on the node's bridge
+/// (`bridge` mode, as Docker gives each container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The container's name in its task definition.
+    pub container: String,
+    pub netns_path: PathBuf,
+    pub ip: Ipv4Addr,
+    pub mac_address: String,
+    pub host_veth: String,
+}
+
+/// A port a bridge-mode container publishes on the node's addresses
+/// (`hostPort` → `containerPort`, forwarded by DNAT).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PublishedPort {
+    pub container: String,
+    pub protocol: rules::PortProtocol,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 /// What the node's packet filter does for its tasks (rendered by
@@ -81,8 +132,6 @@ pub struct NodePolicy {
     /// Destinations that keep a task's own source address: the cluster's
     /// task subnets, from the controller's node map.
     pub keep_source: Vec<Ipv4Subnet>,
-    /// Host ports published to tasks.
-    pub forwards: Vec<rules::PortForward>,
 }
 
 /// Sets up and tears down task networks on one node.
@@ -96,8 +145,21 @@ pub trait NetworkConfigurator: Send + Sync + 'static {
     /// else; if it already exists (an agent restart), returns it.
     async fn setup_loopback(&self, task_id: &str) -> Result<TaskNetwork, NetworkError>;
 
-    /// Deletes the namespace (its veth goes with it) and frees the address;
-    /// not an error if already gone.
+    /// `bridge` mode: a namespace, veth and address for each of
+    /// `containers` (in order), and `published` forwarded from the node's
+    /// addresses to the containers' (held with the node's rules: in force
+    /// before this returns, kept across an agent restart, removed by the
+    /// task's teardown). Idempotent like `setup`.
+    async fn setup_bridge(
+        &self,
+        task_id: &str,
+        containers: &[String],
+        published: &[PublishedPort],
+    ) -> Result<TaskNetwork, NetworkError>;
+
+    /// Deletes the task's namespaces (their veths go with them), frees
+    /// their addresses and unpublishes its ports; not an error if already
+    /// gone.
     async fn teardown(&self, task_id: &str) -> Result<(), NetworkError>;
 
     /// The node's task subnet.

@@ -31,6 +31,27 @@ pub fn check_task_id(task_id: &str) -> Result<(), NetworkError> {
     }
 }
 
+/// The key of container `index`'s own network in a bridge-mode task
+/// (its namespace and address): `{task_id}.{index}`. Task ids minted by the
+/// controllers hold no '.', so [`task_of`] maps the key back.
+pub fn endpoint_id(task_id: &str, index: usize) -> String {
+    format!("{task_id}.{index}")
+}
+
+/// The task a network key (a task id or an [`endpoint_id`]) belongs to.
+pub fn task_of(key: &str) -> &str {
+    key.split_once('.').map_or(key, |(task, _)| task)
+}
+
+/// Whether `key` is `task_id` itself or one of its endpoints.
+pub fn belongs_to(key: &str, task_id: &str) -> bool {
+    key == task_id
+        || key
+            .strip_prefix(task_id)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The namespace's name: `{netns_prefix}-{task_id}`.
 pub fn netns_name(netns_prefix: &str, task_id: &str) -> String {
     format!("{netns_prefix}-{task_id}")
@@ -93,6 +114,20 @@ mod tests {
         for bad in ["", "..", ".hidden", "a/b", "a b", "ü", long.as_str()] {
             assert!(check_task_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn endpoint_keys_map_back_to_their_task() {
+        let key = endpoint_id("3f2b11aa", 2);
+        assert_eq!(key, "3f2b11aa.2");
+        assert_eq!(task_of(&key), "3f2b11aa");
+        assert_eq!(task_of("3f2b11aa"), "3f2b11aa");
+        assert!(check_task_id(&key).is_ok());
+        assert!(belongs_to(&key, "3f2b11aa"));
+        assert!(belongs_to("3f2b11aa", "3f2b11aa"));
+        assert!(!belongs_to("3f2b11aab.0", "3f2b11aa"));
+        assert!(!belongs_to("3f2b11aa.x", "3f2b11aa"));
+        assert!(!belongs_to("3f2b11aa.", "3f2b11aa"));
     }
 
     #[test]

@@ -24,7 +24,10 @@ use std::net::Ipv4Addr;
 use crate::Ipv4Subnet;
 
 /// The transport a published port uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum PortProtocol {
     Tcp,
     Udp,
@@ -41,7 +44,9 @@ impl PortProtocol {
 
 /// One published port: `host_port` on the node's addresses forwarded to
 /// `to:to_port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct PortForward {
     pub protocol: PortProtocol,
     pub host_port: u16,

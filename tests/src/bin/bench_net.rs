@@ -178,7 +178,6 @@ async fn setup_in_host(
         .set_policy(NodePolicy {
             egress: true,
             keep_source,
-            forwards: Vec::new(),
         })
         .await?;
     let overlay = OverlayConfig {

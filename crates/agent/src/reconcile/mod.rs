@@ -23,5 +23,5 @@ pub mod step;
 #[cfg(test)]
 mod tests;
 
-pub use model::{Action, Completion, Observed, Op, Settings, TaskMemory, World};
+pub use model::{Action, Completion, NetworkRequest, Observed, Op, Settings, TaskMemory, World};
 pub use step::{reconcile, Plan, ESSENTIAL_EXITED, MAX_STOP_TIMEOUT};

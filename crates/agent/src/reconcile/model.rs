@@ -179,13 +179,27 @@ pub struct World {
     pub tasks: BTreeMap<String, TaskMemory>,
 }
 
+/// The network a task asks for, by its network mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkRequest {
+    /// `awsvpc`: one namespace and address for the whole task.
+    Task,
+    /// `none`: a namespace with loopback only.
+    Loopback,
+    /// `bridge`: a namespace and address for each container (in the task
+    /// definition's order), and the host ports the leader chose for it.
+    Bridge {
+        containers: Vec<String>,
+        published: Vec<orca_net::PublishedPort>,
+    },
+}
+
 /// A decision of the reconcile step, carried out by the executor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     SetupNetwork {
         task_id: String,
-        /// `none` mode: loopback only.
-        loopback_only: bool,
+        request: NetworkRequest,
     },
     Pull {
         task_id: String,

@@ -185,6 +185,7 @@ fn build(facts: &[TaskFacts]) -> World {
                 mac_address: String::new(),
                 host_veth: String::new(),
                 loopback_only: false,
+                endpoints: Vec::new(),
             });
         }
     }

@@ -183,7 +183,9 @@ pub(super) fn build(
     let network = mem
         .network
         .as_ref()
-        .filter(|n| !n.loopback_only)
+        // `none` has no address; in `bridge` mode each container has its
+        // own and, as in ECS, the task shows no interface of its own.
+        .filter(|n| !n.loopback_only && n.endpoints.is_empty())
         .map(|n| TaskNetworkReport {
             private_ipv4_address: n.ip.to_string(),
             mac_address: n.mac_address.clone(),

@@ -32,12 +32,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
+use orca_core::task::HostPortBinding;
 use orca_core::task::{effective_container, HealthStatus, StopCode, TaskStatus};
-use orca_core::task_definition::{ContainerDefinition, NetworkMode, Timestamp};
+use orca_core::task_definition::{ContainerDefinition, NetworkMode, Timestamp, TransportProtocol};
 use orca_runtime::{ProcessState, StopSignal};
 use tokio::time::Instant;
 
-use super::model::{Action, Observed, Op, Settings, TaskMemory, World};
+use super::model::{Action, NetworkRequest, Observed, Op, Settings, TaskMemory, World};
 use super::report::{self, Phase};
 use crate::health::HealthConfig;
 use crate::runner::order::{readiness, Progress, Readiness};
@@ -271,11 +272,19 @@ impl<'a> Task<'a> {
         let mode = a.task_definition.spec.effective_network_mode();
         let host_mode = mode == NetworkMode::Host;
         if !host_mode && mem.network.is_none() && mem.ready(&Op::Network, now) {
+            let request = match mode {
+                NetworkMode::None => NetworkRequest::Loopback,
+                NetworkMode::Bridge => NetworkRequest::Bridge {
+                    containers: defs.iter().map(|d| d.def.name.clone()).collect(),
+                    published: a.host_ports.iter().map(published_port).collect(),
+                },
+                _ => NetworkRequest::Task,
+            };
             self.push(
                 plan,
                 Action::SetupNetwork {
                     task_id: task_id.clone(),
-                    loopback_only: mode == NetworkMode::None,
+                    request,
                 },
             );
         }
@@ -312,7 +321,7 @@ impl<'a> Task<'a> {
                     mode: spec.effective_network_mode(),
                     volumes: spec.volumes.as_deref().unwrap_or_default(),
                     containers: &containers,
-                    own_ip: net.filter(|n| !n.loopback_only).map(|n| n.ip),
+                    network: net,
                 },
                 &self.settings.volumes,
             );
@@ -347,7 +356,7 @@ impl<'a> Task<'a> {
                 stop_timeout: self.stop_timeout_of(Some(&d.def), &observed_placeholder()),
                 def: &d.def,
                 image: image.clone(),
-                netns_path: net.map(|n| n.netns_path.clone()),
+                netns_path: net.map(|n| n.netns_of(&d.def.name).to_path_buf()),
                 log_path: spec::log_path(&self.settings.logs_dir, &a.task_id, &d.def.name),
                 mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
             });
@@ -655,5 +664,18 @@ fn observed_placeholder() -> Observed {
         stop_timeout: None,
         image: String::new(),
         state: ProcessState::NotStarted,
+    }
+}
+
+/// A host port the leader chose, as the network layer publishes it.
+fn published_port(b: &HostPortBinding) -> orca_net::PublishedPort {
+    orca_net::PublishedPort {
+        container: b.container_name.clone(),
+        protocol: match b.protocol {
+            TransportProtocol::Tcp => orca_net::rules::PortProtocol::Tcp,
+            TransportProtocol::Udp => orca_net::rules::PortProtocol::Udp,
+        },
+        host_port: b.host_port,
+        container_port: b.container_port,
     }
 }

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use orca_core::agent_protocol::{TaskAssignment, TaskStateReport};
-use orca_core::task::{StopCode, TaskOverride, TaskStatus};
-use orca_core::task_definition::{parse_register_input, TaskDefinition, Timestamp};
+use orca_core::task::{HostPortBinding, StopCode, TaskOverride, TaskStatus};
+use orca_core::task_definition::{
+    parse_register_input, TaskDefinition, Timestamp, TransportProtocol,
+};
 use orca_net::TaskNetwork;
 use orca_runtime::{ContainerExit, ImageConfig, ImageInfo, ProcessState, StopSignal};
 use tokio::time::Instant;
@@ -105,6 +107,7 @@ fn network(task: &str) -> TaskNetwork {
         mac_address: "0a:58:c6:13:00:02".into(),
         host_veth: "orcax".into(),
         loopback_only: false,
+        endpoints: Vec::new(),
     }
 }
 
@@ -165,12 +168,23 @@ fn final_report(task: &str, code: i32) -> TaskStateReport {
 /// One line per action, short enough to read in a table.
 fn line(a: &Action) -> String {
     match a {
-        Action::SetupNetwork {
-            task_id,
-            loopback_only,
-        } => match loopback_only {
-            false => format!("network {task_id}"),
-            true => format!("network {task_id} loopback"),
+        Action::SetupNetwork { task_id, request } => match request {
+            NetworkRequest::Task => format!("network {task_id}"),
+            NetworkRequest::Loopback => format!("network {task_id} loopback"),
+            NetworkRequest::Bridge {
+                containers,
+                published,
+            } => {
+                let ports: Vec<String> = published
+                    .iter()
+                    .map(|p| format!("{}:{}->{}", p.container, p.host_port, p.container_port))
+                    .collect();
+                format!(
+                    "network {task_id} bridge {} {}",
+                    containers.join(","),
+                    ports.join(",")
+                )
+            }
         },
         Action::Pull {
             task_id,
@@ -1031,6 +1045,37 @@ fn in_mode(id: &str, mode: &str) -> TaskAssignment {
     a
 }
 
+/// A bridge-mode task of two containers with the host ports the leader
+/// chose (one static, one dynamic).
+fn bridge_task(id: &str) -> TaskAssignment {
+    let mut a = assignment(id, RUN, &["app", "side"]);
+    let input = parse_register_input(
+        r#"{"family":"f","networkMode":"bridge","containerDefinitions":[
+            {"name":"app","image":"img/app","memory":32,
+             "portMappings":[{"containerPort":80,"hostPort":8080}]},
+            {"name":"side","image":"img/side","memory":32,
+             "portMappings":[{"containerPort":53}]}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.task_definition =
+        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    a.host_ports = vec![
+        HostPortBinding {
+            container_name: "app".into(),
+            container_port: 80,
+            host_port: 8080,
+            protocol: TransportProtocol::Tcp,
+        },
+        HostPortBinding {
+            container_name: "side".into(),
+            container_port: 53,
+            host_port: 32768,
+            protocol: TransportProtocol::Tcp,
+        },
+    ];
+    a
+}
+
 #[test]
 fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
     let now = Instant::now();
@@ -1076,6 +1121,14 @@ fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
                 vec![(t, pulled.clone())],
             ),
             expected: "network t1
+                       report t1 PROVISIONING",
+        },
+        Case {
+            name: "a bridge-mode task: a namespace per container, with its host ports",
+            world: world(vec![bridge_task(t)], vec![], &[], vec![], vec![]),
+            expected: "network t1 bridge app,side app:8080->80,side:32768->53
+                       pull t1/0 img/app
+                       pull t1/1 img/side
                        report t1 PROVISIONING",
         },
     ];

@@ -60,6 +60,7 @@ pub fn hosts(
     mode: NetworkMode,
     own_ip: Option<Ipv4Addr>,
     hostname: &str,
+    links: &[(Ipv4Addr, String)],
 ) -> String {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n\
@@ -73,6 +74,9 @@ pub fn hosts(
         for h in def.extra_hosts.iter().flatten() {
             out.push_str(&format!("{}\t{}\n", h.ip_address, h.hostname));
         }
+    }
+    for (ip, names) in links {
+        out.push_str(&format!("{ip}\t{names}\n"));
     }
     if let Some(ip) = own_ip.filter(|_| mode != NetworkMode::Host) {
         out.push_str(&format!("{ip}\t{hostname}\n"));
@@ -155,16 +159,16 @@ mod tests {
     #[test]
     fn hosts_has_loopback_extra_hosts_then_the_own_address() {
         let ip = Some(Ipv4Addr::new(198, 19, 0, 2));
-        let bridge = hosts(&def(), NetworkMode::Bridge, ip, "web");
+        let bridge = hosts(&def(), NetworkMode::Bridge, ip, "web", &[]);
         assert!(bridge.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost"));
         assert!(
             bridge.ends_with("10.0.0.5\tdb.local\n198.19.0.2\tweb\n"),
             "{bridge}"
         );
-        let awsvpc = hosts(&def(), NetworkMode::Awsvpc, ip, "0123456789ab");
+        let awsvpc = hosts(&def(), NetworkMode::Awsvpc, ip, "0123456789ab", &[]);
         assert!(!awsvpc.contains("db.local"));
         assert!(awsvpc.ends_with("ip6-allrouters\n198.19.0.2\t0123456789ab\n"));
-        let host = hosts(&def(), NetworkMode::Host, ip, "web");
+        let host = hosts(&def(), NetworkMode::Host, ip, "web", &[]);
         assert!(host.ends_with("10.0.0.5\tdb.local\n"), "{host}");
         let mut many = def();
         many.extra_hosts = Some(vec![
@@ -177,8 +181,21 @@ mod tests {
                 ip_address: "fd00::1".into(),
             },
         ]);
-        assert!(hosts(&many, NetworkMode::None, None, "x").ends_with("10.0.0.6\ta\nfd00::1\tb\n"));
+        assert!(
+            hosts(&many, NetworkMode::None, None, "x", &[]).ends_with("10.0.0.6\ta\nfd00::1\tb\n")
+        );
         assert_eq!(hostname_file("web"), "web\n");
+    }
+
+    #[test]
+    fn hosts_lists_links_before_the_own_address() {
+        let ip = Some(Ipv4Addr::new(198, 19, 0, 3));
+        let links = [(Ipv4Addr::new(198, 19, 0, 2), "database db".to_string())];
+        let bridge = hosts(&def(), NetworkMode::Bridge, ip, "web", &links);
+        assert!(
+            bridge.ends_with("10.0.0.5\tdb.local\n198.19.0.2\tdatabase db\n198.19.0.3\tweb\n"),
+            "{bridge}"
+        );
     }
 
     #[test]

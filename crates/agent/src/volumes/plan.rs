@@ -155,8 +155,9 @@ pub struct TaskInput<'a> {
     pub volumes: &'a [Volume],
     /// The containers with RunTask's overrides applied.
     pub containers: &'a [ContainerDefinition],
-    /// The task's address (none in host mode, or before it has one).
-    pub own_ip: Option<Ipv4Addr>,
+    /// The task's network (none in host mode): each container's address
+    /// (in bridge mode its own) and the addresses `links` name.
+    pub network: Option<&'a orca_net::TaskNetwork>,
 }
 
 /// `path` with `.` and `..` resolved without the file system; None if it
@@ -351,6 +352,33 @@ fn tmpfs_mounts(def: &ContainerDefinition) -> Result<Vec<MountSpec>, VolumeError
     Ok(out)
 }
 
+/// The /etc/hosts entries of `def`'s `links` (bridge mode): each linked
+/// container's own address under its alias and its name, as Docker writes
+/// them. A link to a container the task does not have was refused when the
+/// task definition was registered.
+fn links(
+    def: &ContainerDefinition,
+    network: Option<&orca_net::TaskNetwork>,
+) -> Vec<(Ipv4Addr, String)> {
+    let Some(network) = network.filter(|n| !n.endpoints.is_empty()) else {
+        return Vec::new();
+    };
+    def.links
+        .iter()
+        .flatten()
+        .filter_map(|link| {
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let ip = network.endpoints.iter().find(|e| e.container == name)?.ip;
+            let names = if alias == name {
+                name.to_string()
+            } else {
+                format!("{alias} {name}")
+            };
+            Some((ip, names))
+        })
+        .collect()
+}
+
 /// Plans the task's volumes, tmpfs mounts and /etc files.
 pub fn plan(task: &TaskInput<'_>, settings: &VolumeSettings) -> Result<TaskSetup, VolumeError> {
     let mut setup = TaskSetup {
@@ -385,7 +413,13 @@ pub fn plan(task: &TaskInput<'_>, settings: &VolumeSettings) -> Result<TaskSetup
             }
             let content = match file {
                 "resolv.conf" => dns_files::resolv_conf(def, task.mode, &settings.dns_servers),
-                "hosts" => dns_files::hosts(def, task.mode, task.own_ip, &hostname),
+                "hosts" => dns_files::hosts(
+                    def,
+                    task.mode,
+                    task.network.and_then(|n| n.ip_of(&def.name)),
+                    &hostname,
+                    &links(def, task.network),
+                ),
                 _ => dns_files::hostname_file(&hostname),
             };
             setup.files.push((dir.join(file), content));

@@ -29,10 +29,37 @@ fn run(vols: Value, defs: Value) -> Result<TaskSetup, VolumeError> {
             mode: NetworkMode::Awsvpc,
             volumes: &vols,
             containers: &defs,
-            own_ip: Some(Ipv4Addr::new(198, 19, 0, 2)),
+            network: Some(&task_network(&[])),
         },
         &settings(),
     )
+}
+
+/// The task's network at 198.19.0.2; in bridge mode each of
+/// `containers` has its own address from .2 on.
+fn task_network(containers: &[&str]) -> orca_net::TaskNetwork {
+    let endpoints: Vec<orca_net::Endpoint> = containers
+        .iter()
+        .zip(2u8..)
+        .map(|(name, last)| orca_net::Endpoint {
+            container: name.to_string(),
+            netns_path: PathBuf::from(format!("/run/netns/x-t1.{}", last - 2)),
+            ip: Ipv4Addr::new(198, 19, 0, last),
+            mac_address: String::new(),
+            host_veth: String::new(),
+        })
+        .collect();
+    orca_net::TaskNetwork {
+        task_id: "t1".into(),
+        netns_path: PathBuf::from("/run/netns/x-t1"),
+        ip: Ipv4Addr::new(198, 19, 0, 2),
+        prefix_len: 24,
+        gateway: Ipv4Addr::new(198, 19, 0, 1),
+        mac_address: String::new(),
+        host_veth: String::new(),
+        loopback_only: false,
+        endpoints,
+    }
 }
 
 fn ok(vols: Value, defs: Value) -> TaskSetup {
@@ -219,7 +246,7 @@ fn with_no_allow_list_every_host_path_is_refused_clearly() {
             mode: NetworkMode::Bridge,
             volumes: &vols,
             containers: &defs,
-            own_ip: None,
+            network: None,
         },
         &VolumeSettings::default(),
     );
@@ -373,4 +400,43 @@ fn normalize_resolves_dots_lexically() {
     assert_eq!(normalize("/a/./b/../c/"), Some(PathBuf::from("/a/c")));
     assert_eq!(normalize("/../.."), Some(PathBuf::from("/")));
     assert_eq!(normalize("a/b"), None);
+}
+
+#[test]
+fn bridge_links_name_each_linked_containers_own_address() {
+    let defs = containers(json!([
+        {"name": "db", "image": "b"},
+        {"name": "web", "image": "b", "links": ["db:database", "cache"]},
+        {"name": "cache", "image": "b"}
+    ]));
+    let network = task_network(&["db", "web", "cache"]);
+    let setup = plan(
+        &TaskInput {
+            task_id: "t1",
+            mode: NetworkMode::Bridge,
+            volumes: &[],
+            containers: &defs,
+            network: Some(&network),
+        },
+        &settings(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hosts_of = |name: &str| {
+        setup
+            .files
+            .iter()
+            .find(|(path, _)| path.ends_with(format!("{name}/hosts")))
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("no hosts file for {name}"))
+    };
+    assert!(
+        hosts_of("web").ends_with("198.19.0.2\tdatabase db\n198.19.0.4\tcache\n198.19.0.3\tt1\n"),
+        "{}",
+        hosts_of("web")
+    );
+    assert!(
+        hosts_of("db").ends_with("ip6-allrouters\n198.19.0.2\tt1\n"),
+        "{}",
+        hosts_of("db")
+    );
 }

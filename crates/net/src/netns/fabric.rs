@@ -20,7 +20,8 @@ use rtnetlink::Handle;
 use super::link::nl_err;
 use super::{node_rules, overlay, NetnsNetwork};
 use crate::overlay::{desired, OverlayConfig, OverlayOp, Peer};
-use crate::rules::NodeRules;
+use crate::published::PublishedPorts;
+use crate::rules::{NodeRules, PortForward};
 use crate::{NetworkConfigurator, NetworkError, NodePolicy};
 
 /// VXLAN over IPv4 adds this much to each frame: outer IPv4 (20), UDP (8),
@@ -30,29 +31,58 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 const FALLBACK_MTU: u32 = 1450;
 
 /// The rules as this process last made the kernel hold them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct RulesState {
-    /// None until the agent sets one: then no rule is ever touched (tests
-    /// of the task namespaces alone).
+    /// None until the agent sets one: then only published ports are
+    /// written (tests of the task namespaces alone touch no rule).
     policy: Option<NodePolicy>,
+    /// Bridge-mode tasks' host ports (persisted).
+    published: PublishedPorts,
     /// None: unknown (nothing written by this process yet).
     applied: Option<Option<NodeRules>>,
 }
 
+impl RulesState {
+    pub(super) fn new(published: PublishedPorts) -> RulesState {
+        RulesState {
+            policy: None,
+            published,
+            applied: None,
+        }
+    }
+}
+
+/// What a convergence changes first.
+pub(super) enum RulesChange<'a> {
+    None,
+    /// The agent's policy (re-applied whatever this process believes, so a
+    /// periodic call repairs a rule someone deleted).
+    Policy(NodePolicy),
+    /// A task's published ports (empty: it has none any more).
+    Publish(&'a str, Vec<PortForward>),
+}
+
 impl NetnsNetwork {
     /// Makes the kernel hold the rules the policy and the held tasks ask
-    /// for; with `force`, writes them even if this process wrote the same.
-    pub(super) async fn converge_rules(
-        &self,
-        set: Option<NodePolicy>,
-        force: bool,
-    ) -> Result<(), NetworkError> {
+    /// for, after `change`.
+    pub(super) async fn converge_rules(&self, change: RulesChange<'_>) -> Result<(), NetworkError> {
         let mut state = self.rules.lock().await;
-        if let Some(policy) = set {
-            state.policy = Some(policy);
+        let mut force = false;
+        match change {
+            RulesChange::None => {}
+            RulesChange::Policy(policy) => {
+                state.policy = Some(policy);
+                force = true;
+            }
+            RulesChange::Publish(task_id, ports) => {
+                state.published.set(task_id, ports)?;
+            }
         }
-        let Some(policy) = state.policy.clone() else {
-            return Ok(());
+        let forwards = state.published.all();
+        let policy = match state.policy.clone() {
+            Some(policy) => policy,
+            None if forwards.is_empty() => return Ok(()),
+            None => NodePolicy::default(),
         };
         let tasks = !self.held().await?.is_empty();
         let want = NodeRules {
@@ -60,7 +90,7 @@ impl NetnsNetwork {
             subnet: self.config.subnet,
             egress: policy.egress,
             keep_source: policy.keep_source,
-            forwards: policy.forwards,
+            forwards,
         };
         let want = (tasks && !want.is_empty()).then_some(want);
         if !force && state.applied.as_ref() == Some(&want) {

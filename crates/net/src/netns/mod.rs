@@ -32,11 +32,13 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn, Instrument};
 
+use crate::bridge::{bridge_network, forwards_of, tasks_of};
 use crate::ipam::Ipam;
 use crate::names::{
-    check_task_id, format_mac, host_veth_name, mac_for, netns_name, MAX_IFNAME_LEN,
+    belongs_to, check_task_id, endpoint_id, format_mac, host_veth_name, mac_for, netns_name,
+    MAX_IFNAME_LEN,
 };
-use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, TaskNetwork};
+use crate::{NetworkConfigurator, NetworkError, NodeNetworkConfig, PublishedPort, TaskNetwork};
 
 pub use namespace::{delete_namespace, in_namespace, list_namespaces, netns_path};
 
@@ -97,12 +99,15 @@ impl NetnsNetwork {
             tasks = ipam.allocated().len(),
             "task network ready"
         );
+        let rules = tokio::sync::Mutex::new(fabric::RulesState::new(
+            crate::published::PublishedPorts::open(&config.state_dir),
+        ));
         Ok(NetnsNetwork {
             config,
             ipam: Arc::new(Mutex::new(ipam)),
             host,
             bridge_index,
-            rules: Default::default(),
+            rules,
             peers_lock: Default::default(),
         })
     }
@@ -135,6 +140,7 @@ impl NetnsNetwork {
             mac_address: format_mac(mac_for(ip)),
             host_veth: host_veth_name(name),
             loopback_only: false,
+            endpoints: Vec::new(),
         }
     }
 
@@ -219,6 +225,36 @@ impl NetnsNetwork {
                 Err(e)
             }
         }
+    }
+
+    /// Every network key (task id or bridge endpoint) holding an address
+    /// or a namespace.
+    fn held_keys(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
+        let mut held: std::collections::BTreeSet<String> =
+            self.ipam().allocated().into_iter().collect();
+        let prefix = format!("{}-", self.config.netns_prefix);
+        for name in list_namespaces(&self.config.netns_prefix)? {
+            // Task ids (minted by the controllers) hold no '-': a longer
+            // name is another agent's whose prefix extends this one
+            // (`orca-a` and `orca-a-b`), never a leftover of this agent.
+            if let Some(key) = name.strip_prefix(&prefix).filter(|t| !t.contains('-')) {
+                held.insert(key.to_string());
+            }
+        }
+        Ok(held)
+    }
+
+    /// The network keys of one task: its own and its bridge endpoints'.
+    fn keys_of(&self, task_id: &str) -> Result<Vec<String>, NetworkError> {
+        let mut keys: Vec<String> = self
+            .held_keys()?
+            .into_iter()
+            .filter(|key| belongs_to(key, task_id))
+            .collect();
+        if keys.is_empty() {
+            keys.push(task_id.to_string());
+        }
+        Ok(keys)
     }
 
     /// Whether the task's namespace is bound and its host veth is on our
@@ -322,7 +358,40 @@ impl NetworkConfigurator for NetnsNetwork {
     async fn setup(&self, task_id: &str) -> Result<TaskNetwork, NetworkError> {
         let span = tracing::info_span!("net_setup", task_id = %task_id);
         let network = self.setup_task(task_id).instrument(span).await?;
-        self.converge_rules(None, false).await?;
+        self.converge_rules(fabric::RulesChange::None).await?;
+        Ok(network)
+    }
+
+    async fn setup_bridge(
+        &self,
+        task_id: &str,
+        containers: &[String],
+        published: &[PublishedPort],
+    ) -> Result<TaskNetwork, NetworkError> {
+        check_task_id(task_id)?;
+        let span = tracing::info_span!("net_setup", task_id = %task_id, mode = "bridge");
+        let mut endpoints = Vec::with_capacity(containers.len());
+        for (index, container) in containers.iter().enumerate() {
+            // A failure leaves the endpoints made so far: the task's
+            // teardown (which the agent runs for a task that failed to
+            // start) removes them all.
+            let own = self
+                .setup_task(&endpoint_id(task_id, index))
+                .instrument(span.clone())
+                .await?;
+            endpoints.push(crate::Endpoint {
+                container: container.clone(),
+                netns_path: own.netns_path,
+                ip: own.ip,
+                mac_address: own.mac_address,
+                host_veth: own.host_veth,
+            });
+        }
+        let network = bridge_network(task_id, &self.config, endpoints)?;
+        let forwards = forwards_of(&network, published)?;
+        self.converge_rules(fabric::RulesChange::Publish(task_id, forwards))
+            .instrument(span)
+            .await?;
         Ok(network)
     }
 
@@ -335,15 +404,22 @@ impl NetworkConfigurator for NetnsNetwork {
     /// namespace keeps it, and its veth on the bridge, alive while its
     /// address is already free for reuse.
     async fn teardown(&self, task_id: &str) -> Result<(), NetworkError> {
+        check_task_id(task_id)?;
         let span = tracing::info_span!("net_teardown", task_id = %task_id);
-        teardown_task(
-            Arc::clone(&self.ipam),
-            self.config.netns_prefix.clone(),
-            task_id.to_string(),
-        )
-        .instrument(span)
-        .await?;
-        self.converge_rules(None, false).await
+        // Unpublished first: no DNAT towards an address about to be freed.
+        self.converge_rules(fabric::RulesChange::Publish(task_id, Vec::new()))
+            .instrument(span.clone())
+            .await?;
+        for key in self.keys_of(task_id)? {
+            teardown_task(
+                Arc::clone(&self.ipam),
+                self.config.netns_prefix.clone(),
+                key,
+            )
+            .instrument(span.clone())
+            .await?;
+        }
+        self.converge_rules(fabric::RulesChange::None).await
     }
 
     fn subnet(&self) -> crate::Ipv4Subnet {
@@ -351,26 +427,16 @@ impl NetworkConfigurator for NetnsNetwork {
     }
 
     fn allocated(&self) -> Vec<String> {
-        self.ipam().allocated()
+        tasks_of(self.ipam().allocated())
     }
 
     async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
-        let mut held: std::collections::BTreeSet<String> =
-            self.ipam().allocated().into_iter().collect();
-        let prefix = format!("{}-", self.config.netns_prefix);
-        for name in list_namespaces(&self.config.netns_prefix)? {
-            // Task ids (minted by the controllers) hold no '-': a longer
-            // name is another agent's whose prefix extends this one
-            // (`orca-a` and `orca-a-b`), never a leftover of this agent.
-            if let Some(task_id) = name.strip_prefix(&prefix).filter(|t| !t.contains('-')) {
-                held.insert(task_id.to_string());
-            }
-        }
-        Ok(held)
+        Ok(tasks_of(self.held_keys()?).into_iter().collect())
     }
 
     async fn set_policy(&self, policy: crate::NodePolicy) -> Result<(), NetworkError> {
-        self.converge_rules(Some(policy), true).await
+        self.converge_rules(fabric::RulesChange::Policy(policy))
+            .await
     }
 
     async fn sync_peers(

@@ -176,6 +176,10 @@ impl Alone {
             strategies: parse_strategies(&scenario.strategy, "placementStrategy").map_err(err)?,
             required_attributes: definition.requires_attributes.clone(),
             static_ports: Vec::new(),
+            addresses: orca_controller::state::task_addresses::addresses_per_task(
+                definition.spec.effective_network_mode(),
+                definition.spec.container_definitions.len(),
+            ),
         })
     }
 
