@@ -6,7 +6,9 @@
 //! another host and from the node itself, through the agent's DNAT, and
 //! describe-tasks shows the bindings. `client` reaches `web` by the alias
 //! its `links` entry names (/etc/hosts). The published ports survive a
-//! SIGKILLed agent and its restart, and go with the task.
+//! SIGKILLed agent and its restart, and go with the task. A bridge-mode
+//! service with a registry naming a container port is found by SRV at its
+//! node's address and the host port the leader chose, and answers there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,6 +70,115 @@ fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no container {name}: {task:#}"))
+}
+
+/// The SRV answer for `name` from the resolver at `server`, asked from
+/// inside `netns`: each target's address (from the additional section)
+/// and port.
+fn srv(netns: PathBuf, server: SocketAddr, name: &'static str) -> Vec<SocketAddr> {
+    use hickory_proto::rr::{RData, RecordType};
+    block_in(&netns, move || async move {
+        let Ok(query) = orca_dns::client::query_message(name, RecordType::SRV) else {
+            return Vec::new();
+        };
+        let Ok(reply) = orca_dns::client::query_udp(server, &query).await else {
+            return Vec::new();
+        };
+        reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(srv) => reply.additionals.iter().find_map(|a| match &a.data {
+                    RData::A(ip) if a.name == srv.target => {
+                        Some(SocketAddr::new(ip.0.into(), srv.port))
+                    }
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// A bridge-mode service with a registry naming `api`'s container port:
+/// SRV gives the address of the node running it and the published host
+/// port, from host 2's resolver, and the service answers there.
+async fn discovered_by_srv(net: &mut MultiNode, image: &str, other: PathBuf) {
+    let td = json!({"family": "apisvc", "networkMode": "bridge", "containerDefinitions": [
+        httpd("api", image, "bridge-srv", json!({"containerPort": 80}))]});
+    register(&mut net.client, &td.to_string())
+        .await
+        .expect("register");
+    ecs(
+        &mut net.client,
+        "CreateService",
+        json!({"serviceName": "api", "taskDefinition": "apisvc", "desiredCount": 1,
+               "serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:local:000000000000:service/api",
+                                      "containerName": "api", "containerPort": 80}]}),
+    )
+    .await
+    .expect("create-service");
+    let resolver: orca_net::Ipv4Subnet = net.agents[1].subnet.parse().expect("subnet");
+    let resolver = SocketAddr::new(resolver.gateway().into(), 53);
+    let deadline = Instant::now() + WAIT;
+    let target = loop {
+        let found = srv(other.clone(), resolver, "api.orca.local");
+        if let [one] = found.as_slice() {
+            break *one;
+        }
+        if Instant::now() >= deadline {
+            let services = ecs(
+                &mut net.client,
+                "DescribeServices",
+                json!({"services": ["api"]}),
+            )
+            .await
+            .unwrap_or_default();
+            panic!(
+                "no single SRV answer for api.orca.local: {found:?}\n{services:#}\n{}",
+                net.log(2)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The node running the task, by its instance.
+    let listed = ecs(&mut net.client, "ListTasks", json!({"serviceName": "api"}))
+        .await
+        .expect("list");
+    let task = describe(net, listed["taskArns"][0].as_str().unwrap_or_default()).await;
+    let host = net
+        .agents
+        .iter()
+        .position(|a| task["containerInstanceArn"] == a.instance_arn.as_str())
+        .unwrap_or_else(|| panic!("on no known instance: {task:#}"));
+    assert_eq!(
+        target.ip(),
+        std::net::IpAddr::from(net.net.addr(host + 1)),
+        "{target}"
+    );
+    assert!((32768..=60999).contains(&target.port()), "{target}");
+    wait_serves(other, target, "bridge-srv", "at the SRV target").await;
+    ecs(
+        &mut net.client,
+        "DeleteService",
+        json!({"service": "api", "force": true}),
+    )
+    .await
+    .expect("delete-service");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = ecs(&mut net.client, "ListTasks", json!({"serviceName": "api"}))
+            .await
+            .expect("list");
+        if listed["taskArns"].as_array().is_none_or(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "api's task still listed: {listed:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn describe(net: &mut MultiNode, arn: &str) -> Value {
@@ -207,8 +318,10 @@ async fn e2e_bridge_mode_publishes_host_ports_on_the_node_and_links_containers()
         assert!(Instant::now() < deadline, "left on host 1: {left:#?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let gone = fetch(other, SocketAddr::new(node.into(), STATIC_PORT));
+    let gone = fetch(other.clone(), SocketAddr::new(node.into(), STATIC_PORT));
     assert!(gone.is_err(), "still answering: {gone:?}");
+
+    discovered_by_srv(&mut net, &image, other).await;
     let problems = net.clean().await;
     assert!(problems.is_empty(), "{problems:?}");
 }
