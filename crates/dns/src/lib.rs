@@ -11,9 +11,11 @@
 //! `<bridge gateway>:53`; tasks get that address as their nameserver.
 //!
 //! - [`zone`]: the pure rules: which names exist and what they answer
-//!   (A, SRV with its targets' A, NXDOMAIN, NODATA), or "not ours";
+//!   (A, SRV with its targets' A, SOA, NXDOMAIN and NODATA with the SOA),
+//!   or "not ours";
 //! - [`server`]: the hickory shell: answers from the current zone, relays
-//!   other names to the upstreams over UDP, REFUSED when there are none,
+//!   other names to the upstreams (over the client's transport, and over
+//!   TCP again when a UDP reply is truncated), REFUSED when there are none,
 //!   SERVFAIL when none replies;
 //! - [`client`]: a minimal stub client for tests and benchmarks.
 //!

@@ -9,9 +9,10 @@ use std::time::Duration;
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
-use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::rdata::{A, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::net::NetError;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -104,9 +105,11 @@ impl Responder {
         let kind = match query.query_type() {
             RecordType::A => QueryKind::A,
             RecordType::SRV => QueryKind::Srv,
+            RecordType::SOA => QueryKind::Soa,
             _ => QueryKind::Other,
         };
-        let answer = zone::answer(&self.zone(), &query.name().to_string(), kind);
+        let zone = self.zone();
+        let answer = zone::answer(&zone, &query.name().to_string(), kind);
         debug!(name = %query.name(), qtype = %query.query_type(), ?answer, "dns query");
 
         // Echo EDNS when the client used it, so UDP answers may exceed 512
@@ -124,14 +127,16 @@ impl Responder {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !self.upstreams.is_empty();
         metadata.authoritative = true;
-        let records = match answer {
+        // Negative answers name the zone's SOA, whose MINIMUM tells
+        // resolvers how long to cache them (RFC 2308).
+        let (records, authorities) = match answer {
             Answer::NotOurs => return self.relay(request, builder, handle).await,
             Answer::NxDomain => {
                 metadata.response_code = ResponseCode::NXDomain;
-                zone::Records::default()
+                (zone::Records::default(), vec![zone::soa(&zone)])
             }
-            Answer::NoData => zone::Records::default(),
-            Answer::Records(records) => records,
+            Answer::NoData => (zone::Records::default(), vec![zone::soa(&zone)]),
+            Answer::Records(records) => (records, Vec::new()),
         };
         // Answers carry the question's own spelling of the name, so clients
         // that randomise its case (0x20) accept them.
@@ -141,18 +146,24 @@ impl Responder {
             .iter()
             .map(|r| to_record(r, Some(owner)))
             .collect::<Option<Vec<_>>>();
+        let authorities = authorities
+            .iter()
+            .map(|r| to_record(r, None))
+            .collect::<Option<Vec<_>>>();
         let additionals = records
             .additionals
             .iter()
             .map(|r| to_record(r, None))
             .collect::<Option<Vec<_>>>();
-        let (Some(answers), Some(additionals)) = (answers, additionals) else {
+        let (Some(answers), Some(authorities), Some(additionals)) =
+            (answers, authorities, additionals)
+        else {
             // A task id or namespace that is no valid DNS name.
             debug!(name = %query.name(), "zone record with an invalid name");
             let response = builder.error_msg(&request.metadata, ResponseCode::ServFail);
             return handle.send_response(response).await;
         };
-        let response = builder.build(metadata, &answers, [], [], &additionals);
+        let response = builder.build(metadata, &answers, &authorities, [], &additionals);
         handle.send_response(response).await
     }
 
@@ -167,10 +178,17 @@ impl Responder {
             return handle.send_response(response).await;
         }
         let id = request.metadata.id;
+        // A client that came over TCP expects an answer too big for UDP:
+        // ask over TCP straight away rather than collect a truncated one.
+        let transport = match request.protocol() {
+            Protocol::Tcp => relay::Transport::Tcp,
+            _ => relay::Transport::Udp,
+        };
         let reply: Option<Message> = relay::forward(
             &self.upstreams,
             request.as_slice(),
             id,
+            transport,
             self.upstream_timeout,
         )
         .await;
@@ -213,6 +231,25 @@ fn to_record(record: &ZoneRecord, owner: Option<&Name>) -> Option<Record> {
             *weight,
             *port,
             Name::from_ascii(target).ok()?,
+        )),
+        RecordData::Soa {
+            mname,
+            rname,
+            serial,
+            refresh,
+            retry,
+            expire,
+            minimum,
+        } => RData::SOA(SOA::new(
+            Name::from_ascii(mname).ok()?,
+            Name::from_ascii(rname).ok()?,
+            *serial,
+            // hickory types the timers as i32 (RFC 1035 leaves them
+            // unsigned); ours are constants far below i32::MAX.
+            i32::try_from(*refresh).ok()?,
+            i32::try_from(*retry).ok()?,
+            i32::try_from(*expire).ok()?,
+            *minimum,
         )),
     };
     Some(Record::from_rdata(name, record.ttl, data))

@@ -8,9 +8,16 @@
 //!   section;
 //! - `A <task_id>.<service>.<ns>`: that task's address;
 //! - a name that exists but has nothing of the asked type (a service with no
-//!   endpoints, the namespace itself, AAAA for a service): NOERROR, empty;
+//!   endpoints, the namespace itself but for SOA, AAAA for a service):
+//!   NOERROR, empty;
+//! - `SOA <ns>`: the zone's [`soa`];
 //! - any other name under the namespace: NXDOMAIN;
 //! - a name outside the namespace is not ours to answer.
+//!
+//! NXDOMAIN and NODATA carry [`soa`] in their authority section (RFC 2308
+//! section 3): without it a resolver may not cache the negative answer at
+//! all, and with it caches it for the SOA's MINIMUM, which is the zone's TTL
+//! so that "no such name" lasts no longer than an address would.
 
 use std::net::Ipv4Addr;
 
@@ -22,6 +29,7 @@ use orca_core::discovery::{DiscoveryZone, ServiceEndpoint};
 pub enum QueryKind {
     A,
     Srv,
+    Soa,
     Other,
 }
 
@@ -47,6 +55,18 @@ pub struct Records {
     pub additionals: Vec<ZoneRecord>,
 }
 
+/// SOA timers for secondaries, which this zone never has (it lives in each
+/// agent's memory and is pushed by the leader, never transferred), so they
+/// only need to be plausible: Route 53's defaults for a hosted zone.
+const SOA_REFRESH_SECS: u32 = 7200;
+const SOA_RETRY_SECS: u32 = 900;
+const SOA_EXPIRE_SECS: u32 = 1_209_600;
+
+/// The SOA serial. A [`DiscoveryZone`] carries no version, and a serial
+/// taken from the clock or a hash would differ between agents serving the
+/// same zone; nothing here reads serials (no transfers), so it is fixed.
+const SOA_SERIAL: u32 = 1;
+
 /// One resource record, named by its lowercase fully-qualified name
 /// (trailing dot included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +86,38 @@ pub enum RecordData {
         /// Fully qualified, trailing dot included.
         target: String,
     },
+    Soa {
+        /// The primary server's name, fully qualified.
+        mname: String,
+        /// The responsible mailbox as a name, fully qualified.
+        rname: String,
+        serial: u32,
+        refresh: u32,
+        retry: u32,
+        expire: u32,
+        /// How long a resolver may cache a negative answer (RFC 2308).
+        minimum: u32,
+    },
+}
+
+/// The zone's SOA record, owned by the namespace apex: the authority of
+/// every negative answer and the answer to `SOA <ns>`. Its TTL and MINIMUM
+/// are the zone's TTL, the bound RFC 2308 puts on negative caching.
+pub fn soa(zone: &DiscoveryZone) -> ZoneRecord {
+    let namespace = normalize(&zone.namespace);
+    ZoneRecord {
+        name: format!("{namespace}."),
+        ttl: zone.ttl_secs,
+        data: RecordData::Soa {
+            mname: format!("ns.{namespace}."),
+            rname: format!("hostmaster.{namespace}."),
+            serial: SOA_SERIAL,
+            refresh: SOA_REFRESH_SECS,
+            retry: SOA_RETRY_SECS,
+            expire: SOA_EXPIRE_SECS,
+            minimum: zone.ttl_secs,
+        },
+    }
 }
 
 /// Answers `qtype` for `name` from `zone`.
@@ -77,7 +129,13 @@ pub fn answer(zone: &DiscoveryZone, name: &str, qtype: QueryKind) -> Answer {
         return Answer::NotOurs;
     }
     if name == namespace {
-        return Answer::NoData;
+        return match qtype {
+            QueryKind::Soa => Answer::Records(Records {
+                answers: vec![soa(zone)],
+                additionals: Vec::new(),
+            }),
+            _ => Answer::NoData,
+        };
     }
     let Some(relative) = name
         .strip_suffix(namespace.as_str())

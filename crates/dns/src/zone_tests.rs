@@ -277,6 +277,101 @@ fn the_ttl_is_the_zones() {
         .all(|r| r.ttl == 60));
 }
 
+#[test]
+fn the_soa_is_owned_by_the_apex_and_names_the_namespace() {
+    assert_eq!(
+        soa(&zone()),
+        ZoneRecord {
+            name: "orca.local.".to_owned(),
+            ttl: 15,
+            data: RecordData::Soa {
+                mname: "ns.orca.local.".to_owned(),
+                rname: "hostmaster.orca.local.".to_owned(),
+                serial: 1,
+                refresh: 7200,
+                retry: 900,
+                expire: 1_209_600,
+                minimum: 15,
+            },
+        }
+    );
+}
+
+#[test]
+fn the_soa_spells_the_namespace_in_lowercase_with_one_trailing_dot() {
+    let mut zone = zone();
+    zone.namespace = "Prod.Corp.".to_owned();
+    let record = soa(&zone);
+    assert_eq!(record.name, "prod.corp.");
+    let RecordData::Soa { mname, rname, .. } = record.data else {
+        panic!("an SOA record");
+    };
+    assert_eq!(
+        (mname.as_str(), rname.as_str()),
+        ("ns.prod.corp.", "hostmaster.prod.corp.")
+    );
+}
+
+#[test]
+fn negative_answers_are_cached_no_longer_than_positive_ones() {
+    // RFC 2308: a negative answer lives min(SOA TTL, MINIMUM); both are
+    // the TTL the zone gives its addresses.
+    let mut zone = zone();
+    zone.ttl_secs = 60;
+    let record = soa(&zone);
+    assert_eq!(record.ttl, 60);
+    let RecordData::Soa { minimum, .. } = record.data else {
+        panic!("an SOA record");
+    };
+    assert_eq!(minimum, 60);
+}
+
+#[test]
+fn soa_for_the_namespace_is_the_zones_soa() {
+    let zone = zone();
+    for name in ["orca.local", "Orca.Local."] {
+        assert_eq!(
+            answer(&zone, name, QueryKind::Soa),
+            answers(vec![soa(&zone)], vec![]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn other_questions_about_the_namespace_stay_nodata() {
+    // NS among them: the responder is no delegated server to name.
+    let zone = zone();
+    for qtype in [QueryKind::A, QueryKind::Srv, QueryKind::Other] {
+        assert_eq!(
+            answer(&zone, "orca.local", qtype),
+            Answer::NoData,
+            "{qtype:?}"
+        );
+    }
+}
+
+#[test]
+fn soa_below_the_apex_is_nodata_or_nxdomain() {
+    let zone = zone();
+    assert_eq!(
+        answer(&zone, "web.orca.local", QueryKind::Soa),
+        Answer::NoData
+    );
+    assert_eq!(
+        answer(&zone, "aaa111.web.orca.local", QueryKind::Soa),
+        Answer::NoData
+    );
+    assert_eq!(
+        answer(&zone, "db.orca.local", QueryKind::Soa),
+        Answer::NxDomain
+    );
+    assert_eq!(
+        answer(&zone, "example.com", QueryKind::Soa),
+        Answer::NotOurs
+    );
+}
+
 impl Answer {
     /// Rewrites every record name and SRV target, to compare answers
     /// across namespaces.

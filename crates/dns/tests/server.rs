@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{RData, RecordType};
 use orca_core::discovery::{DiscoveryZone, ServiceEndpoint};
 use orca_dns::client::{query_a, query_message, query_tcp, query_udp};
@@ -17,6 +18,9 @@ use orca_dns::{serve, DnsError, Responder};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+#[path = "server/relay_tcp.rs"]
+mod relay_tcp;
 
 struct Running {
     udp: SocketAddr,
@@ -189,6 +193,72 @@ async fn unknown_names_in_the_namespace_are_nxdomain_and_empty_services_nodata()
     let reply = dns.ask("web.orca.local.", RecordType::AAAA).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(reply.answers.is_empty());
+    dns.stop().await;
+}
+
+/// The one SOA record in `reply`'s authority section, with its TTL.
+fn authority_soa(reply: &Message) -> (String, u32, SOA) {
+    let [record] = reply.authorities.as_slice() else {
+        panic!("one authority record, got {:?}", reply.authorities);
+    };
+    let RData::SOA(soa) = &record.data else {
+        panic!("an SOA authority, got {record:?}");
+    };
+    (record.name.to_ascii(), record.ttl, soa.clone())
+}
+
+fn assert_zone_soa(soa: &SOA) {
+    assert_eq!(soa.mname.to_ascii(), "ns.orca.local.");
+    assert_eq!(soa.rname.to_ascii(), "hostmaster.orca.local.");
+    assert_eq!(soa.serial, 1);
+    assert_eq!(
+        soa.minimum, 10,
+        "negative answers live as long as the zone's ttl"
+    );
+}
+
+#[tokio::test]
+async fn negative_answers_carry_the_zones_soa() {
+    let dns = start(Responder::new(orca_zone(), Vec::new())).await;
+    for (name, qtype, rcode) in [
+        ("db.orca.local.", RecordType::A, ResponseCode::NXDomain),
+        ("idle.orca.local.", RecordType::A, ResponseCode::NoError),
+        ("web.orca.local.", RecordType::AAAA, ResponseCode::NoError),
+        ("orca.local.", RecordType::NS, ResponseCode::NoError),
+    ] {
+        let reply = dns.ask(name, qtype).await;
+        assert_eq!(reply.metadata.response_code, rcode, "{name} {qtype}");
+        assert!(reply.answers.is_empty(), "{name} {qtype}");
+        let (owner, ttl, soa) = authority_soa(&reply);
+        assert_eq!((owner.as_str(), ttl), ("orca.local.", 10), "{name} {qtype}");
+        assert_zone_soa(&soa);
+    }
+    // Over TCP too, and positive answers have no authority section.
+    let query = query_message("nope.orca.local.", RecordType::A).expect("query");
+    let reply = query_tcp(dns.tcp, &query).await.expect("reply");
+    assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+    assert_zone_soa(&authority_soa(&reply).2);
+    let reply = dns.ask("web.orca.local.", RecordType::A).await;
+    assert!(reply.authorities.is_empty());
+    dns.stop().await;
+}
+
+#[tokio::test]
+async fn soa_for_the_namespace_is_answered() {
+    let dns = start(Responder::new(orca_zone(), Vec::new())).await;
+    let reply = dns.ask("Orca.Local.", RecordType::SOA).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.metadata.authoritative);
+    assert!(reply.authorities.is_empty());
+    let [record] = reply.answers.as_slice() else {
+        panic!("one answer, got {:?}", reply.answers);
+    };
+    assert_eq!(record.name.to_ascii(), "Orca.Local.", "spelled as asked");
+    assert_eq!(record.ttl, 10);
+    let RData::SOA(soa) = &record.data else {
+        panic!("an SOA answer, got {record:?}");
+    };
+    assert_zone_soa(soa);
     dns.stop().await;
 }
 
