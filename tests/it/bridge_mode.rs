@@ -100,9 +100,10 @@ fn srv(netns: PathBuf, server: SocketAddr, name: &'static str) -> Vec<SocketAddr
     })
 }
 
-/// A bridge-mode service with a registry naming `api`'s container port:
-/// SRV gives the address of the node running it and the published host
-/// port, from host 2's resolver, and the service answers there.
+/// A bridge-mode service with a registry naming `api`'s container port,
+/// placed on host 1 by its node address: SRV gives host 1's address and the
+/// published host port, from host 2's resolver, and the service answers
+/// there.
 async fn discovered_by_srv(net: &mut MultiNode, image: &str, other: PathBuf) {
     let td = json!({"family": "apisvc", "networkMode": "bridge", "containerDefinitions": [
         httpd("api", image, "bridge-srv", json!({"containerPort": 80}))]});
@@ -113,6 +114,9 @@ async fn discovered_by_srv(net: &mut MultiNode, image: &str, other: PathBuf) {
         &mut net.client,
         "CreateService",
         json!({"serviceName": "api", "taskDefinition": "apisvc", "desiredCount": 1,
+               // The node address is an attribute like any other.
+               "placementConstraints": [{"type": "memberOf",
+                   "expression": format!("attribute:orca.node-address == '{}'", net.net.addr(1))}],
                "serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:local:000000000000:service/api",
                                       "containerName": "api", "containerPort": 80}]}),
     )
@@ -151,9 +155,10 @@ async fn discovered_by_srv(net: &mut MultiNode, image: &str, other: PathBuf) {
         .iter()
         .position(|a| task["containerInstanceArn"] == a.instance_arn.as_str())
         .unwrap_or_else(|| panic!("on no known instance: {task:#}"));
+    assert_eq!(host, 0, "placed by the node-address constraint: {task:#}");
     assert_eq!(
         target.ip(),
-        std::net::IpAddr::from(net.net.addr(host + 1)),
+        std::net::IpAddr::from(net.net.addr(1)),
         "{target}"
     );
     assert!((32768..=60999).contains(&target.port()), "{target}");

@@ -258,13 +258,14 @@ impl ClusterState {
             memory: registration.memory,
         };
         let arn = self.arn.container_instance(&cluster, &id);
+        let attributes = with_network_attributes(registration.attributes, subnet, node_address);
         let record = match self.instances.get_mut(&id) {
             Some(r) => {
                 let reserved = r.registered.saturating_sub(r.remaining);
                 r.registered = registered;
                 r.remaining = registered.saturating_sub(reserved);
                 r.hostname = registration.hostname;
-                r.attributes = registration.attributes;
+                r.attributes = attributes;
                 r.agent_version = registration.agent_version;
                 r.runtime_version = registration.runtime_version;
                 r.task_subnet = subnet;
@@ -284,7 +285,7 @@ impl ClusterState {
                     hostname: registration.hostname,
                     registered,
                     remaining: registered,
-                    attributes: registration.attributes,
+                    attributes,
                     agent_version: registration.agent_version,
                     runtime_version: registration.runtime_version,
                     task_subnet: subnet,
@@ -498,21 +499,7 @@ impl ClusterState {
                 running += 1;
             }
         }
-        let mut attributes: Vec<Attribute> = record.all_attributes().cloned().collect();
-        attributes.push(Attribute {
-            name: "orca.task-subnet".to_string(),
-            value: Some(record.task_subnet.to_string()),
-            target_type: None,
-            target_id: None,
-        });
-        if let Some(address) = record.node_address {
-            attributes.push(Attribute {
-                name: "orca.node-address".to_string(),
-                value: Some(address.to_string()),
-                target_type: None,
-                target_id: None,
-            });
-        }
+        let attributes: Vec<Attribute> = record.all_attributes().cloned().collect();
         ContainerInstance {
             container_instance_arn: record.arn.clone(),
             ec2_instance_id: record.hostname.clone(),
@@ -564,4 +551,32 @@ pub fn instance_not_found(id: &str) -> ApiError {
         Exception::InvalidParameterException,
         format!("container instance '{id}' not found"),
     )
+}
+
+/// The attribute naming an instance's task subnet.
+pub const TASK_SUBNET_ATTRIBUTE: &str = "orca.task-subnet";
+/// The attribute naming an instance's node address.
+pub const NODE_ADDRESS_ATTRIBUTE: &str = "orca.node-address";
+
+/// The agent's attributes with the instance's network facts as attributes
+/// of their own (what the agent sent under those names is replaced): shown
+/// by describe and usable in placement constraints like any other, e.g.
+/// `attribute:orca.node-address == '198.18.0.11'`.
+fn with_network_attributes(
+    mut attributes: Vec<Attribute>,
+    subnet: Ipv4Cidr,
+    node_address: Option<std::net::Ipv4Addr>,
+) -> Vec<Attribute> {
+    attributes.retain(|a| a.name != TASK_SUBNET_ATTRIBUTE && a.name != NODE_ADDRESS_ATTRIBUTE);
+    let attribute = |name: &str, value: String| Attribute {
+        name: name.to_string(),
+        value: Some(value),
+        target_type: None,
+        target_id: None,
+    };
+    attributes.push(attribute(TASK_SUBNET_ATTRIBUTE, subnet.to_string()));
+    if let Some(address) = node_address {
+        attributes.push(attribute(NODE_ADDRESS_ATTRIBUTE, address.to_string()));
+    }
+    attributes
 }
