@@ -28,6 +28,7 @@ mod node_rules;
 mod overlay;
 mod placement;
 mod recovery_rig;
+mod restart_policy;
 mod runtime;
 mod services_containerd;
 mod services_failover;

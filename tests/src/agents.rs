@@ -487,6 +487,9 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
         "overlay_resync_interval = {:?}",
         config.overlay_resync_interval.as_secs_f64()
     )?;
+    if let Some(p) = config.max_restart_attempt_period {
+        writeln!(t, "max_restart_attempt_period = {:?}", p.as_secs_f64())?;
+    }
     writeln!(t, "[attributes]")?;
     for (k, v) in &config.attributes {
         writeln!(t, "{} = {}", q(k), q(v))?;

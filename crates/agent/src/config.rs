@@ -169,6 +169,12 @@ pub struct AgentConfig {
     /// removed by hand.
     #[serde(with = "secs")]
     pub overlay_resync_interval: Duration,
+    /// The longest restartAttemptPeriod honoured, in seconds: a container
+    /// with a restartPolicy is restarted after a run at least this long
+    /// even if its definition asks for a longer one. Unset: ECS's rule
+    /// (the definition's 60–1800 s, 300 s by default). Tests set it short.
+    #[serde(default, with = "opt_secs")]
+    pub max_restart_attempt_period: Option<Duration>,
 }
 
 /// How other nodes' tasks are reached (see [`AgentConfig::overlay`]).
@@ -188,6 +194,16 @@ mod secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0)))
+    }
+}
+
+mod opt_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.map(|s| Duration::from_secs_f64(s.max(0.0))))
     }
 }
 
@@ -245,6 +261,7 @@ impl Default for AgentConfig {
             vxlan_port: 4789,
             vxlan_mtu: None,
             overlay_resync_interval: Duration::from_secs(60),
+            max_restart_attempt_period: None,
         }
     }
 }

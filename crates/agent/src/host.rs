@@ -58,8 +58,8 @@ fn attribute(name: &str, value: &str) -> Attribute {
 
 /// The capabilities ECS's `requiresAttributes` names that this agent really
 /// provides, so a definition copied from ECS places here and one needing
-/// more (secrets, EFS, FireLens, IAM task roles, restart
-/// policies, until orca has them) fails placement with ATTRIBUTE instead of
+/// more (secrets, EFS, FireLens, IAM task roles, until orca has them)
+/// fails placement with ATTRIBUTE instead of
 /// starting without them.
 const CAPABILITIES: &[&str] = &[
     // The container features of Docker remote API 1.17 to 1.25 that ECS
@@ -75,6 +75,8 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.container-ordering",
     // healthCheck: CMD and CMD-SHELL exec'd in the container by the agent.
     "ecs.capability.container-health-check",
+    // restartPolicy: exited containers started again in place.
+    "ecs.capability.container-restart-policy",
     // Container output goes to per-container files on the node whatever the
     // driver asks; awslogs is the one ECS definitions name most.
     "com.amazonaws.ecs.capability.logging-driver.awslogs",

@@ -116,6 +116,7 @@ fn settings(
         task_subnet: task_subnet.to_string(),
         logs_dir: config.data_dir.join("tasks"),
         volumes,
+        max_restart_attempt_period: config.max_restart_attempt_period,
     }
 }
 

@@ -95,6 +95,7 @@ impl Agent {
                     host_volume_paths: Vec::new(),
                     dns_servers: vec![std::net::Ipv4Addr::new(192, 0, 2, 53)],
                 },
+                max_restart_attempt_period: None,
             },
             config: LoopConfig {
                 relist_interval: Duration::from_millis(50),

@@ -236,6 +236,13 @@ pub struct ContainerStateReport {
     /// not run).
     #[serde(default)]
     pub health_exit_code: Option<i32>,
+    /// How many times its restartPolicy restarted it in place.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The task's network namespace, as set up.

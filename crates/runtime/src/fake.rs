@@ -121,6 +121,9 @@ struct Container {
     /// Every signal `kill` delivered, for assertions.
     signal_log: Vec<StopSignal>,
     exit_tx: watch::Sender<Option<ContainerExit>>,
+    /// How many times it was started, and when the latest run began.
+    run_starts: u32,
+    started_at: Option<SystemTime>,
 }
 
 impl FakeRuntime {
@@ -437,6 +440,8 @@ impl ContainerRuntime for FakeRuntime {
                 signals: None,
                 signal_log: Vec::new(),
                 exit_tx,
+                run_starts: 0,
+                started_at: None,
             },
         );
         drop(st);
@@ -457,9 +462,16 @@ impl ContainerRuntime for FakeRuntime {
             .containers
             .get_mut(id)
             .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
-        if c.running || c.pid.is_some() || c.lost {
+        let restart = !c.running && c.recorded && c.exit_tx.borrow().is_some();
+        if !restart && (c.running || c.pid.is_some() || c.lost) {
             return Err(RuntimeError::AlreadyStarted { id: id.to_string() });
         }
+        if restart {
+            c.exit_tx.send_replace(None);
+            c.recorded = false;
+        }
+        c.run_starts += 1;
+        c.started_at = Some(SystemTime::now());
         if c.words.iter().any(|w| w == "fail-start") {
             return Err(RuntimeError::Start {
                 id: id.to_string(),
@@ -587,6 +599,8 @@ impl ContainerRuntime for FakeRuntime {
                     labels: c.spec.labels.clone(),
                     image: c.spec.image.reference.clone(),
                     state,
+                    starts: c.run_starts,
+                    started_at: c.started_at,
                 }
             })
             .collect())

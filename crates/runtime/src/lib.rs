@@ -194,6 +194,11 @@ pub struct ContainerListing {
     /// The image reference it was created from.
     pub image: String,
     pub state: ProcessState,
+    /// How many times its process was started (more than one: restarted
+    /// in place).
+    pub starts: u32,
+    /// When its latest run started (None before the first start).
+    pub started_at: Option<SystemTime>,
 }
 
 impl ContainerListing {
@@ -278,7 +283,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Creates the container (snapshot and spec), not yet running.
     async fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
 
-    /// Starts the container's process; returns its pid.
+    /// Starts the container's process; returns its pid. A container whose
+    /// earlier run exited and was reaped starts again in place (same
+    /// container, root filesystem and log file: ECS's restartPolicy); the
+    /// earlier run's recorded exit is forgotten.
     async fn start(&self, id: &str) -> Result<u32, RuntimeError>;
 
     /// Resolves when the container's process has exited. May be called

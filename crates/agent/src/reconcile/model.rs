@@ -46,6 +46,9 @@ pub struct Settings {
     /// Where task volumes and /etc files go, the host paths tasks may
     /// bind, and the resolvers containers get.
     pub volumes: VolumeSettings,
+    /// The longest restartAttemptPeriod honoured (None: each definition's,
+    /// ECS's 60–1800 s, 300 s by default).
+    pub max_restart_attempt_period: Option<Duration>,
 }
 
 /// One container as the runtime listed it, with what its labels say.
@@ -62,6 +65,10 @@ pub struct Observed {
     pub stop_timeout: Option<Duration>,
     pub image: String,
     pub state: ProcessState,
+    /// How many times its process was started (its restart count is one
+    /// less), and when its latest run began.
+    pub starts: u32,
+    pub started_at: Option<std::time::SystemTime>,
 }
 
 impl Observed {
@@ -87,7 +94,15 @@ impl Observed {
                 .map(Duration::from_secs),
             image: listing.image.clone(),
             state: listing.state.clone(),
+            starts: listing.starts,
+            started_at: listing.started_at,
         }
+    }
+
+    /// Observations ordered in time: a later run (more starts) is newer
+    /// whatever its state; within one run states only move forward.
+    fn progress(&self) -> (u32, u8) {
+        (self.starts, self.rank())
     }
 
     /// How far along a container is, for merging an observation with an
@@ -465,8 +480,12 @@ impl World {
     /// applied after a newer relist changes nothing).
     fn observe_forward(&mut self, id: &str, observed: Observed) {
         match self.containers.get_mut(id) {
-            Some(current) if current.rank() >= observed.rank() => {}
-            Some(current) => current.state = observed.state,
+            Some(current) if current.progress() >= observed.progress() => {}
+            Some(current) => {
+                current.state = observed.state;
+                current.starts = observed.starts;
+                current.started_at = observed.started_at;
+            }
             None => {
                 self.containers.insert(id.to_string(), observed);
             }
@@ -545,6 +564,8 @@ impl World {
                             labels: spec.labels.clone(),
                             image: spec.image.reference.clone(),
                             state: ProcessState::NotStarted,
+                            starts: 0,
+                            started_at: None,
                         };
                         self.observe_forward(&spec.id, Observed::from_listing(&listing));
                     }
@@ -580,6 +601,19 @@ impl World {
                                         ..
                                     }
                             );
+                            // A first start, or a restart in place of a
+                            // reaped run, begins a new run (a relist taken
+                            // since may already show it).
+                            if matches!(
+                                c.state,
+                                ProcessState::NotStarted
+                                    | ProcessState::Exited { recorded: true, .. }
+                            ) {
+                                c.starts += 1;
+                                c.started_at = u64::try_from(wall.0)
+                                    .ok()
+                                    .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms));
+                            }
                             c.state = ProcessState::Running { pid };
                             if lost_meanwhile {
                                 // A start that replaces a task created but

@@ -128,6 +128,8 @@ fn build(facts: &[TaskFacts]) -> World {
                         stop_timeout: None,
                         image: format!("img/{name}"),
                         state: state.clone(),
+                        starts: 0,
+                        started_at: None,
                     },
                 );
             }
@@ -151,6 +153,7 @@ fn build(facts: &[TaskFacts]) -> World {
                         health_status: Default::default(),
                         health_output: None,
                         health_exit_code: None,
+                        restart_count: 0,
                     }],
                     network: None,
                     pull_started_at: None,
@@ -199,6 +202,7 @@ fn settings() -> Settings {
         task_subnet: "198.19.0.0/24".into(),
         logs_dir: PathBuf::from("/logs"),
         volumes: crate::volumes::VolumeSettings::default(),
+        max_restart_attempt_period: None,
     }
 }
 

@@ -61,6 +61,10 @@ fn container(
     before: Option<&ContainerStateReport>,
     health: Option<&ContainerHealth>,
 ) -> ContainerStateReport {
+    let restart_count = observed
+        .map(|(_, c)| c.starts.saturating_sub(1))
+        .unwrap_or(0)
+        .max(before.map_or(0, |b| b.restart_count));
     let (status, exit_code, why) = match observed.map(|(_, c)| &c.state) {
         None | Some(ProcessState::NotStarted) if phase.stopping() => {
             (ContainerStatus::Stopped, None, None)
@@ -81,8 +85,10 @@ fn container(
         ),
         Some(ProcessState::Lost) => (ContainerStatus::Stopped, None, Some(LOST_REASON.into())),
     };
+    // A STOPPED container stays so, unless it has since been restarted.
+    let same_run = before.is_some_and(|b| b.restart_count == restart_count);
     let status = match before.map(|b| b.last_status) {
-        Some(ContainerStatus::Stopped) => ContainerStatus::Stopped,
+        Some(ContainerStatus::Stopped) if same_run => ContainerStatus::Stopped,
         Some(ContainerStatus::Running) if status == ContainerStatus::Pending => {
             ContainerStatus::Running
         }
@@ -110,6 +116,7 @@ fn container(
             Some(h) => h.output.clone(),
             None => before.and_then(|b| b.health_output.clone()),
         },
+        restart_count,
         health_exit_code: match health {
             Some(h) => h.exit_code,
             None => before.and_then(|b| b.health_exit_code),
@@ -148,7 +155,7 @@ pub(super) fn build(
     } else {
         defs.iter()
             .map(|d| {
-                container(
+                let mut report = container(
                     &d.def.name,
                     d.observed.map(|c| (d.id.as_str(), c)),
                     phase,
@@ -156,7 +163,14 @@ pub(super) fn build(
                     mem.images.get(&d.index).map(|i| i.digest.clone()),
                     before(&d.def.name),
                     mem.health.get(&d.id),
-                )
+                );
+                // About to start again in place: it stays RUNNING for the
+                // controller, as ECS shows a container its restartPolicy
+                // restarts.
+                if !phase.stopping() && task.restarts(d) {
+                    report.last_status = ContainerStatus::Running;
+                }
+                report
             })
             .collect()
     };

@@ -42,6 +42,7 @@ use super::model::{Action, NetworkRequest, Observed, Op, Settings, TaskMemory, W
 use super::report::{self, Phase};
 use crate::health::HealthConfig;
 use crate::runner::order::{readiness, Progress, Readiness};
+use crate::runner::restart;
 use crate::runner::spec;
 use crate::volumes;
 
@@ -193,6 +194,7 @@ impl<'a> Task<'a> {
         defs.iter().any(|d| {
             let in_flight = || self.mem.in_flight.contains(&Op::Container(d.id.clone()));
             d.def.essential.unwrap_or(true)
+                && !self.restarts(d)
                 && d.observed.is_some_and(|c| match c.state {
                     ProcessState::Exited { recorded: true, .. } => true,
                     ProcessState::Exited {
@@ -201,6 +203,20 @@ impl<'a> Task<'a> {
                     | ProcessState::Lost => !in_flight(),
                     _ => false,
                 })
+        })
+    }
+
+    /// Whether `d`'s container exited and its restartPolicy starts it
+    /// again in place (its exit then stops nothing).
+    pub(super) fn restarts(&self, d: &Def<'_>) -> bool {
+        d.observed.is_some_and(|c| match &c.state {
+            ProcessState::Exited { exit, .. } => restart::restarts(
+                &d.def,
+                exit,
+                c.started_at,
+                self.settings.max_restart_attempt_period,
+            ),
+            _ => false,
         })
     }
 
@@ -415,6 +431,21 @@ impl<'a> Task<'a> {
                         },
                     ),
                 }
+            }
+        }
+        // Restarts in place, once the exit is recorded (reaped below).
+        for d in defs {
+            let reaped = d
+                .observed
+                .is_some_and(|c| matches!(c.state, ProcessState::Exited { recorded: true, .. }));
+            if reaped && self.restarts(d) && mem.ready(&Op::Container(d.id.clone()), now) {
+                self.push(
+                    plan,
+                    Action::Start {
+                        task_id: task_id.clone(),
+                        id: d.id.clone(),
+                    },
+                );
             }
         }
         for d in defs {
@@ -664,6 +695,8 @@ fn observed_placeholder() -> Observed {
         stop_timeout: None,
         image: String::new(),
         state: ProcessState::NotStarted,
+        starts: 0,
+        started_at: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn settings() -> Settings {
             host_volume_paths: vec![PathBuf::from("/srv")],
             dns_servers: vec![Ipv4Addr::new(192, 0, 2, 53)],
         },
+        max_restart_attempt_period: None,
     }
 }
 
@@ -93,6 +94,8 @@ fn observed(task: &str, index: usize, name: &str, state: ProcessState) -> (Strin
             stop_timeout: Some(Duration::from_secs(7)),
             image: format!("img/{name}"),
             state,
+            starts: 1,
+            started_at: None,
         },
     )
 }
@@ -151,6 +154,7 @@ fn final_report(task: &str, code: i32) -> TaskStateReport {
             health_status: Default::default(),
             health_output: None,
             health_exit_code: None,
+            restart_count: 0,
         }],
         network: None,
         pull_started_at: None,
@@ -1151,4 +1155,93 @@ fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
         "joins no namespace: {:?}",
         plan.actions
     );
+}
+
+/// A running task whose one container has a restartPolicy (period 300 s
+/// by default, exit code 7 ignored).
+fn with_restart_policy(id: &str) -> TaskAssignment {
+    let mut a = assignment(id, RUN, &["app"]);
+    let input = parse_register_input(
+        r#"{"family":"f","containerDefinitions":[
+            {"name":"app","image":"img/app","memory":32,
+             "restartPolicy":{"enabled":true,"ignoredExitCodes":[7]}}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    a.task_definition =
+        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    a
+}
+
+/// `app`'s run of `ran_secs` that ended with `code`.
+fn ended_run(task: &str, code: i32, ran_secs: u64, recorded: bool) -> (String, Observed) {
+    let end = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+    let (id, mut o) = observed(
+        task,
+        0,
+        "app",
+        ProcessState::Exited {
+            exit: ContainerExit {
+                exit_code: code,
+                oom_killed: false,
+                exited_at: end,
+            },
+            recorded,
+        },
+    );
+    o.started_at = Some(end - Duration::from_secs(ran_secs));
+    (id, o)
+}
+
+#[test]
+fn a_restart_policy_restarts_in_place_or_lets_the_exit_stop_the_task() {
+    let now = Instant::now();
+    let t = "t1";
+    let case = |name, observed| Case {
+        name,
+        world: world(
+            vec![with_restart_policy(t)],
+            vec![observed],
+            &[t],
+            vec![],
+            vec![(t, ready(&["app"], t))],
+        ),
+        expected: "",
+    };
+    let cases = vec![
+        Case {
+            expected: "start t1-0-app
+                       report t1 RUNNING",
+            ..case(
+                "ran the period, exit recorded: started again",
+                ended_run(t, 1, 300, true),
+            )
+        },
+        Case {
+            expected: "reap t1-0-app
+                       report t1 RUNNING",
+            ..case(
+                "ran the period, exit not final yet: made final, still RUNNING",
+                ended_run(t, 1, 300, false),
+            )
+        },
+        Case {
+            expected: "stop t1 EssentialContainerExited
+                       report t1 DEPROVISIONING
+                       record t1 Some(EssentialContainerExited) app=1",
+            ..case(
+                "ran less than the period: the essential exit stops the task",
+                ended_run(t, 1, 299, true),
+            )
+        },
+        Case {
+            expected: "stop t1 EssentialContainerExited
+                       report t1 DEPROVISIONING
+                       record t1 Some(EssentialContainerExited) app=7",
+            ..case(
+                "an ignored exit code: the essential exit stops the task",
+                ended_run(t, 7, 3000, true),
+            )
+        },
+    ];
+    check(cases, now);
 }

@@ -115,6 +115,7 @@ fn old_snapshot_state() -> serde_json::Value {
                     health_status: Default::default(),
                     health_output: None,
                     health_exit_code: None,
+                    restart_count: 0,
                 }],
                 network: Some(orca_core::agent_protocol::TaskNetworkReport {
                     private_ipv4_address: "198.19.0.2".into(),

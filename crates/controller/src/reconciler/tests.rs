@@ -305,6 +305,7 @@ impl Sim {
                 health_status: Default::default(),
                 health_output: None,
                 health_exit_code: None,
+                restart_count: 0,
             }],
             network: None,
             pull_started_at: None,

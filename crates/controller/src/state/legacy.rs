@@ -111,6 +111,7 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
                 health: HealthStatus::parse(&c.health_status),
                 health_output: c.health_check_output,
                 health_exit_code: c.health_check_exit_code,
+                restart_count: c.restart_count.unwrap_or(0),
                 essential: c.essential,
             })
         })

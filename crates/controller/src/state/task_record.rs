@@ -83,6 +83,9 @@ pub struct ContainerRecord {
     pub health_output: Option<String>,
     #[serde(default)]
     pub health_exit_code: Option<i32>,
+    /// How many times its restartPolicy restarted it in place.
+    #[serde(default)]
+    pub restart_count: u32,
     /// CPU units and MiB from the definition with RunTask's overrides.
     pub cpu: u32,
     pub memory: Option<u32>,

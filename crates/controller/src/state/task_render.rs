@@ -100,6 +100,7 @@ fn render_container(
         health_status: c.health.name().to_string(),
         health_check_output: c.health_output.clone(),
         health_check_exit_code: c.health_exit_code,
+        restart_count: Some(c.restart_count),
         cpu: c.cpu.to_string(),
         memory: c.memory.map(|m| m.to_string()),
         memory_reservation: c.memory_reservation.map(|m| m.to_string()),

@@ -139,6 +139,7 @@ pub(super) fn report(task_id: &str, status: TaskStatus, exit: Option<i32>) -> Ta
             health_status: Default::default(),
             health_output: None,
             health_exit_code: None,
+            restart_count: 0,
         }],
         network: None,
         pull_started_at: Some(Timestamp(11)),

@@ -180,6 +180,7 @@ impl ClusterState {
                         health: HealthStatus::Unknown,
                         health_output: None,
                         health_exit_code: None,
+                        restart_count: 0,
                         cpu: c.cpu.unwrap_or(0),
                         memory: c.memory,
                         memory_reservation: c.memory_reservation,
@@ -408,6 +409,7 @@ fn merge_container(container: &mut ContainerRecord, c: ContainerStateReport) {
     if c.exit_code.is_some() {
         container.exit_code = c.exit_code;
     }
+    container.restart_count = container.restart_count.max(c.restart_count);
     if c.reason.is_some() {
         container.reason = c.reason;
     }

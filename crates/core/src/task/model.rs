@@ -96,6 +96,10 @@ pub struct Container {
     /// it timed out or could not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_exit_code: Option<i32>,
+    /// How many times its restartPolicy restarted it in place (orca's:
+    /// ECS keeps this count to its agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
     pub cpu: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,

@@ -37,6 +37,11 @@ pub const LOG_PATH_LABEL: &str = "io.orca.runtime.log-path";
 /// mistaken for one that never started ([`crate::ProcessState::Lost`]).
 pub const STARTED_LABEL: &str = "io.orca.runtime.started";
 
+/// How many times `start` started the container's process (a restart in
+/// place starts it again); absent on containers of older runtimes, where
+/// [`STARTED_LABEL`] means one.
+pub const STARTS_LABEL: &str = "io.orca.runtime.starts";
+
 /// Marks a container's rootfs snapshot (keyed by the container id), so
 /// that one left by a removal cut short can be told from other snapshots.
 pub const ROOTFS_LABEL: &str = "io.orca.runtime.rootfs";
@@ -331,12 +336,25 @@ pub async fn start(
         logs.attach(id, pipes, &log_path);
     }
     // From here on the process may run: mark the container, so that one
-    // whose task is lost later is never taken for one that never started.
+    // whose task is lost later is never taken for one that never started,
+    // count the start, and forget the exit of an earlier run (a restart in
+    // place), which would otherwise stand for this run's.
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    if let Err(e) = super::task::set_label(ctrd, id, STARTED_LABEL, &millis.to_string()).await {
+    let starts = super::task::starts(&container.labels) + 1;
+    let marked = super::task::update_labels(
+        ctrd,
+        id,
+        &[
+            (STARTED_LABEL, millis.to_string()),
+            (STARTS_LABEL, starts.to_string()),
+        ],
+        &[EXIT_LABEL],
+    )
+    .await;
+    if let Err(e) = marked {
         let _ = ctrd
             .tasks()
             .delete(ctrd.req(DeleteTaskRequest {

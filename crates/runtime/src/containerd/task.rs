@@ -22,7 +22,7 @@ use containerd_client::types::v1::Status as TaskStatus;
 use tonic::Code;
 
 use super::client::{is_not_found, status_error, Ctrd, SNAPSHOTTER};
-use super::container::{EXIT_LABEL, RUNTIME_LABEL_PREFIX, STARTED_LABEL};
+use super::container::{EXIT_LABEL, RUNTIME_LABEL_PREFIX, STARTED_LABEL, STARTS_LABEL};
 use super::logdriver;
 use super::logio::LogPipes;
 use super::oom::{cgroup_oom_kills, OomWatch};
@@ -165,6 +165,53 @@ pub async fn set_label(ctrd: &Ctrd, id: &str, key: &str, value: &str) -> Result<
         .await
         .map(|_| ())
         .map_err(|s| status_error(&format!("label {id}"), s))
+}
+
+/// Sets `set` and removes `remove` among a container's labels, in one
+/// update (a label named in the mask and absent from the map is deleted).
+pub async fn update_labels(
+    ctrd: &Ctrd,
+    id: &str,
+    set: &[(&str, String)],
+    remove: &[&str],
+) -> Result<(), RuntimeError> {
+    let paths = set
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(remove.iter().copied())
+        .map(|k| format!("labels.{k}"))
+        .collect();
+    ctrd.containers()
+        .update(
+            ctrd.req(UpdateContainerRequest {
+                container: Some(Container {
+                    id: id.to_string(),
+                    labels: set
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|s| status_error(&format!("label {id}"), s))
+}
+
+/// How many times the container's process was started, from its labels.
+pub fn starts(labels: &HashMap<String, String>) -> u32 {
+    labels
+        .get(STARTS_LABEL)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::from(labels.contains_key(STARTED_LABEL)))
+}
+
+/// When the container's latest run started, from its labels.
+fn started_at(labels: &HashMap<String, String>) -> Option<SystemTime> {
+    let millis: u64 = labels.get(STARTED_LABEL)?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_millis(millis))
 }
 
 /// Makes the exit of a container's process final: the exit code (and
@@ -389,6 +436,8 @@ pub async fn list(ctrd: &Ctrd, oom: &OomWatch) -> Result<Vec<ContainerListing>, 
             let state = process_state(tasks.get(&c.id), &c.labels, oom.saw(&c.id));
             ContainerListing {
                 state,
+                starts: starts(&c.labels),
+                started_at: started_at(&c.labels),
                 image: c.image,
                 labels: c
                     .labels
