@@ -29,6 +29,7 @@ mod overlay;
 mod placement;
 mod recovery_rig;
 mod restart_policy;
+mod run_timeout;
 mod runtime;
 mod services_containerd;
 mod services_failover;

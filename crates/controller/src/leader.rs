@@ -117,6 +117,12 @@ pub async fn run(work: LeaderWork, shutdown: CancellationToken) {
                     .unwrap_or_else(|p| p.into_inner()) = Some(queue);
                 tokio::spawn(fix_identity(work.clone(), term));
                 tokio::spawn(purge_loop(work.clone(), term, token.clone()));
+                tokio::spawn(crate::run_timeouts::run(
+                    work.node.clone(),
+                    work.clock.clone(),
+                    term,
+                    token.clone(),
+                ));
                 tokio::spawn(crate::agents::liveness::run(
                     work.node.clone(),
                     work.sessions.registry.clone(),

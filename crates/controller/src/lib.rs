@@ -23,6 +23,7 @@ pub mod plan_apply;
 mod proposer;
 pub mod raft;
 pub mod reconciler;
+mod run_timeouts;
 pub mod scheduler;
 pub mod services_loop;
 pub mod state;

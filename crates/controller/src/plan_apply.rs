@@ -58,6 +58,9 @@ pub struct RunTaskAsk {
     pub network_configuration: Option<NetworkConfiguration>,
     pub tags: Vec<Tag>,
     pub enable_execute_command: bool,
+    /// RunTask's runTimeoutSeconds (orca's).
+    #[serde(default)]
+    pub run_timeout_seconds: Option<u32>,
     pub placement_constraints: Vec<PlacementConstraintInput>,
     pub placement_strategy: Vec<PlacementStrategyInput>,
 }
@@ -451,6 +454,7 @@ fn run_command(
         network_configuration: ask.network_configuration.clone(),
         tags: ask.tags.clone(),
         enable_execute_command: ask.enable_execute_command,
+        run_timeout_seconds: ask.run_timeout_seconds,
         created_at,
         placements,
         failures,
@@ -510,6 +514,7 @@ mod tests {
             network_configuration: None,
             tags: Vec::new(),
             enable_execute_command: false,
+            run_timeout_seconds: None,
             placement_constraints: Vec::new(),
             placement_strategy: Vec::new(),
         };

@@ -73,6 +73,10 @@ pub struct Args {
     /// TASK_DEFINITION, SERVICE or NONE.
     #[arg(long)]
     pub propagate_tags: Option<String>,
+    /// orca's: stop the task (UserInitiated) once it has been RUNNING this
+    /// many seconds.
+    #[arg(long)]
+    pub run_timeout_seconds: Option<u32>,
     #[arg(long)]
     pub reference_id: Option<String>,
     #[arg(long)]
@@ -135,6 +139,7 @@ fn flag_keys(a: &Args) -> Result<Map<String, Value>, CliError> {
             shape::switch(a.enable_ecs_managed_tags, a.no_enable_ecs_managed_tags),
         ),
         ("propagateTags", text(&a.propagate_tags)),
+        ("runTimeoutSeconds", a.run_timeout_seconds.map(Value::from)),
         ("referenceId", text(&a.reference_id)),
         ("platformVersion", text(&a.platform_version)),
         (

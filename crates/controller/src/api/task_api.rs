@@ -130,6 +130,7 @@ impl EcsService {
                 network_configuration: input.network_configuration.clone(),
                 tags: input.tags.clone().unwrap_or_default(),
                 enable_execute_command: input.enable_execute_command.unwrap_or(false),
+                run_timeout_seconds: input.run_timeout_seconds,
                 placement_constraints: input.placement_constraints.clone().unwrap_or_default(),
                 placement_strategy: input.placement_strategy.clone().unwrap_or_default(),
             })

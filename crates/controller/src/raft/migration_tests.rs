@@ -87,6 +87,7 @@ fn old_snapshot_state() -> serde_json::Value {
             network_configuration: None,
             tags: Vec::new(),
             enable_execute_command: false,
+            run_timeout_seconds: None,
             created_at: Timestamp(3),
             placements: vec![crate::state::Placement {
                 task_id: "t1".into(),

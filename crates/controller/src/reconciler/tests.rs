@@ -278,6 +278,7 @@ impl Sim {
                 network_configuration: None,
                 tags: Vec::new(),
                 enable_execute_command: false,
+                run_timeout_seconds: None,
                 created_at: self.now,
                 placements,
                 failures: Vec::new(),

@@ -536,6 +536,7 @@ fn feed_back(state: &mut ClusterState, asks: &[PlacementAsk], plan: &super::Plan
                 network_configuration: None,
                 tags: Vec::new(),
                 enable_execute_command: false,
+                run_timeout_seconds: None,
                 created_at: Timestamp(10),
                 placements,
                 failures: Vec::new(),

@@ -174,6 +174,7 @@ async fn start_tasks(
                 _ => Vec::new(),
             },
             enable_execute_command: service.enable_execute_command,
+            run_timeout_seconds: None,
             placement_constraints,
             placement_strategy: service.placement_strategy.clone(),
         }

@@ -137,6 +137,7 @@ fn commands(s: &ClusterState, op: &Op, next_task: &mut usize) -> Vec<Command> {
                 network_configuration: None,
                 tags: Vec::new(),
                 enable_execute_command: false,
+                run_timeout_seconds: None,
                 created_at: Timestamp(10),
                 placements: vec![Placement {
                     task_id: task_id.clone(),

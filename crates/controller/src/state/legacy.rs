@@ -162,6 +162,7 @@ fn from_format_1(old: TaskRecordV1) -> Result<TaskRecord, String> {
         version: task.version,
         health: HealthStatus::parse(&task.health_status),
         enable_execute_command: task.enable_execute_command,
+        run_timeout_seconds: None,
         tags: task.tags,
         making_room_for: None,
         host_ports: Vec::new(),

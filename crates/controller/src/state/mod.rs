@@ -18,6 +18,7 @@ pub mod net_map;
 pub mod placement_index;
 pub mod query;
 mod resource_tags;
+pub mod run_timeouts;
 pub mod service_record;
 mod service_render;
 pub mod services;
@@ -363,6 +364,8 @@ mod index_tests;
 mod net_map_tests;
 #[cfg(test)]
 mod port_tests;
+#[cfg(test)]
+mod run_timeout_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]

@@ -44,6 +44,10 @@ pub struct TaskRecord {
     pub version: u64,
     pub health: HealthStatus,
     pub enable_execute_command: bool,
+    /// Stopped (UserInitiated) once RUNNING this many seconds; absent
+    /// from records written before run timeouts existed.
+    #[serde(default)]
+    pub run_timeout_seconds: Option<u32>,
     pub tags: Vec<Tag>,
     /// A DAEMON service (its name) needs this replica task's place on its
     /// instance: the task's own service moves it elsewhere, within its

@@ -62,6 +62,7 @@ pub(super) fn render(arn: &ArnContext, record: &TaskRecord) -> Task {
         version: record.version,
         health_status: record.health.name().to_string(),
         enable_execute_command: record.enable_execute_command,
+        run_timeout_seconds: record.run_timeout_seconds,
         tags: record.tags.clone(),
         ephemeral_storage: record.ephemeral_storage.clone(),
     }

@@ -106,6 +106,7 @@ pub(super) fn run(placements: &[(&str, &str)], token: Option<&str>, fingerprint:
         network_configuration: None,
         tags: Vec::new(),
         enable_execute_command: false,
+        run_timeout_seconds: None,
         created_at: Timestamp(10),
         placements: placements
             .iter()

@@ -54,6 +54,9 @@ pub struct RunTaskCommand {
     pub network_configuration: Option<NetworkConfiguration>,
     pub tags: Vec<Tag>,
     pub enable_execute_command: bool,
+    /// RunTask's runTimeoutSeconds (orca's); absent from older commands.
+    #[serde(default)]
+    pub run_timeout_seconds: Option<u32>,
     pub created_at: Timestamp,
     pub placements: Vec<Placement>,
     /// Tasks that could not be placed (ECS's failures[]).
@@ -219,6 +222,7 @@ impl ClusterState {
                 version: 1,
                 health: HealthStatus::Unknown,
                 enable_execute_command: cmd.enable_execute_command,
+                run_timeout_seconds: cmd.run_timeout_seconds,
                 tags: cmd.tags.clone(),
                 making_room_for: None,
                 host_ports: p.host_ports.clone(),

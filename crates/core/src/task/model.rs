@@ -57,6 +57,9 @@ pub struct Task {
     pub health_status: String,
     #[serde(default)]
     pub enable_execute_command: bool,
+    /// RunTask's runTimeoutSeconds (orca's, beyond ECS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_timeout_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
     /// The task definition's `ephemeralStorage`, shown as ECS shows it.

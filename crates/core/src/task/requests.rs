@@ -55,7 +55,15 @@ pub struct RunTaskInput {
     pub placement_strategy: Option<Vec<PlacementStrategyInput>>,
     #[serde(default)]
     pub capacity_provider_strategy: Option<Vec<serde_json::Value>>,
+    /// orca's, beyond ECS: stop the task (UserInitiated) once it has been
+    /// RUNNING this many seconds (1 to a year). Not in the task
+    /// definition, whose schema stays ECS's.
+    #[serde(default)]
+    pub run_timeout_seconds: Option<u32>,
 }
+
+/// The longest run timeout RunTask takes: a year.
+pub const MAX_RUN_TIMEOUT_SECONDS: u32 = 365 * 24 * 3600;
 
 /// ECS's `networkConfiguration`; recorded with the task (every orca task
 /// gets its own namespace and address from the node's subnet).
@@ -164,6 +172,14 @@ impl RunTaskInput {
                     format!(
                         "{count} is out of range: it must be between 1 and {MAX_RUN_TASK_COUNT}"
                     ),
+                ));
+            }
+        }
+        if let Some(t) = self.run_timeout_seconds {
+            if !(1..=MAX_RUN_TIMEOUT_SECONDS).contains(&t) {
+                return Err(invalid(
+                    "runTimeoutSeconds",
+                    format!("{t} is out of range: it must be between 1 and {MAX_RUN_TIMEOUT_SECONDS} (a year)"),
                 ));
             }
         }

@@ -258,6 +258,7 @@ impl Alone {
                     network_configuration: None,
                     tags: Vec::new(),
                     enable_execute_command: false,
+                    run_timeout_seconds: None,
                     created_at: Timestamp(1_700_000_001_000 + plan_number as i64),
                     placements,
                     failures: asked.failures,

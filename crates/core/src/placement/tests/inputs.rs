@@ -239,3 +239,23 @@ fn run_task_checks_its_placement() {
         err(Exception::ClientException, "placementStrategy[0].type")
     );
 }
+
+#[test]
+fn run_task_takes_a_run_timeout_of_one_second_to_a_year() {
+    let run = |secs: Value| {
+        parse_input::<RunTaskInput>(
+            &json!({"taskDefinition": "web:1", "runTimeoutSeconds": secs}).to_string(),
+            "RunTask",
+        )
+        .and_then(|i| i.validate().map(|()| i.run_timeout_seconds))
+        .map_err(|e| (e.exception, e.field))
+    };
+    assert_eq!(run(json!(1)), Ok(Some(1)));
+    assert_eq!(run(json!(31_536_000)), Ok(Some(31_536_000)));
+    let out_of_range = Err((
+        Exception::InvalidParameterException,
+        Some("runTimeoutSeconds".to_string()),
+    ));
+    assert_eq!(run(json!(0)), out_of_range);
+    assert_eq!(run(json!(31_536_001)), out_of_range);
+}
