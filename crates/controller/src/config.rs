@@ -28,7 +28,10 @@ pub struct Config {
     /// How long a DELETE_IN_PROGRESS task definition stays describable
     /// before the leader purges it.
     pub purge_deleted_after: Duration,
-    /// How long a STOPPED task stays describable before the leader forgets it.
+    /// How long a STOPPED task stays describable (and listed with
+    /// desiredStatus STOPPED) before the leader forgets it, counted from
+    /// its stoppedAt. ECS keeps about an hour; orca keeps a day by default
+    /// (`DEFAULT_STOPPED_TASK_RETENTION`) so post-mortems find the task.
     pub purge_stopped_tasks_after: Duration,
     /// An agent silent for this long is marked disconnected (no new
     /// placements; its tasks keep running) and its session ends.
@@ -55,6 +58,9 @@ pub struct Config {
     pub discovery_deregistration_margin: Duration,
 }
 
+/// How long STOPPED tasks stay by default: 24 hours.
+pub const DEFAULT_STOPPED_TASK_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Config {
     /// A single-node controller keeping its data in `data_dir`.
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
@@ -73,7 +79,7 @@ impl Config {
             // systemd is back well inside the 3 s and loses nothing.
             agent_heartbeat_timeout: Duration::from_secs(3),
             agent_loss_grace: Duration::from_secs(3),
-            purge_stopped_tasks_after: Duration::from_secs(3600),
+            purge_stopped_tasks_after: DEFAULT_STOPPED_TASK_RETENTION,
             task_cidr: crate::state::DEFAULT_TASK_CIDR,
             services: crate::services_loop::ServiceLoopConfig::default(),
             ecs_api_listen: None,
@@ -125,6 +131,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stopped_tasks_are_kept_a_day_by_default() {
+        let config = Config::new(
+            PathBuf::from("/tmp/x"),
+            "127.0.0.1:0".parse().expect("addr"),
+        );
+        assert_eq!(
+            config.purge_stopped_tasks_after,
+            Duration::from_secs(86_400)
+        );
+    }
 
     #[test]
     fn the_discovery_namespace_must_be_a_dns_name_and_the_ttl_a_second_or_more() {

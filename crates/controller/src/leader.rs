@@ -188,15 +188,14 @@ async fn purge_loop(work: LeaderWork, term: u64, token: CancellationToken) {
         let now = work.clock.now().0;
         let cutoff = Timestamp(now.saturating_sub(grace));
         let task_cutoff = Timestamp(now.saturating_sub(task_grace));
-        let (mut due, mut tasks) = {
+        let (mut due, tasks) = {
             let state = work.node.view();
             (
                 state.purgeable_task_definitions(cutoff),
-                state.purgeable_tasks(task_cutoff),
+                state.purgeable_tasks(task_cutoff, PURGE_BATCH),
             )
         };
         if !tasks.is_empty() {
-            tasks.truncate(PURGE_BATCH);
             let command = Command::PurgeTasks {
                 task_ids: tasks,
                 decided_in_term: term,

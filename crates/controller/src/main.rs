@@ -33,8 +33,13 @@ struct Args {
     /// Seconds a DELETE_IN_PROGRESS task definition stays before it is purged.
     #[arg(long, default_value_t = 600)]
     purge_deleted_after_secs: u64,
-    /// Seconds a STOPPED task stays describable before it is forgotten.
-    #[arg(long, default_value_t = 3600)]
+    /// Seconds a STOPPED task stays describable (and in list-tasks
+    /// --desired-status STOPPED) after its stoppedAt before it is forgotten.
+    #[arg(
+        long,
+        env = "ORCA_STOPPED_TASK_RETENTION_SECS",
+        default_value_t = orca_controller::config::DEFAULT_STOPPED_TASK_RETENTION.as_secs()
+    )]
     purge_stopped_tasks_after_secs: u64,
     /// Seconds without a message from an agent before its session ends and
     /// its instance is marked disconnected (it gets no new tasks).

@@ -5,6 +5,8 @@
 //! put and deleted, tasks placed in several groups, stopped, reported
 //! STOPPED, tasks holding a host port; and after a snapshot's round trip
 //! (the host ports each instance's tasks hold are checked the same way).
+//! The task index (ListTasks' order, stopped tasks by time) is checked the
+//! same way, with stopped tasks purged too.
 
 use orca_core::arn::ArnContext;
 use orca_core::task::{StopCode, TaskOverride, TaskStatus};
@@ -37,6 +39,8 @@ enum Op {
     Stop(usize),
     ReportStopped(usize),
     Lost(usize),
+    /// Purge what is due at this time (as the leader's purge loop does).
+    Purge(i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..40usize).prop_map(Op::Stop),
         2 => (0..40usize).prop_map(Op::ReportStopped),
         1 => i.prop_map(Op::Lost),
+        1 => (0..40i64).prop_map(Op::Purge),
     ]
 }
 
@@ -174,12 +179,19 @@ fn commands(s: &ClusterState, op: &Op, next_task: &mut usize) -> Vec<Command> {
             } else {
                 let mut stopped = report(&task.id, TaskStatus::Stopped, Some(0));
                 stopped.task_arn = ArnContext::default().task(&task.cluster, &task.id);
+                // Stop times vary (or are missing) so the stopped tasks'
+                // order is not their id order.
+                stopped.stopped_at = (*k % 3 != 0).then(|| Timestamp(20 + (*k % 7) as i64));
                 vec![Command::ReportTaskStates {
                     instance_id: task.instance_id.clone(),
                     reports: vec![stopped],
                 }]
             }
         }
+        Op::Purge(at) => vec![Command::PurgeTasks {
+            task_ids: s.purgeable_tasks(Timestamp(*at), 3),
+            decided_in_term: 1,
+        }],
         Op::Lost(i) => vec![
             Command::SetAgentConnected {
                 instance_id: IDS[*i].to_string(),
@@ -225,6 +237,9 @@ proptest! {
             if let Err(e) = s.check_placement_index() {
                 return Err(TestCaseError::fail(format!("after op {n} {op:?}: {e}")));
             }
+            if let Err(e) = s.check_task_index() {
+                return Err(TestCaseError::fail(format!("task index after op {n} {op:?}: {e}")));
+            }
         }
         // A snapshot carries no index: the restored state rebuilds it.
         let json = serde_json::to_string(&s).expect("serializes");
@@ -232,6 +247,8 @@ proptest! {
         restored.rebuild_indexes();
         prop_assert!(restored.check_placement_index().is_ok());
         prop_assert_eq!(restored.placement_index.canonical(), s.placement_index.canonical());
+        prop_assert!(restored.check_task_index().is_ok());
+        prop_assert_eq!(&restored.task_index, &s.task_index);
     }
 }
 

@@ -197,14 +197,13 @@ impl ClusterState {
             ));
         }
         for task_id in &tasks {
-            let Some(record) = self.tasks.get_mut(task_id) else {
-                continue;
-            };
-            record.request_stop(
-                StopCode::UserInitiated,
-                || FORCED_DEREGISTRATION.to_string(),
-                at,
-            );
+            self.update_task(task_id, |record| {
+                record.request_stop(
+                    StopCode::UserInitiated,
+                    || FORCED_DEREGISTRATION.to_string(),
+                    at,
+                )
+            });
         }
         if let Some(instance) = self.instances.get_mut(instance_id) {
             instance.status = InstanceStatus::Inactive;

@@ -348,8 +348,9 @@ impl ClusterState {
         Ok(Outcome::ContainerInstance(Box::new(record.clone())))
     }
 
-    /// Recomputes the derived per-instance indexes from the tasks (after a
-    /// snapshot is restored; `apply` keeps them current otherwise).
+    /// Recomputes the derived per-instance indexes and the task index from
+    /// the records (after a snapshot is restored; `apply` keeps them current
+    /// otherwise).
     pub fn rebuild_indexes(&mut self) {
         let mut counts: BTreeMap<String, (BTreeMap<String, u32>, TakenPorts, u32)> =
             BTreeMap::new();
@@ -369,6 +370,7 @@ impl ClusterState {
             }
         }
         self.placement_index = PlacementIndex::build(&self.instances);
+        self.task_index = super::task_index::TaskIndex::build(&self.tasks);
     }
 
     /// Whether the placement index `apply` kept holds what one built from

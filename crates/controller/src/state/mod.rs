@@ -24,6 +24,7 @@ mod service_render;
 pub mod services;
 pub mod task_addresses;
 pub mod task_definitions;
+pub mod task_index;
 pub mod task_queries;
 pub mod task_record;
 mod task_render;
@@ -139,6 +140,11 @@ pub struct ClusterState {
     /// holds the same facts.
     #[serde(skip)]
     pub placement_index: placement_index::PlacementIndex,
+    /// `tasks` ordered for ListTasks and the purge (`task_index.rs`), kept
+    /// current by `apply`. Derived like `placement_index`: never
+    /// serialized, rebuilt on restore, checked by `check_task_index`.
+    #[serde(skip)]
+    pub task_index: task_index::TaskIndex,
 }
 
 fn default_task_cidr() -> Ipv4Cidr {
@@ -190,6 +196,7 @@ impl ClusterState {
             account_settings: OrdMap::new(),
             changed_assignments: view::ChangedInstances::default(),
             placement_index: placement_index::PlacementIndex::default(),
+            task_index: task_index::TaskIndex::default(),
         }
     }
 
@@ -358,6 +365,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
 
 #[cfg(test)]
 mod address_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod index_tests;
 #[cfg(test)]

@@ -32,6 +32,32 @@ pub struct PageRequest {
     pub max_results: u32,
 }
 
+impl PageRequest {
+    /// maxResults checked (ECS: 1..=100, 0 meaning 100).
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
+        match self.max_results {
+            0 => Ok(MAX_PAGE as usize),
+            n if n <= MAX_PAGE => Ok(n as usize),
+            n => Err(ApiError::field(
+                Exception::InvalidParameterException,
+                "maxResults",
+                format!("must be between 1 and {MAX_PAGE}, not {n}"),
+            )),
+        }
+    }
+
+    /// The last key of the previous page, from nextToken; None on the first
+    /// page. Lets a caller with an ordered index seek to it instead of
+    /// filtering from the start.
+    pub(crate) fn after<K: DeserializeOwned>(&self) -> Result<Option<K>, ApiError> {
+        if self.next_token.is_empty() {
+            Ok(None)
+        } else {
+            decode_token(&self.next_token).map(Some)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
     Asc,
@@ -101,22 +127,8 @@ pub(crate) fn paginate<K>(
 where
     K: Ord + Clone + Serialize + DeserializeOwned,
 {
-    let max = match page.max_results {
-        0 => MAX_PAGE,
-        n if n <= MAX_PAGE => n,
-        n => {
-            return Err(ApiError::field(
-                Exception::InvalidParameterException,
-                "maxResults",
-                format!("must be between 1 and {MAX_PAGE}, not {n}"),
-            ))
-        }
-    } as usize;
-    let after: Option<K> = if page.next_token.is_empty() {
-        None
-    } else {
-        Some(decode_token(&page.next_token)?)
-    };
+    let max = page.limit()?;
+    let after: Option<K> = page.after()?;
     let mut rest = keys.filter(|k| match (&after, order) {
         (None, _) => true,
         (Some(a), SortOrder::Asc) => k > a,

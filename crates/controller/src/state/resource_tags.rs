@@ -82,10 +82,10 @@ impl ClusterState {
                 }
             }
             TaggedResource::Task { id, .. } => {
-                if let Some(t) = self.tasks.get_mut(id) {
+                self.update_task(id, |t| {
                     t.tags = tags;
                     t.version += 1;
-                }
+                });
             }
             TaggedResource::ContainerInstance { id, .. } => {
                 if tags.is_empty() {

@@ -11,7 +11,7 @@ use orca_core::{ApiError, Exception};
 use serde::{Deserialize, Serialize};
 
 use super::service_record::{service_key, DeploymentRecord, ServiceRecord, Throttle};
-use super::{ClusterState, Outcome};
+use super::{ClusterState, Outcome, TaskRecord};
 
 /// UpdateService's changes, as the handler parsed them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,15 +246,19 @@ impl ClusterState {
         let at = step.at;
         let mut stopped = Vec::new();
         for (task_id, reason) in step.stops {
-            let Some(task) = self
+            if !self
                 .tasks
-                .get_mut(&task_id)
-                .filter(|t| t.cluster == step.cluster && t.group == group)
-            else {
+                .get(&task_id)
+                .is_some_and(|t| t.cluster == step.cluster && t.group == group)
+            {
                 continue;
+            }
+            let stop = |task: &mut TaskRecord| {
+                task.request_stop(StopCode::ServiceSchedulerInitiated, || reason, at)
+                    .then(|| task.instance_id.clone())
             };
-            if task.request_stop(StopCode::ServiceSchedulerInitiated, || reason, at) {
-                stopped.push(task.instance_id.clone());
+            if let Some(Some(instance)) = self.update_task(&task_id, stop) {
+                stopped.push(instance);
             }
         }
         for instance in stopped {
@@ -314,15 +318,15 @@ impl ClusterState {
         task_id: &str,
         daemon_service: String,
     ) -> Result<Outcome, ApiError> {
-        let task = self
-            .tasks
-            .get_mut(task_id)
-            .filter(|t| t.cluster == cluster)
-            .ok_or_else(|| super::tasks::task_not_found(task_id))?;
-        if task.is_live() && task.making_room_for.is_none() {
-            task.making_room_for = Some(daemon_service);
-            task.version += 1;
+        if self.tasks.get(task_id).is_none_or(|t| t.cluster != cluster) {
+            return Err(super::tasks::task_not_found(task_id));
         }
+        self.update_task(task_id, |task| {
+            if task.is_live() && task.making_room_for.is_none() {
+                task.making_room_for = Some(daemon_service);
+                task.version += 1;
+            }
+        });
         Ok(Outcome::MakingRoom(task_id.to_string()))
     }
 }

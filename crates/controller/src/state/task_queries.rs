@@ -86,25 +86,29 @@ impl ClusterState {
         (tasks, failures)
     }
 
+    /// ListTasks: one page in id order. The task index seeks straight to
+    /// the cluster's tasks of the wanted desired status after the token's
+    /// id, so a page costs a seek and the tasks it looks at, however many
+    /// stopped tasks are kept; a task stopped or purged between pages
+    /// neither repeats nor shifts the ones that remain.
     pub fn list_tasks(
         &self,
         filter: &TaskFilter,
         page: &PageRequest,
     ) -> Result<Page<String>, ApiError> {
-        let matches = |t: &&TaskRecord| {
-            let task = *t;
-            let desired = match filter.desired_status.as_str() {
-                "STOPPED" => task.desired_status == TaskStatus::Stopped,
-                "PENDING" => false,
-                _ => task.desired_status == TaskStatus::Running,
-            };
-            t.cluster == filter.cluster
-                && desired
-                && filter
-                    .instance_id
-                    .as_ref()
-                    .is_none_or(|i| *i == t.instance_id)
-                && filter.family.as_ref().is_none_or(|f| *f == t.family)
+        let desired = match filter.desired_status.as_str() {
+            "STOPPED" => Some(TaskStatus::Stopped),
+            // ECS: no task is ever wanted PENDING.
+            "PENDING" => None,
+            _ => Some(TaskStatus::Running),
+        };
+        let after: Option<String> = page.after()?;
+        let matches = |task: &TaskRecord| {
+            filter
+                .instance_id
+                .as_ref()
+                .is_none_or(|i| *i == task.instance_id)
+                && filter.family.as_ref().is_none_or(|f| *f == task.family)
                 && filter
                     .started_by
                     .as_ref()
@@ -112,13 +116,17 @@ impl ClusterState {
                 && filter
                     .service_name
                     .as_ref()
-                    .is_none_or(|s| task.group == format!("service:{s}"))
+                    .is_none_or(|s| task.group.strip_prefix("service:") == Some(s.as_str()))
                 && filter
                     .launch_type
                     .as_ref()
                     .is_none_or(|l| *l == task.launch_type)
         };
-        let ids = self.tasks.values().filter(matches).map(|t| t.id.clone());
+        let ids = desired
+            .into_iter()
+            .flat_map(|d| self.task_index.ids(&filter.cluster, d, after.as_deref()))
+            .filter(|id| self.tasks.get(*id).is_some_and(&matches))
+            .map(str::to_string);
         let page = paginate(ids, SortOrder::Asc, page)?;
         Ok(Page {
             items: page

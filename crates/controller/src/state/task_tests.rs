@@ -484,8 +484,11 @@ fn stopped_tasks_are_purged_and_running_ones_keep_their_definition() {
             reports: vec![stopped],
         },
     ));
-    assert_eq!(s.purgeable_tasks(Timestamp(29)), Vec::<String>::new());
-    assert_eq!(s.purgeable_tasks(Timestamp(30)), vec!["t1".to_string()]);
+    assert_eq!(s.purgeable_tasks(Timestamp(29), 100), Vec::<String>::new());
+    assert_eq!(
+        s.purgeable_tasks(Timestamp(30), 100),
+        vec!["t1".to_string()]
+    );
     // Fenced like all leader work; only STOPPED tasks go.
     let purge = |term| Command::PurgeTasks {
         task_ids: vec!["t1".into(), "t2".into()],

@@ -229,7 +229,7 @@ impl ClusterState {
                 ephemeral_storage: definition.spec.ephemeral_storage.clone(),
             };
             tasks.push(self.render_task(&record));
-            self.tasks.insert(p.task_id.clone(), record);
+            self.insert_task(record);
         }
         if let Some(token) = cmd.client_token {
             self.client_tokens.insert(
@@ -256,18 +256,20 @@ impl ClusterState {
         stop_code: StopCode,
         at: Timestamp,
     ) -> Result<Outcome, ApiError> {
-        let record = self
-            .tasks
-            .get_mut(task_id)
-            .filter(|t| t.cluster == cluster)
+        if self.tasks.get(task_id).is_none_or(|t| t.cluster != cluster) {
+            return Err(task_not_found(task_id));
+        }
+        let arn = self.arn.clone();
+        let (changed, instance_id, task) = self
+            .update_task(task_id, |record| {
+                let changed = record.request_stop(
+                    stop_code,
+                    || reason.unwrap_or_else(|| "Task stopped by user".to_string()),
+                    at,
+                );
+                (changed, record.instance_id.clone(), render(&arn, record))
+            })
             .ok_or_else(|| task_not_found(task_id))?;
-        let instance_id = record.instance_id.clone();
-        let changed = record.request_stop(
-            stop_code,
-            || reason.unwrap_or_else(|| "Task stopped by user".to_string()),
-            at,
-        );
-        let task = render(&self.arn, record);
         if changed {
             self.touch_assignments(&instance_id);
         }
@@ -290,19 +292,31 @@ impl ClusterState {
             let Some(task_id) = report.task_arn.rsplit('/').next().map(str::to_string) else {
                 continue;
             };
-            let Some(record) = self
+            if self
                 .tasks
-                .get_mut(&task_id)
-                .filter(|t| t.instance_id == instance_id)
+                .get(&task_id)
+                .is_none_or(|t| t.instance_id != instance_id)
+            {
+                continue;
+            }
+            let Some((merged, wanted_before, stopped, wanted)) =
+                self.update_task(&task_id, |record| {
+                    let wanted_before = record.desired_status;
+                    let merged = merge_report(record, report);
+                    if merged {
+                        record.version += 1;
+                    }
+                    (
+                        merged,
+                        wanted_before,
+                        record.is_stopped(),
+                        record.desired_status,
+                    )
+                })
             else {
                 continue;
             };
-            let wanted_before = record.desired_status;
-            if merge_report(record, report) {
-                changed += 1;
-                record.version += 1;
-            }
-            let (stopped, wanted) = (record.is_stopped(), record.desired_status);
+            changed += usize::from(merged);
             if stopped {
                 self.release(&task_id);
             } else if wanted != wanted_before {
@@ -337,7 +351,7 @@ impl ClusterState {
         let task_ids: Vec<String> = instance.task_ids.iter().cloned().collect();
         let reason = format!("Container instance {instance_id} lost contact with the controllers");
         for id in &task_ids {
-            if let Some(task) = self.tasks.get_mut(id) {
+            self.update_task(id, |task| {
                 task.desired_status = TaskStatus::Stopped;
                 task.last_status = TaskStatus::Stopped;
                 task.stop_code = Some(StopCode::InfrastructureHealth);
@@ -352,7 +366,7 @@ impl ClusterState {
                     }
                 }
                 task.version += 1;
-            }
+            });
             self.release(id);
         }
         Ok(Outcome::Lost { task_ids })
@@ -407,14 +421,18 @@ fn merge_report(task: &mut TaskRecord, report: TaskStateReport) -> bool {
 }
 
 fn merge_container(container: &mut ContainerRecord, c: ContainerStateReport) {
+    // A STOPPED container's exit code and reason are its history, kept for
+    // the retention: a later report (an agent that restarted and lost the
+    // container, a resent older one) fills a gap but never rewrites them.
+    let settled = container.last_status == ContainerStatus::Stopped;
     if c.last_status > container.last_status {
         container.last_status = c.last_status;
     }
-    if c.exit_code.is_some() {
+    if c.exit_code.is_some() && !(settled && container.exit_code.is_some()) {
         container.exit_code = c.exit_code;
     }
     container.restart_count = container.restart_count.max(c.restart_count);
-    if c.reason.is_some() {
+    if c.reason.is_some() && !(settled && container.reason.is_some()) {
         container.reason = c.reason;
     }
     if c.runtime_id.is_some() {
@@ -440,15 +458,15 @@ fn fill(slot: &mut Option<Timestamp>, value: Option<Timestamp>) {
 }
 
 impl ClusterState {
-    /// STOPPED tasks that stopped at or before `cutoff` (ECS keeps stopped
-    /// tasks describable for a while, then forgets them).
-    pub fn purgeable_tasks(&self, cutoff: Timestamp) -> Vec<String> {
-        self.tasks
-            .values()
-            .filter(|t| {
-                t.is_stopped() && t.times.stopped_at.unwrap_or(t.times.created_at).0 <= cutoff.0
-            })
-            .map(|t| t.id.clone())
+    /// At most `limit` STOPPED tasks that stopped at or before `cutoff`,
+    /// oldest first (ECS keeps stopped tasks describable for a while, then
+    /// forgets them). Read from the task index: a tick with nothing due
+    /// costs one look at the oldest stopped task, however many are kept.
+    pub fn purgeable_tasks(&self, cutoff: Timestamp, limit: usize) -> Vec<String> {
+        self.task_index
+            .stopped_through(cutoff)
+            .take(limit)
+            .map(str::to_string)
             .collect()
     }
 
@@ -456,8 +474,7 @@ impl ClusterState {
         let mut purged = 0;
         for id in task_ids {
             let stopped = self.tasks.get(id).is_some_and(TaskRecord::is_stopped);
-            if stopped {
-                self.tasks.remove(id);
+            if stopped && self.remove_task(id).is_some() {
                 purged += 1;
             }
         }
