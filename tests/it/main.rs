@@ -20,6 +20,7 @@ mod health;
 mod host_ports;
 mod identity;
 mod instances;
+mod log_rotation;
 mod net_map_fake;
 mod net_overlay;
 mod netns_harness;

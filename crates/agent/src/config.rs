@@ -175,6 +175,11 @@ pub struct AgentConfig {
     /// (the definition's 60–1800 s, 300 s by default). Tests set it short.
     #[serde(default, with = "opt_secs")]
     pub max_restart_attempt_period: Option<Duration>,
+    /// A container's log file is rotated once it holds this many bytes
+    /// (0: never), keeping `log_max_files` files in all; a container's
+    /// json-file `max-size` / `max-file` options override both.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 /// How other nodes' tasks are reached (see [`AgentConfig::overlay`]).
@@ -262,6 +267,8 @@ impl Default for AgentConfig {
             vxlan_mtu: None,
             overlay_resync_interval: Duration::from_secs(60),
             max_restart_attempt_period: None,
+            log_max_size: 10 << 20,
+            log_max_files: 5,
         }
     }
 }
@@ -366,6 +373,9 @@ impl AgentConfig {
             if d.is_zero() {
                 return Err(invalid(field, "must be more than 0"));
             }
+        }
+        if self.log_max_files == 0 {
+            return Err(invalid("log_max_files", "must be at least 1"));
         }
         if self.image_gc_high_threshold_percent > 100
             || self.image_gc_low_threshold_percent > self.image_gc_high_threshold_percent

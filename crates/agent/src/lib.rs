@@ -117,6 +117,12 @@ fn settings(
         logs_dir: config.data_dir.join("tasks"),
         volumes,
         max_restart_attempt_period: config.max_restart_attempt_period,
+        log_rotation: (config.log_max_size > 0).then_some(
+            orca_runtime::log_rotation::LogRotation {
+                max_bytes: config.log_max_size,
+                max_files: config.log_max_files,
+            },
+        ),
     }
 }
 

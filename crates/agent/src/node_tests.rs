@@ -96,6 +96,7 @@ impl Agent {
                     dns_servers: vec![std::net::Ipv4Addr::new(192, 0, 2, 53)],
                 },
                 max_restart_attempt_period: None,
+                log_rotation: None,
             },
             config: LoopConfig {
                 relist_interval: Duration::from_millis(50),

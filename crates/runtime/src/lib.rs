@@ -18,6 +18,7 @@
 pub mod containerd;
 pub mod error;
 pub mod fake;
+pub mod log_rotation;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -99,6 +100,9 @@ pub struct ContainerSpec {
     /// containerd's shim (`containerd::logdriver`), or without one through
     /// FIFOs the containerd runtime drains (`containerd::logio`).
     pub log_path: PathBuf,
+    /// Size-based rotation of that file (with the logging driver; the
+    /// agent's own draining fallback appends without rotating).
+    pub log_rotation: Option<log_rotation::LogRotation>,
     /// Volumes, tmpfs and the agent's /etc files, mounted after the
     /// default mounts in this order (a later mount over the same path
     /// wins, as in the kernel).
@@ -148,6 +152,7 @@ impl ContainerSpec {
             hostname: None,
             netns_path: None,
             log_path,
+            log_rotation: None,
             mounts: Vec::new(),
         }
     }

@@ -49,6 +49,9 @@ pub struct Settings {
     /// The longest restartAttemptPeriod honoured (None: each definition's,
     /// ECS's 60–1800 s, 300 s by default).
     pub max_restart_attempt_period: Option<Duration>,
+    /// Log rotation unless a container's json-file options say otherwise
+    /// (None: logs grow without bound).
+    pub log_rotation: Option<orca_runtime::log_rotation::LogRotation>,
 }
 
 /// One container as the runtime listed it, with what its labels say.

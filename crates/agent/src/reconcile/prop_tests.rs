@@ -203,6 +203,7 @@ fn settings() -> Settings {
         logs_dir: PathBuf::from("/logs"),
         volumes: crate::volumes::VolumeSettings::default(),
         max_restart_attempt_period: None,
+        log_rotation: None,
     }
 }
 

@@ -42,8 +42,8 @@ use super::model::{Action, NetworkRequest, Observed, Op, Settings, TaskMemory, W
 use super::report::{self, Phase};
 use crate::health::HealthConfig;
 use crate::runner::order::{readiness, Progress, Readiness};
-use crate::runner::restart;
 use crate::runner::spec;
+use crate::runner::{log_limits, restart};
 use crate::volumes;
 
 /// ECS's longest stopTimeout.
@@ -374,6 +374,7 @@ impl<'a> Task<'a> {
                 image: image.clone(),
                 netns_path: net.map(|n| n.netns_of(&d.def.name).to_path_buf()),
                 log_path: spec::log_path(&self.settings.logs_dir, &a.task_id, &d.def.name),
+                log_rotation: log_limits::rotation(&d.def, self.settings.log_rotation),
                 mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
             });
             self.push(

@@ -31,6 +31,7 @@ fn settings() -> Settings {
             dns_servers: vec![Ipv4Addr::new(192, 0, 2, 53)],
         },
         max_restart_attempt_period: None,
+        log_rotation: None,
     }
 }
 

@@ -6,6 +6,7 @@
 //! ([`crate::reconcile`]).
 
 pub mod dns_files;
+pub mod log_limits;
 pub mod order;
 pub mod restart;
 pub mod spec;

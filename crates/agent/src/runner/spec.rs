@@ -77,6 +77,7 @@ pub struct SpecInput<'a> {
     pub image: ImageInfo,
     pub netns_path: Option<PathBuf>,
     pub log_path: PathBuf,
+    pub log_rotation: Option<orca_runtime::log_rotation::LogRotation>,
     /// Volumes, tmpfs and /etc files (`crate::volumes::plan`).
     pub mounts: Vec<orca_runtime::MountSpec>,
 }
@@ -128,6 +129,7 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
         hostname: Some(hostname(def, input.task_id)),
         netns_path: input.netns_path,
         log_path: input.log_path,
+        log_rotation: input.log_rotation,
         mounts: input.mounts,
     }
 }

@@ -34,12 +34,13 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use orca_runtime::log_rotation::{LogRotation, RotatingLog};
 
 /// The container's stdout pipe (read end).
 const STDOUT_FD: RawFd = 3;
@@ -51,6 +52,9 @@ const READY_FD: RawFd = 5;
 const TERM_GRACE: Duration = Duration::from_secs(5);
 /// The URI query key naming the log file.
 const PATH_KEY: &str = "path";
+/// The URI query keys of the rotation limits (both or neither).
+const MAX_SIZE_KEY: &str = "max-size";
+const MAX_FILES_KEY: &str = "max-files";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -87,7 +91,7 @@ fn main() -> ExitCode {
             OwnedFd::from_raw_fd(READY_FD),
         )
     };
-    let mut log = match open_log(&path) {
+    let mut log = match RotatingLog::open(&path, rotation(&args)) {
         Ok(f) => Some(f),
         Err(e) => {
             eprintln!(
@@ -106,7 +110,7 @@ fn main() -> ExitCode {
         TERM_GRACE,
     );
     if let Some(f) = &log {
-        let _ = f.sync_data();
+        f.sync();
     }
     ExitCode::SUCCESS
 }
@@ -123,15 +127,20 @@ fn log_path(args: &[OsString]) -> Option<PathBuf> {
         .filter(|p| !p.as_os_str().is_empty())
 }
 
-fn open_log(path: &Path) -> std::io::Result<File> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .open(path)
+/// The rotation limits named by the arguments (`max-size` bytes and
+/// `max-files`), if both are there and valid.
+fn rotation(args: &[OsString]) -> Option<LogRotation> {
+    let value = |key: &str| {
+        args.chunks(2)
+            .find(|pair| pair.len() == 2 && pair[0] == key)
+            .and_then(|pair| pair[1].to_str()?.parse::<u64>().ok())
+    };
+    Some(LogRotation {
+        max_bytes: value(MAX_SIZE_KEY).filter(|b| *b > 0)?,
+        max_files: u32::try_from(value(MAX_FILES_KEY)?)
+            .ok()
+            .filter(|f| *f > 0)?,
+    })
 }
 
 /// Closes descriptors above 5 leaked to us through the shim (containerd's
@@ -177,7 +186,7 @@ fn block_termination() -> std::io::Result<OwnedFd> {
 fn copy_streams(
     mut streams: [File; 2],
     signals: Option<&OwnedFd>,
-    log: &mut Option<File>,
+    log: &mut Option<RotatingLog>,
     grace: Duration,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -246,7 +255,7 @@ fn pollfd(fd: RawFd, wanted: bool) -> libc::pollfd {
 }
 
 /// Reads what is buffered in `stream` without blocking.
-fn drain_buffered(stream: &mut File, buf: &mut [u8], log: &mut Option<File>) {
+fn drain_buffered(stream: &mut File, buf: &mut [u8], log: &mut Option<RotatingLog>) {
     // SAFETY: sets O_NONBLOCK on a descriptor this process owns.
     unsafe {
         let flags = libc::fcntl(stream.as_raw_fd(), libc::F_GETFL);
@@ -266,14 +275,16 @@ fn drain_buffered(stream: &mut File, buf: &mut [u8], log: &mut Option<File>) {
 
 /// Appends one chunk; a failed write (disk full) drops it, and the copy
 /// goes on so the container never blocks.
-fn write_chunk(log: &mut Option<File>, chunk: &[u8]) {
+fn write_chunk(log: &mut Option<RotatingLog>, chunk: &[u8]) {
     if let Some(f) = log {
-        let _ = f.write_all(chunk);
+        f.write_chunk(chunk);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn os(args: &[&str]) -> Vec<OsString> {
@@ -296,6 +307,20 @@ mod tests {
         assert_eq!(log_path(&os(&["path", ""])), None);
     }
 
+    #[test]
+    fn rotation_needs_both_limits() {
+        assert_eq!(
+            rotation(&os(&["path", "/l", "max-files", "3", "max-size", "1024"])),
+            Some(LogRotation {
+                max_bytes: 1024,
+                max_files: 3
+            })
+        );
+        assert_eq!(rotation(&os(&["path", "/l", "max-size", "1024"])), None);
+        assert_eq!(rotation(&os(&["max-size", "0", "max-files", "3"])), None);
+        assert_eq!(rotation(&os(&["max-size", "1k", "max-files", "3"])), None);
+    }
+
     fn pipe() -> (File, File) {
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills the two-element array with new descriptors.
@@ -308,7 +333,7 @@ mod tests {
     fn both_streams_are_copied_to_eof_into_one_file() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("nested/dir/c.log");
-        let mut log = Some(open_log(&path).unwrap_or_else(|e| panic!("{e}")));
+        let mut log = Some(RotatingLog::open(&path, None).unwrap_or_else(|e| panic!("{e}")));
         let (out_r, mut out_w) = pipe();
         let (err_r, mut err_w) = pipe();
         // More than a pipe buffer on stdout: the writer needs the reader.
@@ -329,7 +354,7 @@ mod tests {
         let (err_r, err_w) = pipe();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.log");
-        let mut log = Some(open_log(&path).unwrap_or_else(|e| panic!("{e}")));
+        let mut log = Some(RotatingLog::open(&path, None).unwrap_or_else(|e| panic!("{e}")));
         out_w.write_all(b"tail\n").ok();
         // A readable pipe stands in for the signalfd reporting SIGTERM.
         let (sig_r, mut sig_w) = pipe();

@@ -32,6 +32,10 @@ pub const RUNTIME_LABEL_PREFIX: &str = "io.orca.runtime.";
 /// Where `start` finds the log file `create` was given.
 pub const LOG_PATH_LABEL: &str = "io.orca.runtime.log-path";
 
+/// The log file's rotation limits `create` was given
+/// (`logdriver::rotation_label`).
+pub const LOG_ROTATION_LABEL: &str = "io.orca.runtime.log-rotation";
+
 /// Set by `start` once the task exists and before it starts: from then on
 /// the process may have run, so a container without a task is never
 /// mistaken for one that never started ([`crate::ProcessState::Lost`]).
@@ -201,6 +205,9 @@ async fn create_record(
         LOG_PATH_LABEL.to_string(),
         cs.log_path.display().to_string(),
     );
+    if let Some(r) = cs.log_rotation {
+        labels.insert(LOG_ROTATION_LABEL.to_string(), logdriver::rotation_label(r));
+    }
     let container = Container {
         id: cs.id.clone(),
         labels,
@@ -287,7 +294,9 @@ pub async fn start(
             // The shim runs the driver from its bundle directory.
             let log_path = std::path::absolute(&log_path)
                 .map_err(|e| start_err(format!("log path {}: {e}", log_path.display())))?;
-            let uri = logdriver::uri(driver, &log_path);
+            let rotation =
+                logdriver::parse_rotation_label(container.labels.get(LOG_ROTATION_LABEL));
+            let uri = logdriver::uri(driver, &log_path, rotation);
             (None, uri.clone(), uri)
         }
         None => {

@@ -32,6 +32,7 @@ use std::time::Duration;
 use containerd_client::services::v1::DeleteTaskRequest;
 
 use super::client::{is_not_found, status_error, Ctrd};
+use crate::log_rotation::LogRotation;
 use crate::RuntimeError;
 
 /// The URI query key the driver reads the log file path from.
@@ -45,12 +46,33 @@ pub const REAP_LIMIT: Duration = Duration::from_secs(15);
 /// `binary:///<driver>?path=<log_path>`, both percent-encoded (the shim
 /// parses it with Go's `net/url`, which would split the query on `&`,
 /// turn `+` into a space and drop pairs holding `;`).
-pub fn uri(driver: &Path, log_path: &Path) -> String {
-    format!(
+pub fn uri(driver: &Path, log_path: &Path, rotation: Option<LogRotation>) -> String {
+    let mut uri = format!(
         "binary://{}?{PATH_KEY}={}",
         encode(driver.as_os_str().as_bytes()),
         encode(log_path.as_os_str().as_bytes())
-    )
+    );
+    if let Some(r) = rotation {
+        uri.push_str(&format!(
+            "&max-size={}&max-files={}",
+            r.max_bytes, r.max_files
+        ));
+    }
+    uri
+}
+
+/// The rotation limits as a container label's value: `<bytes>,<files>`.
+pub fn rotation_label(r: LogRotation) -> String {
+    format!("{},{}", r.max_bytes, r.max_files)
+}
+
+/// The limits of a [`rotation_label`] (None if absent or malformed).
+pub fn parse_rotation_label(value: Option<&String>) -> Option<LogRotation> {
+    let (bytes, files) = value?.split_once(',')?;
+    Some(LogRotation {
+        max_bytes: bytes.parse().ok()?,
+        max_files: files.parse().ok()?,
+    })
 }
 
 /// Percent-encodes every byte but the unreserved ones and `/`.
@@ -102,14 +124,29 @@ mod tests {
         assert_eq!(
             uri(
                 Path::new("/usr/local/bin/orca-log-driver"),
-                Path::new("/var/lib/orca-agent/tasks/t1/web.log")
+                Path::new("/var/lib/orca-agent/tasks/t1/web.log"),
+                None
             ),
             "binary:///usr/local/bin/orca-log-driver?path=/var/lib/orca-agent/tasks/t1/web.log"
         );
+        let rotation = LogRotation {
+            max_bytes: 10_485_760,
+            max_files: 5,
+        };
+        assert_eq!(
+            uri(Path::new("/d"), Path::new("/l"), Some(rotation)),
+            "binary:///d?path=/l&max-size=10485760&max-files=5"
+        );
+        assert_eq!(
+            parse_rotation_label(Some(&rotation_label(rotation))),
+            Some(rotation)
+        );
+        assert_eq!(parse_rotation_label(Some(&"10m,5".to_string())), None);
         assert_eq!(
             uri(
                 Path::new("/opt/my bin/d?x"),
-                Path::new("/l/a&b=c+d;e%f#g é")
+                Path::new("/l/a&b=c+d;e%f#g é"),
+                None
             ),
             "binary:///opt/my%20bin/d%3Fx?path=/l/a%26b%3Dc%2Bd%3Be%25f%23g%20%C3%A9"
         );
