@@ -1,5 +1,5 @@
 //! ECS's `restartPolicy` on real containerd (the agent caps the attempt
-//! period at 2 s so the suite stays fast): an essential container that
+//! period at 3 s so the suite stays fast): an essential container that
 //! exits after a run of at least the period is started again in place —
 //! the same task stays RUNNING, its root filesystem and log carry over, and
 //! describe-tasks counts the restarts — while one that exits sooner, or
@@ -33,7 +33,7 @@ async fn describe(n: &mut Node, arn: &str) -> Value {
 async fn e2e_restart_policy_restarts_in_place_and_keeps_to_its_rules() {
     let _heavy = HEAVY.lock().await;
     let Some(mut n) = Node::start_agent_configured("restart", AgentKind::InProcess, |c, _| {
-        c.max_restart_attempt_period = Some(Duration::from_secs(2));
+        c.max_restart_attempt_period = Some(Duration::from_secs(3));
     })
     .await
     .expect("setup") else {
@@ -41,10 +41,10 @@ async fn e2e_restart_policy_restarts_in_place_and_keeps_to_its_rules() {
     };
 
     // Each run appends to a file of its root filesystem and prints how many
-    // runs it holds, then fails after 3 s: restarted every time.
+    // runs it holds, then fails after 4 s: restarted every time.
     let app = with_policy(n.container(
         "app",
-        "echo x >> /runs; echo runs=$(wc -l < /runs); sleep 3; exit 1",
+        "echo x >> /runs; echo runs=$(wc -l < /runs); sleep 4; exit 1",
     ));
     n.register("restarts", vec![app]).await;
     let arn = n.run(json!({"taskDefinition": "restarts"})).await;
@@ -106,7 +106,7 @@ async fn e2e_restart_policy_restarts_in_place_and_keeps_to_its_rules() {
     assert_eq!(app["restartCount"], 0, "{t:#}");
 
     // An ignored exit code after a long enough run: not restarted either.
-    let ignored = with_policy(n.container("app", "sleep 3; exit 7"));
+    let ignored = with_policy(n.container("app", "sleep 4; exit 7"));
     n.register("ignored", vec![ignored]).await;
     let arn = n.run(json!({"taskDefinition": "ignored"})).await;
     let t = wait_stopped(&mut n.client, "default", &arn, WAIT)
