@@ -58,16 +58,25 @@ impl PublishedPorts {
         mut ports: Vec<PortForward>,
     ) -> Result<bool, NetworkError> {
         ports.sort();
-        let before = if ports.is_empty() {
-            self.by_task.remove(task_id)
-        } else {
-            self.by_task.insert(task_id.to_string(), ports.clone())
-        };
-        if before.unwrap_or_default() == ports {
+        if self.by_task.get(task_id).cloned().unwrap_or_default() == ports {
             return Ok(false);
         }
-        self.persist()?;
+        // Written first, kept only once on disk: a failed write leaves the
+        // record as it was, so the retry writes again.
+        let mut next = self.by_task.clone();
+        if ports.is_empty() {
+            next.remove(task_id);
+        } else {
+            next.insert(task_id.to_string(), ports);
+        }
+        self.persist(&next)?;
+        self.by_task = next;
         Ok(true)
+    }
+
+    /// The tasks holding published ports.
+    pub fn tasks(&self) -> impl Iterator<Item = &String> {
+        self.by_task.keys()
     }
 
     /// Every published port, sorted.
@@ -77,10 +86,10 @@ impl PublishedPorts {
         all
     }
 
-    fn persist(&self) -> Result<(), NetworkError> {
+    fn persist(&self, tasks: &BTreeMap<String, Vec<PortForward>>) -> Result<(), NetworkError> {
         let state = StateFile {
             version: VERSION,
-            tasks: self.by_task.clone(),
+            tasks: tasks.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&state).map_err(|e| self.err(e))?;
         orca_fs::write_atomic(&self.path, &bytes).map_err(|e| self.err(e))

@@ -77,6 +77,11 @@ impl RotatingLog {
     }
 
     fn append(&mut self, bytes: &[u8]) {
+        if self.file.is_none() {
+            // A reopen after a rotation failed (no space, no descriptor):
+            // try again rather than drop the rest of the run.
+            self.file = open_append(&self.path).ok();
+        }
         if let Some(file) = &mut self.file {
             if file.write_all(bytes).is_ok() {
                 self.size += bytes.len() as u64;

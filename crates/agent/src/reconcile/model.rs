@@ -605,13 +605,17 @@ impl World {
                                     }
                             );
                             // A first start, or a restart in place of a
-                            // reaped run, begins a new run (a relist taken
-                            // since may already show it).
-                            if matches!(
+                            // reaped run, begins a new run. The runtime
+                            // counts it on the container before the process
+                            // starts, so a relist taken meanwhile (not
+                            // started, yet counted) already shows it.
+                            let counted = c.state == ProcessState::NotStarted && c.starts > 0;
+                            let new_run = matches!(
                                 c.state,
                                 ProcessState::NotStarted
                                     | ProcessState::Exited { recorded: true, .. }
-                            ) {
+                            );
+                            if new_run && !counted {
                                 c.starts += 1;
                                 c.started_at = u64::try_from(wall.0)
                                     .ok()

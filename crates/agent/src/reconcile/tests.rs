@@ -1246,3 +1246,43 @@ fn a_restart_policy_restarts_in_place_or_lets_the_exit_stop_the_task() {
     ];
     check(cases, now);
 }
+
+#[test]
+fn a_start_counts_its_run_once_whatever_the_relist_saw() {
+    let now = Instant::now();
+    let t = "t1";
+    let started = |observed: (String, Observed)| {
+        let mut w = world(
+            vec![with_restart_policy(t)],
+            vec![observed],
+            &[t],
+            vec![],
+            vec![(t, ready(&["app"], t))],
+        );
+        w.memory(t)
+            .in_flight
+            .insert(Op::Container("t1-0-app".into()));
+        w.complete(
+            Completion::Started {
+                task_id: t.into(),
+                id: "t1-0-app".into(),
+                result: Ok(7),
+            },
+            now,
+            Timestamp(1),
+        );
+        let c = &w.containers["t1-0-app"];
+        (c.state.clone(), c.starts)
+    };
+    let running = ProcessState::Running { pid: 7 };
+    // A restart of a reaped run (the relist predates the start): one more.
+    assert_eq!(started(ended_run(t, 1, 300, true)), (running.clone(), 2));
+    // A relist taken while the restart was under way already counted it.
+    let (id, mut counted) = observed(t, 0, "app", ProcessState::NotStarted);
+    counted.starts = 2;
+    assert_eq!(started((id.clone(), counted)), (running.clone(), 2));
+    // A first start seen before the runtime counted anything.
+    let (_, mut fresh) = observed(t, 0, "app", ProcessState::NotStarted);
+    fresh.starts = 0;
+    assert_eq!(started((id, fresh)), (running, 1));
+}

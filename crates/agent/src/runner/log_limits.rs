@@ -26,10 +26,10 @@ pub fn rotation(def: &ContainerDefinition, default: Option<LogRotation>) -> Opti
         .filter(|f| *f > 0);
     match (size, files, default) {
         (None, None, d) => d,
-        (Some(max_bytes), files, d) => Some(LogRotation {
+        (Some(max_bytes), files, _) => Some(LogRotation {
             max_bytes,
             // Docker keeps one file when only max-size is given.
-            max_files: files.unwrap_or(d.map_or(1, |d| d.max_files)),
+            max_files: files.unwrap_or(1),
         }),
         (None, Some(max_files), Some(d)) => Some(LogRotation { max_files, ..d }),
         (None, Some(_), None) => None,
@@ -99,6 +99,10 @@ mod tests {
                 max_bytes: 1 << 20,
                 max_files: 1
             })
+        );
+        assert_eq!(
+            rotation(&size_only, Some(DEFAULT)).map(|r| r.max_files),
+            Some(1)
         );
         let unreadable =
             def(serde_json::json!({"logDriver": "json-file", "options": {"max-size": "lots"}}));

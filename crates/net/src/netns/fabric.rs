@@ -22,7 +22,7 @@ use super::{node_rules, overlay, NetnsNetwork};
 use crate::overlay::{desired, OverlayConfig, OverlayOp, Peer};
 use crate::published::PublishedPorts;
 use crate::rules::{NodeRules, PortForward};
-use crate::{NetworkConfigurator, NetworkError, NodePolicy};
+use crate::{NetworkError, NodePolicy};
 
 /// VXLAN over IPv4 adds this much to each frame: outer IPv4 (20), UDP (8),
 /// VXLAN (8) and the inner Ethernet header (14).
@@ -43,6 +43,10 @@ pub(super) struct RulesState {
 }
 
 impl RulesState {
+    pub(super) fn published_tasks(&self) -> Vec<String> {
+        self.published.tasks().cloned().collect()
+    }
+
     pub(super) fn new(published: PublishedPorts) -> RulesState {
         RulesState {
             policy: None,
@@ -84,7 +88,8 @@ impl NetnsNetwork {
             None if forwards.is_empty() => return Ok(()),
             None => NodePolicy::default(),
         };
-        let tasks = !self.held().await?.is_empty();
+        // Keys, not `held()`: that takes this lock for the published ports.
+        let tasks = !self.held_keys()?.is_empty();
         let want = NodeRules {
             bridge: self.config.bridge.clone(),
             subnet: self.config.subnet,

@@ -430,8 +430,14 @@ impl NetworkConfigurator for NetnsNetwork {
         tasks_of(self.ipam().allocated())
     }
 
+    /// A task with published ports but no namespace or address any more
+    /// (its record lost) is held too, so the agent's GC tears it down and
+    /// its DNAT goes.
     async fn held(&self) -> Result<std::collections::BTreeSet<String>, NetworkError> {
-        Ok(tasks_of(self.held_keys()?).into_iter().collect())
+        let mut held: std::collections::BTreeSet<String> =
+            tasks_of(self.held_keys()?).into_iter().collect();
+        held.extend(self.rules.lock().await.published_tasks());
+        Ok(held)
     }
 
     async fn set_policy(&self, policy: crate::NodePolicy) -> Result<(), NetworkError> {
