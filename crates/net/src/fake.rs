@@ -159,13 +159,7 @@ impl NetworkConfigurator for FakeNetwork {
         let mut endpoints = Vec::with_capacity(containers.len());
         for (index, container) in containers.iter().enumerate() {
             let own = self.setup(&endpoint_id(task_id, index)).await?;
-            endpoints.push(Endpoint {
-                container: container.clone(),
-                netns_path: own.netns_path,
-                ip: own.ip,
-                mac_address: own.mac_address,
-                host_veth: own.host_veth,
-            });
+            endpoints.push(Endpoint::of(container, own));
         }
         let network = bridge_network(task_id, &self.config, endpoints)?;
         let forwards = forwards_of(&network, published)?;

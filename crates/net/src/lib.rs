@@ -113,6 +113,19 @@ pub struct Endpoint {
     pub host_veth: String,
 }
 
+impl Endpoint {
+    /// `container`'s endpoint from the network set up under its key.
+    pub fn of(container: &str, own: TaskNetwork) -> Endpoint {
+        Endpoint {
+            container: container.to_string(),
+            netns_path: own.netns_path,
+            ip: own.ip,
+            mac_address: own.mac_address,
+            host_veth: own.host_veth,
+        }
+    }
+}
+
 /// A port a bridge-mode container publishes on the node's addresses
 /// (`hostPort` → `containerPort`, forwarded by DNAT).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -749,16 +749,19 @@ fn completions_move_the_world_forward_never_back() {
     assert_eq!(w.tasks[t].term_sent.get("t1-0-app"), Some(&now));
 }
 
+/// The task definition (revision 1) that `input` registers.
+fn definition(input: impl AsRef<str>) -> TaskDefinition {
+    let input = parse_register_input(input.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+    TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into())
+}
+
 /// A task of one container `app` with the given volumes and mount points.
 fn with_volumes(id: &str, volumes: &str, mount_points: &str) -> TaskAssignment {
     let mut a = assignment(id, RUN, &["app"]);
-    let input = parse_register_input(&format!(
+    a.task_definition = definition(format!(
         r#"{{"family":"f","volumes":{volumes},"containerDefinitions":[
             {{"name":"app","image":"img/app","memory":32,"mountPoints":{mount_points}}}]}}"#
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    a.task_definition =
-        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    ));
     a
 }
 
@@ -1040,13 +1043,10 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
 /// A task of one container `app` in network mode `mode`.
 fn in_mode(id: &str, mode: &str) -> TaskAssignment {
     let mut a = assignment(id, RUN, &["app"]);
-    let input = parse_register_input(&format!(
+    a.task_definition = definition(format!(
         r#"{{"family":"f","networkMode":"{mode}","containerDefinitions":[
             {{"name":"app","image":"img/app","memory":32}}]}}"#
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    a.task_definition =
-        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    ));
     a
 }
 
@@ -1054,16 +1054,13 @@ fn in_mode(id: &str, mode: &str) -> TaskAssignment {
 /// chose (one static, one dynamic).
 fn bridge_task(id: &str) -> TaskAssignment {
     let mut a = assignment(id, RUN, &["app", "side"]);
-    let input = parse_register_input(
+    a.task_definition = definition(
         r#"{"family":"f","networkMode":"bridge","containerDefinitions":[
             {"name":"app","image":"img/app","memory":32,
              "portMappings":[{"containerPort":80,"hostPort":8080}]},
             {"name":"side","image":"img/side","memory":32,
              "portMappings":[{"containerPort":53}]}]}"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    a.task_definition =
-        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    );
     a.host_ports = vec![
         HostPortBinding {
             container_name: "app".into(),
@@ -1162,14 +1159,11 @@ fn a_host_mode_task_gets_no_namespace_and_shares_the_nodes_network() {
 /// by default, exit code 7 ignored).
 fn with_restart_policy(id: &str) -> TaskAssignment {
     let mut a = assignment(id, RUN, &["app"]);
-    let input = parse_register_input(
+    a.task_definition = definition(
         r#"{"family":"f","containerDefinitions":[
             {"name":"app","image":"img/app","memory":32,
              "restartPolicy":{"enabled":true,"ignoredExitCodes":[7]}}]}"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    a.task_definition =
-        TaskDefinition::new(input.spec, "arn:td".into(), 1, Timestamp(0), "t".into());
+    );
     a
 }
 

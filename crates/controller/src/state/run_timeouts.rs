@@ -26,15 +26,14 @@ pub fn reason(timeout_seconds: u32) -> String {
 
 impl ClusterState {
     /// Tasks still wanted RUNNING whose run timeout has passed at `now`,
-    /// in task-id order. Only the instances' unstopped tasks are looked at,
-    /// so the stopped history does not slow it.
+    /// in task-id order. Only tasks wanted RUNNING are looked at (the task
+    /// index), so the stopped history does not slow it.
     pub fn overdue_tasks(&self, now: Timestamp) -> Vec<Overdue> {
         let mut out: Vec<Overdue> = self
-            .instances
-            .values()
-            .flat_map(|i| i.task_ids.iter())
+            .clusters
+            .keys()
+            .flat_map(|cluster| self.task_index.ids(cluster, TaskStatus::Running, None))
             .filter_map(|id| self.tasks.get(id))
-            .filter(|t| t.desired_status == TaskStatus::Running)
             .filter_map(|t| {
                 let secs = t.run_timeout_seconds?;
                 let started = t.times.started_at?;

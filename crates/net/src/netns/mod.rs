@@ -379,13 +379,7 @@ impl NetworkConfigurator for NetnsNetwork {
                 .setup_task(&endpoint_id(task_id, index))
                 .instrument(span.clone())
                 .await?;
-            endpoints.push(crate::Endpoint {
-                container: container.clone(),
-                netns_path: own.netns_path,
-                ip: own.ip,
-                mac_address: own.mac_address,
-                host_veth: own.host_veth,
-            });
+            endpoints.push(crate::Endpoint::of(container, own));
         }
         let network = bridge_network(task_id, &self.config, endpoints)?;
         let forwards = forwards_of(&network, published)?;

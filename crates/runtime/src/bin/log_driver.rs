@@ -121,20 +121,22 @@ fn log_path(args: &[OsString]) -> Option<PathBuf> {
     if let [only] = args {
         return (!only.is_empty()).then(|| PathBuf::from(only));
     }
-    args.chunks(2)
-        .find(|pair| pair.len() == 2 && pair[0] == PATH_KEY)
-        .map(|pair| PathBuf::from(&pair[1]))
+    value_of(args, PATH_KEY)
+        .map(PathBuf::from)
         .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The value after `key` among the shim's key/value arguments.
+fn value_of<'a>(args: &'a [OsString], key: &str) -> Option<&'a OsString> {
+    args.chunks(2)
+        .find(|pair| pair.len() == 2 && pair[0] == key)
+        .map(|pair| &pair[1])
 }
 
 /// The rotation limits named by the arguments (`max-size` bytes and
 /// `max-files`), if both are there and valid.
 fn rotation(args: &[OsString]) -> Option<LogRotation> {
-    let value = |key: &str| {
-        args.chunks(2)
-            .find(|pair| pair.len() == 2 && pair[0] == key)
-            .and_then(|pair| pair[1].to_str()?.parse::<u64>().ok())
-    };
+    let value = |key: &str| value_of(args, key)?.to_str()?.parse::<u64>().ok();
     Some(LogRotation {
         max_bytes: value(MAX_SIZE_KEY).filter(|b| *b > 0)?,
         max_files: u32::try_from(value(MAX_FILES_KEY)?)

@@ -151,20 +151,7 @@ fn exit_label(exit: &ContainerExit) -> String {
 /// Sets one label on the container record (containerd's field mask
 /// `labels.<key>` leaves the others alone).
 pub async fn set_label(ctrd: &Ctrd, id: &str, key: &str, value: &str) -> Result<(), RuntimeError> {
-    ctrd.containers()
-        .update(ctrd.req(UpdateContainerRequest {
-            container: Some(Container {
-                id: id.to_string(),
-                labels: HashMap::from([(key.to_string(), value.to_string())]),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec![format!("labels.{key}")],
-            }),
-        }))
-        .await
-        .map(|_| ())
-        .map_err(|s| status_error(&format!("label {id}"), s))
+    update_labels(ctrd, id, &[(key, value.to_string())], &[]).await
 }
 
 /// Sets `set` and removes `remove` among a container's labels, in one
