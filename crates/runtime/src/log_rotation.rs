@@ -1,9 +1,10 @@
 //! Size-based rotation of a container's log file, as Docker's json-file
 //! driver does it (`max-size`, `max-file`): once the file holds at least
-//! `max_bytes`, it becomes `<log>.1` (older ones shift to `.2` and on, the
+//! `max_bytes` (at the end of the line that fills it), it becomes `<log>.1` (older ones shift to `.2` and on, the
 //! oldest beyond `max_files` is deleted) and a new file starts. The
-//! rotation happens between chunks (at most 64 KiB each), so a file may
-//! pass the limit by one chunk; no output is ever split or lost to it.
+//! rotation happens at a line end, so a file passes the limit by the rest
+//! of one line; no line is split (short of one twice the limit) and no
+//! output is lost to it.
 //!
 //! Used by `orca-log-driver` (run by containerd's shim), which passes the
 //! limits in its URI (`containerd::logdriver::uri`).
@@ -52,10 +53,12 @@ impl RotatingLog {
         })
     }
 
-    /// Appends one chunk, rotating once the file is full: after the last
-    /// whole line that fills it, so a line is never split across files
-    /// (unless one line alone passes the limit). A failed write (disk
-    /// full) drops the bytes: the container must never block.
+    /// Appends one chunk, rotating once the file is full: at the end of
+    /// the line that fills it, so a line is never split across files and
+    /// every rotated file holds at least `max_bytes`. A line that alone
+    /// runs past twice the limit is cut there, so one endless line cannot
+    /// fill the disk. A failed write (disk full) drops the bytes: the
+    /// container must never block.
     pub fn write_chunk(&mut self, mut chunk: &[u8]) {
         let Some(r) = self.rotation else {
             self.append(chunk);
@@ -63,17 +66,25 @@ impl RotatingLog {
         };
         let max = r.max_bytes.max(1);
         while self.size + chunk.len() as u64 >= max {
-            let Some(end) = chunk.iter().rposition(|b| *b == b'\n') else {
-                break;
-            };
-            self.append(&chunk[..=end]);
-            chunk = &chunk[end + 1..];
-            self.rotate(r);
+            // The first line end at which the file holds `max` bytes.
+            let from = (max.saturating_sub(self.size + 1)) as usize;
+            match chunk[from..].iter().position(|b| *b == b'\n') {
+                Some(p) => {
+                    let end = from + p;
+                    self.append(&chunk[..=end]);
+                    chunk = &chunk[end + 1..];
+                    self.rotate(r);
+                }
+                None => {
+                    self.append(chunk);
+                    if self.size >= max.saturating_mul(2) {
+                        self.rotate(r);
+                    }
+                    return;
+                }
+            }
         }
         self.append(chunk);
-        if self.size >= max {
-            self.rotate(r);
-        }
     }
 
     fn append(&mut self, bytes: &[u8]) {
@@ -178,6 +189,33 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_rotated_only_once_it_holds_the_limit() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("app.log");
+        let rotation = LogRotation {
+            max_bytes: 16,
+            max_files: 3,
+        };
+        let mut log = RotatingLog::open(&path, Some(rotation)).unwrap_or_else(|e| panic!("{e}"));
+        // 12 bytes, then a chunk whose last line end comes before the
+        // limit is reached and whose tail is a cut line: no rotation yet.
+        log.write_chunk(b"0123456789a\n");
+        log.write_chunk(b"bc\nde");
+        assert!(
+            !rotated_path(&path, 1).exists(),
+            "the line ending at 15 bytes is under 16; the next is not ended"
+        );
+        log.write_chunk(b"fgh\nij\n");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert_eq!(read(&rotated_path(&path, 1)), "0123456789a\nbc\ndefgh\n");
+        assert_eq!(read(&path), "ij\n");
+        // An endless line is cut at twice the limit.
+        log.write_chunk(&[b'x'; 40]);
+        assert_eq!(read(&rotated_path(&path, 1)).len(), 43);
+        assert_eq!(read(&path), "");
+    }
+
+    #[test]
     fn one_file_starts_over_and_no_rotation_keeps_everything() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("app.log");
@@ -186,7 +224,7 @@ mod tests {
             max_files: 1,
         };
         let mut log = RotatingLog::open(&path, Some(one)).unwrap_or_else(|e| panic!("{e}"));
-        log.write_chunk(b"0123456789");
+        log.write_chunk(b"012345678\n");
         log.write_chunk(b"abc");
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "abc");
         assert!(!rotated_path(&path, 1).exists());
@@ -216,10 +254,10 @@ mod tests {
         // A restarted container appends to the same log and rotates at
         // the same size.
         let mut log = RotatingLog::open(&path, rotation).unwrap_or_else(|e| panic!("{e}"));
-        log.write_chunk(b"abcdefghij");
+        log.write_chunk(b"abcdefghi\n");
         assert_eq!(
             std::fs::read_to_string(rotated_path(&path, 1)).unwrap_or_default(),
-            "0123456789abcdefghij"
+            "0123456789abcdefghi\n"
         );
         assert_eq!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(9), 0);
     }
