@@ -47,6 +47,8 @@ fn task(id: &str, containers: &[&str]) -> TaskAssignment {
         stopped_reason: None,
         host_ports: Vec::new(),
         deregistration_delay_ms: None,
+        secrets: Vec::new(),
+        secrets_error: None,
     }
 }
 

@@ -49,6 +49,8 @@ fn assignment(id: &str, script: &str, desired: TaskStatus) -> TaskAssignment {
         stopped_reason: (desired == TaskStatus::Stopped).then(|| "asked".to_string()),
         host_ports: Vec::new(),
         deregistration_delay_ms: None,
+        secrets: Vec::new(),
+        secrets_error: None,
     }
 }
 

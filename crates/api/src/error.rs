@@ -17,13 +17,17 @@ fn code_of(exception: Exception) -> Code {
         | Exception::AttributeLimitExceededException => Code::InvalidArgument,
         Exception::ClusterNotFoundException
         | Exception::ResourceNotFoundException
-        | Exception::ServiceNotFoundException => Code::NotFound,
+        | Exception::ServiceNotFoundException
+        | Exception::ParameterNotFound => Code::NotFound,
         Exception::UnsupportedFeatureException => Code::Unimplemented,
         Exception::ServiceNotActiveException
         | Exception::ClusterContainsContainerInstancesException
         | Exception::ClusterContainsServicesException
         | Exception::ClusterContainsTasksException => Code::FailedPrecondition,
-        Exception::ConflictException => Code::AlreadyExists,
+        Exception::InvalidRequestException => Code::FailedPrecondition,
+        Exception::ConflictException
+        | Exception::ResourceExistsException
+        | Exception::ParameterAlreadyExists => Code::AlreadyExists,
         Exception::AccessDeniedException => Code::PermissionDenied,
         Exception::ServerException => Code::Internal,
     }

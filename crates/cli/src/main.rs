@@ -97,6 +97,28 @@ enum Command {
     DescribeServices(describe_services::Args),
     /// Lists service ARNs.
     ListServices(list_services::Args),
+    /// Stores a secret (Secrets Manager), encrypted with the cluster key.
+    CreateSecret(secrets::CreateSecretArgs),
+    /// Gives a secret a new current value (the old one becomes AWSPREVIOUS).
+    PutSecretValue(secrets::PutSecretValueArgs),
+    /// Shows a secret's value.
+    GetSecretValue(secrets::GetSecretValueArgs),
+    /// Shows a secret's details (never its value).
+    DescribeSecret(secrets::SecretIdArgs),
+    /// Lists secrets (never their values).
+    ListSecrets(secrets::ListSecretsArgs),
+    /// Deletes a secret, after a recovery window unless forced.
+    DeleteSecret(secrets::DeleteSecretArgs),
+    /// Cancels a secret's scheduled deletion.
+    RestoreSecret(secrets::SecretIdArgs),
+    /// Stores a parameter (Parameter Store), encrypted with the cluster key.
+    PutParameter(parameters::PutParameterArgs),
+    /// Shows one parameter.
+    GetParameter(parameters::GetParameterArgs),
+    /// Shows parameters by name.
+    GetParameters(parameters::GetParametersArgs),
+    /// Deletes a parameter.
+    DeleteParameter(parameters::DeleteParameterArgs),
     /// Waits for services or tasks to reach a state, as the aws CLI's waiters.
     #[command(subcommand)]
     Wait(wait::Waiter),
@@ -242,6 +264,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             (update_service::OPERATION, out)
         }
         Command::Wait(w) => return wait::run(w, ctx).await,
+        Command::CreateSecret(a) => ("CreateSecret", secrets::create_secret(a, ctx).await?),
+        Command::PutSecretValue(a) => ("PutSecretValue", secrets::put_secret_value(a, ctx).await?),
+        Command::GetSecretValue(a) => ("GetSecretValue", secrets::get_secret_value(a, ctx).await?),
+        Command::DescribeSecret(a) => ("DescribeSecret", secrets::describe_secret(a, ctx).await?),
+        Command::ListSecrets(a) => ("ListSecrets", secrets::list_secrets(a, ctx).await?),
+        Command::DeleteSecret(a) => ("DeleteSecret", secrets::delete_secret(a, ctx).await?),
+        Command::RestoreSecret(a) => ("RestoreSecret", secrets::restore_secret(a, ctx).await?),
+        Command::PutParameter(a) => ("PutParameter", parameters::put_parameter(a, ctx).await?),
+        Command::GetParameter(a) => ("GetParameter", parameters::get_parameter(a, ctx).await?),
+        Command::GetParameters(a) => ("GetParameters", parameters::get_parameters(a, ctx).await?),
+        Command::DeleteParameter(a) => (
+            "DeleteParameter",
+            parameters::delete_parameter(a, ctx).await?,
+        ),
         Command::DeleteService(a) => (
             delete_service::OPERATION,
             delete_service::run(a, ctx).await?,

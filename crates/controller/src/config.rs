@@ -50,6 +50,9 @@ pub struct Config {
     /// The DNS namespace discoverable services are named in
     /// (`<service>.<namespace>`), the same for every cluster.
     pub discovery_namespace: String,
+    /// The file holding the cluster's secrets key (the same on every
+    /// controller, never stored with the data); None: no secrets.
+    pub secrets_key_file: Option<PathBuf>,
     /// How long resolvers may keep a discovery answer (the records' TTL;
     /// whole seconds, at least 1).
     pub discovery_ttl: Duration,
@@ -84,6 +87,7 @@ impl Config {
             services: crate::services_loop::ServiceLoopConfig::default(),
             ecs_api_listen: None,
             discovery_namespace: orca_core::discovery::DEFAULT_NAMESPACE.to_string(),
+            secrets_key_file: None,
             discovery_ttl: Duration::from_secs(10),
             discovery_deregistration_margin: Duration::from_secs(1),
         }

@@ -27,4 +27,6 @@ pub enum Error {
     Config(String),
     #[error("cannot join the controller cluster: {0}")]
     JoinRefused(String),
+    #[error("refusing to serve: {0}")]
+    Secrets(#[from] crate::secrets::KeyError),
 }

@@ -25,6 +25,7 @@ pub mod raft;
 pub mod reconciler;
 mod run_timeouts;
 pub mod scheduler;
+pub mod secrets;
 pub mod services_loop;
 pub mod state;
 
@@ -37,6 +38,7 @@ use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
 use orca_api::v1::raft_server::RaftServer;
+use orca_api::v1::secrets_server::SecretsServer;
 use orca_api::v1::JoinClusterRequest;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -52,6 +54,7 @@ use crate::api::admin_service::AdminService;
 use crate::api::agent_service::AgentService;
 use crate::api::ecs_service::EcsService;
 use crate::api::raft_service::RaftService;
+use crate::api::secrets_service::SecretsService;
 use crate::clock::{Clock, SystemClock};
 use crate::leader::LeaderWork;
 use crate::node::Node;
@@ -148,6 +151,10 @@ async fn serve(
         node.shutdown().await;
         return Err(Error::IdentityMismatch(difference));
     }
+    if let Err(e) = secrets::guard::check(&node.view(), node.secrets_key.as_deref()) {
+        node.shutdown().await;
+        return Err(Error::Secrets(e));
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let background = shutdown.child_token();
     let mut tasks = JoinSet::new();
@@ -157,6 +164,12 @@ async fn serve(
     tasks.spawn(guard_identity(
         node.clone(),
         identity,
+        refused.clone(),
+        refusal.clone(),
+        background.clone(),
+    ));
+    tasks.spawn(guard_secrets_key(
+        node.clone(),
         refused.clone(),
         refusal.clone(),
         background.clone(),
@@ -211,13 +224,16 @@ async fn serve(
     tracing::info!(node_id = config.node_id, addr = %config.listen, data_dir = %config.data_dir.display(), "controller serving");
     let server = tonic::transport::Server::builder()
         .add_service(EcsServer::new(EcsService::new(node.clone(), clock.clone())))
-        .add_service(AgentServer::new(AgentService::new(sessions, clock)))
+        .add_service(AgentServer::new(AgentService::new(sessions, clock.clone())))
         .add_service(
             RaftServer::new(RaftService::new(node.clone()))
                 .max_decoding_message_size(raft::network::MAX_RAFT_MESSAGE)
                 .max_encoding_message_size(raft::network::MAX_RAFT_MESSAGE),
         )
         .add_service(ControllerAdminServer::new(AdminService::new(node.clone())))
+        .add_service(SecretsServer::new(SecretsService::new(Arc::new(
+            EcsService::new(node.clone(), clock.clone()),
+        ))))
         .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.
@@ -260,6 +276,33 @@ async fn guard_identity(
                 tracing::error!(%difference, "this controller's flags differ from the cluster's identity: refusing to serve");
                 *refusal.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(Error::IdentityMismatch(difference));
+                refused.cancel();
+            }
+            return;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = views.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Refuses to serve once the applied state holds secrets this controller's
+/// key does not open (a controller that joined, or that started before the
+/// first secret, with another key or none).
+async fn guard_secrets_key(
+    node: Arc<Node>,
+    refused: CancellationToken,
+    refusal: Arc<std::sync::Mutex<Option<Error>>>,
+    shutdown: CancellationToken,
+) {
+    let mut views = node.watch_views();
+    loop {
+        let view = views.borrow_and_update().clone();
+        if view.secrets_key_id.is_some() {
+            if let Err(e) = secrets::guard::check(&view, node.secrets_key.as_deref()) {
+                tracing::error!(error = %e, "refusing to serve");
+                *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::Secrets(e));
                 refused.cancel();
             }
             return;

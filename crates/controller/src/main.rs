@@ -89,6 +89,13 @@ struct Args {
     /// before its containers get SIGTERM.
     #[arg(long, default_value_t = 1.0)]
     discovery_deregistration_margin_secs: f64,
+    /// The cluster's secrets key: 32 random bytes (raw, hex or base64),
+    /// mode 0600, the same file on every controller and never beside the
+    /// data directory's backups (`head -c 32 /dev/urandom > key`). Without
+    /// it, secrets and parameters cannot be stored or read here, and a
+    /// controller whose cluster already holds secrets refuses to start.
+    #[arg(long, env = "ORCA_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<std::path::PathBuf>,
     /// Build a snapshot after this many log entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_every: u64,
@@ -126,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
     config.agent_loss_grace = seconds("--agent-loss-grace-secs", args.agent_loss_grace_secs)?;
     config.task_cidr = args.task_cidr;
     config.ecs_api_listen = args.ecs_api_listen;
+    config.secrets_key_file = args.secrets_key_file;
     let millis = |flag: &str, value: f64| -> anyhow::Result<i64> {
         Ok(i64::try_from(seconds(flag, value)?.as_millis()).unwrap_or(i64::MAX))
     };

@@ -70,6 +70,9 @@ pub struct Node {
     proposer: Proposer,
     /// Channels to other controllers, by address, shared with Raft.
     peers: PeerChannels,
+    /// The cluster's secrets key (`--secrets-key-file`); None: secrets
+    /// cannot be stored or read through this controller.
+    pub secrets_key: Option<Arc<crate::secrets::SecretsKey>>,
 }
 
 fn raft_error(e: impl std::fmt::Display) -> Error {
@@ -82,6 +85,10 @@ impl Node {
     /// node told to join waits to be added; a restarted node recovers from
     /// its snapshot and log.
     pub async fn open(config: &Config) -> Result<Node, Error> {
+        let secrets_key = match &config.secrets_key_file {
+            Some(file) => Some(Arc::new(crate::secrets::SecretsKey::load(file)?)),
+            None => None,
+        };
         let path = config.data_dir.join("raft");
         let data_dir_error = |source| Error::DataDir {
             path: path.clone(),
@@ -129,6 +136,7 @@ impl Node {
             leader_contact: LeaderContact::new(),
             election_timeouts: config.raft.election_timeouts(),
             peers,
+            secrets_key,
         })
     }
 

@@ -170,6 +170,25 @@ pub struct TaskAssignment {
     /// hands out its address) before any container gets SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistration_delay_ms: Option<u64>,
+    /// The values of the containers' `secrets[]`, resolved and decrypted
+    /// by the leader for this task only (sent while the task is to run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ContainerSecret>,
+    /// Why the task's secrets could not be resolved (a missing secret or
+    /// key): the agent stops the task with this reason instead of
+    /// starting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_error: Option<String>,
+}
+
+/// One resolved `secrets[]` entry of one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSecret {
+    pub container: String,
+    /// The entry's `name`: the environment variable (or file) it becomes.
+    pub name: String,
+    pub value: crate::secrets::SecretValue,
 }
 
 /// The complete agent-owned state of one task.

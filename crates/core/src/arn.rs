@@ -50,6 +50,26 @@ impl ArnContext {
         self.arn(&format!("service/{cluster}/{name}"))
     }
 
+    /// A Secrets Manager secret's ARN: its name and the six random
+    /// characters Secrets Manager appends, so a secret deleted and created
+    /// again under the same name has a new ARN.
+    pub fn secret(&self, name: &str, suffix: &str) -> String {
+        format!(
+            "arn:orca:secretsmanager:{}:{}:secret:{name}-{suffix}",
+            self.region, self.account
+        )
+    }
+
+    /// A Parameter Store parameter's ARN.
+    pub fn parameter(&self, name: &str) -> String {
+        format!(
+            "arn:orca:ssm:{}:{}:{}",
+            self.region,
+            self.account,
+            crate::secrets::parameter_arn_name(name)
+        )
+    }
+
     /// The identity recorded as `registeredBy` when a caller names none.
     pub fn default_principal(&self) -> String {
         format!("arn:orca:iam::{}:root", self.account)

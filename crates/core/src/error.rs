@@ -32,10 +32,19 @@ pub enum Exception {
     ConflictException,
     /// The caller may not do this.
     AccessDeniedException,
+    /// Secrets Manager: a secret of that name exists already.
+    ResourceExistsException,
+    /// Secrets Manager: the secret is in a state that forbids the call
+    /// (marked for deletion).
+    InvalidRequestException,
+    /// Parameter Store: no parameter of that name.
+    ParameterNotFound,
+    /// Parameter Store: the parameter exists and `Overwrite` was not set.
+    ParameterAlreadyExists,
 }
 
 impl Exception {
-    pub const ALL: [Exception; 15] = [
+    pub const ALL: [Exception; 19] = [
         Exception::ClientException,
         Exception::InvalidParameterException,
         Exception::ServerException,
@@ -51,6 +60,10 @@ impl Exception {
         Exception::UnsupportedFeatureException,
         Exception::ConflictException,
         Exception::AccessDeniedException,
+        Exception::ResourceExistsException,
+        Exception::InvalidRequestException,
+        Exception::ParameterNotFound,
+        Exception::ParameterAlreadyExists,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +85,10 @@ impl Exception {
             Exception::UnsupportedFeatureException => "UnsupportedFeatureException",
             Exception::ConflictException => "ConflictException",
             Exception::AccessDeniedException => "AccessDeniedException",
+            Exception::ResourceExistsException => "ResourceExistsException",
+            Exception::InvalidRequestException => "InvalidRequestException",
+            Exception::ParameterNotFound => "ParameterNotFound",
+            Exception::ParameterAlreadyExists => "ParameterAlreadyExists",
         }
     }
 

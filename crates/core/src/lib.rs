@@ -16,6 +16,7 @@ pub mod error;
 pub mod instance_calls;
 pub mod json_input;
 pub mod placement;
+pub mod secrets;
 pub mod service;
 pub mod task;
 pub mod task_definition;

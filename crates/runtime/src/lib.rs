@@ -79,6 +79,9 @@ pub struct ContainerSpec {
     /// Definition environment then overrides, already merged by the agent;
     /// these win over the image's env for the same key.
     pub environment: Vec<(String, String)>,
+    /// Secrets as environment variables, set last (winning over the rest
+    /// for the same key); never printed.
+    pub secret_environment: Vec<(String, Sensitive)>,
     pub working_directory: Option<String>,
     pub user: Option<String>,
     /// cgroup CPU shares (ECS cpu units; 0 means the kernel minimum of 2).
@@ -107,6 +110,17 @@ pub struct ContainerSpec {
     /// default mounts in this order (a later mount over the same path
     /// wins, as in the kernel).
     pub mounts: Vec<MountSpec>,
+}
+
+/// A value that is handed to a container but never printed: `Debug`
+/// shows `***`, so a spec in a log line keeps its secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(pub String);
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// One mount into a container.
@@ -139,6 +153,7 @@ impl ContainerSpec {
             entry_point: None,
             command: None,
             environment: Vec::new(),
+            secret_environment: Vec::new(),
             working_directory: None,
             user: None,
             cpu_shares: 0,

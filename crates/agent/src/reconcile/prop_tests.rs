@@ -41,6 +41,8 @@ fn assignment(id: &str, desired: TaskStatus) -> TaskAssignment {
         stopped_reason: None,
         host_ports: Vec::new(),
         deregistration_delay_ms: None,
+        secrets: Vec::new(),
+        secrets_error: None,
     }
 }
 

@@ -236,6 +236,14 @@ impl<'a> Task<'a> {
                 true,
             ));
         }
+        // Secrets the leader could not resolve: the task never starts (one
+        // that started before its secret went keeps running).
+        if let Some(reason) = &a.secrets_error {
+            if a.desired_status == TaskStatus::Running && defs.iter().all(|d| d.observed.is_none())
+            {
+                return Some(((StopCode::TaskFailedToStart, reason.clone()), true));
+            }
+        }
         if a.desired_status == TaskStatus::Stopped {
             return Some((
                 (
@@ -338,6 +346,7 @@ impl<'a> Task<'a> {
                     volumes: spec.volumes.as_deref().unwrap_or_default(),
                     containers: &containers,
                     network: net,
+                    secrets: &a.secrets,
                 },
                 &self.settings.volumes,
             );
@@ -376,6 +385,7 @@ impl<'a> Task<'a> {
                 log_path: spec::log_path(&self.settings.logs_dir, &a.task_id, &d.def.name),
                 log_rotation: log_limits::rotation(&d.def, self.settings.log_rotation),
                 mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
+                secrets: &a.secrets,
             });
             self.push(
                 plan,

@@ -73,6 +73,8 @@ fn assignment(id: &str, desired: TaskStatus, containers: &[&str]) -> TaskAssignm
         stopped_reason: (desired == TaskStatus::Stopped).then(|| "asked".to_string()),
         host_ports: Vec::new(),
         deregistration_delay_ms: None,
+        secrets: Vec::new(),
+        secrets_error: None,
     }
 }
 
@@ -923,6 +925,8 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
     let running = ProcessState::Running { pid: 42 };
     let delayed = |desired| TaskAssignment {
         deregistration_delay_ms: Some(5_000),
+        secrets: Vec::new(),
+        secrets_error: None,
         ..assignment(t, desired, &["app"])
     };
     let decided = |ago: u64| TaskMemory {
@@ -985,6 +989,8 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
             world: world(
                 vec![TaskAssignment {
                     deregistration_delay_ms: Some(5_000),
+                    secrets: Vec::new(),
+                    secrets_error: None,
                     ..assignment(t, RUN, &["app", "side:optional"])
                 }],
                 vec![
@@ -1279,4 +1285,39 @@ fn a_start_counts_its_run_once_whatever_the_relist_saw() {
     let (_, mut fresh) = observed(t, 0, "app", ProcessState::NotStarted);
     fresh.starts = 0;
     assert_eq!(started((id, fresh)), (running, 1));
+}
+
+#[test]
+fn a_task_whose_secrets_cannot_be_resolved_never_starts() {
+    let now = Instant::now();
+    let t = "t1";
+    let failing = || {
+        let mut a = assignment(t, RUN, &["app"]);
+        a.secrets_error = Some("ResourceInitializationError: unable to retrieve secrets: x".into());
+        a
+    };
+    let running = ProcessState::Running { pid: 42 };
+    check(
+        vec![
+            Case {
+                name: "nothing made yet: the task stops before it starts",
+                world: world(vec![failing()], vec![], &[], vec![], vec![]),
+                expected: "stop t1 TaskFailedToStart
+                           report t1 DEPROVISIONING
+                           record t1 Some(TaskFailedToStart) app=-",
+            },
+            Case {
+                name: "a task already running keeps running",
+                world: world(
+                    vec![failing()],
+                    vec![observed(t, 0, "app", running)],
+                    &[t],
+                    vec![],
+                    vec![(t, ready(&["app"], t))],
+                ),
+                expected: "report t1 RUNNING",
+            },
+        ],
+        now,
+    );
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use orca_core::task_definition::ContainerDefinition;
-use orca_runtime::{ContainerSpec, ImageInfo, Ulimit};
+use orca_runtime::{ContainerSpec, ImageInfo, Sensitive, Ulimit};
 
 /// containerd allows ids of at most 76 characters.
 const MAX_RUNTIME_ID: usize = 76;
@@ -80,12 +80,17 @@ pub struct SpecInput<'a> {
     pub log_rotation: Option<orca_runtime::log_rotation::LogRotation>,
     /// Volumes, tmpfs and /etc files (`crate::volumes::plan`).
     pub mounts: Vec<orca_runtime::MountSpec>,
+    /// The task's resolved secrets (every container's): this container's
+    /// become environment variables, unless it takes them as files
+    /// (`orca.secrets.files`, mounted by the volumes plan).
+    pub secrets: &'a [orca_core::agent_protocol::ContainerSecret],
 }
 
 pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
     let def = input.def;
     let linux = def.linux_parameters.as_ref();
     let caps = linux.and_then(|l| l.capabilities.as_ref());
+    let as_files = matches!(orca_core::secrets::secret_files_dir("", def), Ok(Some(_)));
     ContainerSpec {
         id: input.id,
         image: input.image,
@@ -104,6 +109,16 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
             .flatten()
             .map(|kv| (kv.name.clone(), kv.value.clone()))
             .collect(),
+        secret_environment: if as_files {
+            Vec::new()
+        } else {
+            input
+                .secrets
+                .iter()
+                .filter(|s| s.container == def.name)
+                .map(|s| (s.name.clone(), Sensitive(s.value.expose().to_string())))
+                .collect()
+        },
         working_directory: def.working_directory.clone(),
         user: def.user.clone(),
         cpu_shares: u64::from(def.cpu.unwrap_or(0)),

@@ -13,13 +13,20 @@
 //!   after their tasks (as Docker keeps `/var/lib/docker/volumes/<name>`);
 //! - `task-files/<task>/<container>/{hosts,resolv.conf,hostname}`: the
 //!   container's /etc files (`crate::runner::dns_files`), removed with the
-//!   task.
+//!   task;
+//! - `task-files/<task>/<container>.secrets/`: a tmpfs holding the
+//!   container's secrets as files when it asks for them
+//!   (`orca.secrets.files`, [`secret_files`]), unmounted and removed with
+//!   the task.
 //!
-//! Nothing is mounted on the node itself: containers bind the directories,
-//! so nothing is left in the node's mount table after a task, and the
-//! directories outlive an agent restart by construction.
+//! Nothing else is mounted on the node itself: containers bind the
+//! directories, so nothing is left in the node's mount table after a task,
+//! and the directories outlive an agent restart by construction. The one
+//! exception, the secrets tmpfs, is unmounted before the task's files go
+//! (by the task's cleanup, or by garbage collection after a crash).
 
 pub mod plan;
+pub mod secret_files;
 pub mod store;
 
 pub use plan::{TaskSetup, VolumeError, VolumeSettings};

@@ -30,6 +30,9 @@ use orca_runtime::{MountKind, MountSpec};
 
 use crate::runner::dns_files;
 
+/// The suffix of a container's secrets directory in the task's files.
+pub const SECRETS_SUFFIX: &str = ".secrets";
+
 /// ECS's container reason prefix for a volume that could not be made.
 pub const REASON_PREFIX: &str = "CannotCreateVolumeError: ";
 
@@ -146,6 +149,18 @@ pub struct TaskSetup {
     /// Each container's mounts, by container name, in the order given to
     /// the runtime.
     pub mounts: BTreeMap<String, Vec<MountSpec>>,
+    /// Secrets taken as files (`orca.secrets.files`): a tmpfs per
+    /// container holding one file per secret, bound read-only.
+    pub secret_files: Vec<SecretFiles>,
+}
+
+/// One container's secrets as files: `dir` (under the task's files) is a
+/// tmpfs on the node, so the values never reach a disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFiles {
+    pub dir: PathBuf,
+    /// (file name, value); values print as `***`.
+    pub files: Vec<(String, orca_core::secrets::SecretValue)>,
 }
 
 /// The task facts the plan depends on.
@@ -158,6 +173,9 @@ pub struct TaskInput<'a> {
     /// The task's network (none in host mode): each container's address
     /// (in bridge mode its own) and the addresses `links` name.
     pub network: Option<&'a orca_net::TaskNetwork>,
+    /// The task's resolved secrets, for the containers taking them as
+    /// files.
+    pub secrets: &'a [orca_core::agent_protocol::ContainerSecret],
 }
 
 /// `path` with `.` and `..` resolved without the file system; None if it
@@ -431,6 +449,28 @@ pub fn plan(task: &TaskInput<'_>, settings: &VolumeSettings) -> Result<TaskSetup
                     readonly: def.readonly_root_filesystem.unwrap_or(false),
                 },
             });
+        }
+        if let Ok(Some(at)) = orca_core::secrets::secret_files_dir("", def) {
+            let files: Vec<_> = task
+                .secrets
+                .iter()
+                .filter(|s| s.container == def.name)
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .collect();
+            if !files.is_empty() {
+                // Container names have no dot: no other container's
+                // directory can be called this.
+                let source = files_dir.join(format!("{}{SECRETS_SUFFIX}", def.name));
+                mounts.retain(|m| m.destination != at);
+                mounts.push(MountSpec {
+                    destination: at,
+                    kind: MountKind::Bind {
+                        source: source.clone(),
+                        readonly: true,
+                    },
+                });
+                setup.secret_files.push(SecretFiles { dir: source, files });
+            }
         }
         setup.mounts.insert(def.name.clone(), mounts);
     }

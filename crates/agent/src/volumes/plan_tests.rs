@@ -30,6 +30,7 @@ fn run(vols: Value, defs: Value) -> Result<TaskSetup, VolumeError> {
             volumes: &vols,
             containers: &defs,
             network: Some(&task_network(&[])),
+            secrets: &[],
         },
         &settings(),
     )
@@ -247,6 +248,7 @@ fn with_no_allow_list_every_host_path_is_refused_clearly() {
             volumes: &vols,
             containers: &defs,
             network: None,
+            secrets: &[],
         },
         &VolumeSettings::default(),
     );
@@ -417,6 +419,7 @@ fn bridge_links_name_each_linked_containers_own_address() {
             volumes: &[],
             containers: &defs,
             network: Some(&network),
+            secrets: &[],
         },
         &settings(),
     )
@@ -438,5 +441,60 @@ fn bridge_links_name_each_linked_containers_own_address() {
         hosts_of("db").ends_with("ip6-allrouters\n198.19.0.2\tt1\n"),
         "{}",
         hosts_of("db")
+    );
+}
+
+#[test]
+fn secrets_as_files_are_a_read_only_directory_of_the_task() {
+    use orca_core::agent_protocol::ContainerSecret;
+    use orca_core::secrets::SecretValue;
+    let defs = containers(json!([
+        {"name": "app", "image": "b", "dockerLabels": {"orca.secrets.files": "/run/secrets/"}},
+        {"name": "side", "image": "b"}
+    ]));
+    let secret = |container: &str, name: &str| ContainerSecret {
+        container: container.into(),
+        name: name.into(),
+        value: SecretValue::new("v"),
+    };
+    let secrets = [secret("app", "DB_PASSWORD"), secret("side", "TOKEN")];
+    let setup = plan(
+        &TaskInput {
+            task_id: "t1",
+            mode: NetworkMode::Awsvpc,
+            volumes: &[],
+            containers: &defs,
+            network: Some(&task_network(&[])),
+            secrets: &secrets,
+        },
+        &settings(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Only the container asking for files gets them; the other keeps its
+    // secrets for the environment.
+    assert_eq!(setup.secret_files.len(), 1);
+    let files = &setup.secret_files[0];
+    assert_eq!(
+        files.dir,
+        settings().task_files_dir("t1").join("app.secrets")
+    );
+    assert_eq!(files.files[0].0, "DB_PASSWORD");
+    let mount = setup.mounts["app"]
+        .iter()
+        .find(|m| m.destination == "/run/secrets")
+        .cloned();
+    assert_eq!(
+        mount.map(|m| m.kind),
+        Some(MountKind::Bind {
+            source: files.dir.clone(),
+            readonly: true
+        })
+    );
+    assert!(!setup.mounts["side"]
+        .iter()
+        .any(|m| m.destination == "/run/secrets"));
+    assert!(
+        !format!("{setup:?}").contains("\"v\""),
+        "values never print"
     );
 }

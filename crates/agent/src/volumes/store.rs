@@ -119,6 +119,9 @@ pub fn prepare(setup: &TaskSetup) -> Result<BTreeMap<String, Vec<MountSpec>>, Vo
                 .map_err(|e| io_err("writing", path, e))?;
         }
     }
+    for files in &setup.secret_files {
+        super::secret_files::write(files)?;
+    }
     let mut mounts = setup.mounts.clone();
     for list in mounts.values_mut() {
         for m in list.iter_mut() {
@@ -143,7 +146,9 @@ fn remove_dir(path: &Path) -> io::Result<()> {
 /// Shared volumes and host paths are never touched.
 pub fn remove_task(settings: &VolumeSettings, task_id: &str) -> io::Result<()> {
     remove_dir(&settings.task_volumes_dir(task_id))?;
-    remove_dir(&settings.task_files_dir(task_id))
+    let files = settings.task_files_dir(task_id);
+    super::secret_files::unmount_all(&files)?;
+    remove_dir(&files)
 }
 
 fn entries(dir: &Path) -> io::Result<Vec<String>> {

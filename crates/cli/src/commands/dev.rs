@@ -68,6 +68,9 @@ fn agent_config(args: &Args, endpoint: String) -> AgentConfig {
 fn controller_config(args: &Args) -> Result<orca_controller::Config, CliError> {
     let mut config = orca_controller::Config::new(args.data_dir.join("controller"), args.listen);
     config.ecs_api_listen = Some(args.ecs_api_listen);
+    // A development cluster keeps its secrets key beside its data (made
+    // on first start): fine on a laptop, never what a real cluster does.
+    config.secrets_key_file = Some(args.data_dir.join(DEV_SECRETS_KEY));
     if let Some(raw) = &args.task_cidr {
         match raw.parse() {
             Ok(cidr) => config.task_cidr = cidr,
@@ -89,8 +92,36 @@ enum Event {
     ControllerEnded(Result<Result<(), orca_controller::Error>, JoinError>),
 }
 
+/// The development cluster's secrets key, in its data directory.
+const DEV_SECRETS_KEY: &str = "secrets.key";
+
+/// Makes the development secrets key (32 random bytes, mode 0600) unless
+/// it exists.
+fn ensure_dev_key(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("reading /dev/urandom")?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&key))
+        .with_context(|| format!("writing the secrets key {}", path.display()))
+}
+
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let controller_config = controller_config(args)?;
+    ensure_dev_key(&args.data_dir.join(DEV_SECRETS_KEY))?;
     agent_config(args, args.listen.to_string())
         .validate()
         .map_err(|e| CliError::usage(e.to_string()))?;

@@ -30,9 +30,11 @@ pub mod list_services;
 pub mod list_task_definition_families;
 pub mod list_task_definitions;
 pub mod list_tasks;
+pub mod parameters;
 pub mod put_attributes;
 pub mod register_task_definition;
 pub mod run_task;
+pub mod secrets;
 pub mod service_flags;
 pub mod shape;
 pub mod stop_task;
@@ -45,6 +47,7 @@ use crate::exit::CliError;
 use crate::failover::{self, Call, Failure};
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::ecs_client::EcsClient;
+use orca_api::v1::secrets_client::SecretsClient;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -108,6 +111,34 @@ impl Ctx {
         self.call(operation, call, deadline, request, |channel, request| {
             send(
                 EcsClient::new(channel),
+                with_consistency(request, linearizable),
+            )
+        })
+        .await
+    }
+
+    /// Calls the Secrets service (Secrets Manager and Parameter Store), as
+    /// [`Ctx::ecs`] calls ECS.
+    pub async fn secrets<Resp, Fut>(
+        &self,
+        operation: &'static str,
+        call: Call,
+        input: serde_json::Map<String, serde_json::Value>,
+        send: impl Fn(SecretsClient<Channel>, tonic::Request<orca_api::v1::EcsJsonRequest>) -> Fut,
+    ) -> Result<Resp, CliError>
+    where
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let linearizable = self.consistent_read && call == Call::Read;
+        let deadline = if call == Call::Read {
+            READ_DEADLINE
+        } else {
+            WRITE_DEADLINE
+        };
+        let request = shape::ecs_json_request(input);
+        self.call(operation, call, deadline, request, |channel, request| {
+            send(
+                SecretsClient::new(channel),
                 with_consistency(request, linearizable),
             )
         })

@@ -136,8 +136,16 @@ async fn serve(
             let view = ctx.node.view();
             let instance = view.instances.get(&instance_id);
             let version = instance.map(|i| i.assignments_version);
-            let update = (version != sent_version)
-                .then(|| (version, view.assignments_with_delay(&instance_id, delay)));
+            let update = (version != sent_version).then(|| {
+                let mut tasks = view.assignments_with_delay(&instance_id, delay);
+                crate::secrets::resolve::fill(
+                    &view,
+                    ctx.node.secrets_key.as_deref(),
+                    crate::clock::Clock::now(&crate::clock::SystemClock),
+                    &mut tasks,
+                );
+                (version, tasks)
+            });
             let net_update = instance.and_then(|i| {
                 let v = view.net_version(&i.cluster);
                 (Some(v) != sent_net_version).then(|| (v, view.net_map(&i.cluster)))

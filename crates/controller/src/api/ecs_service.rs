@@ -73,7 +73,7 @@ impl EcsService {
 
     /// A read asking for linearizability waits until this controller has
     /// applied everything committed before the read began.
-    async fn barrier<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    pub(crate) async fn barrier<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if orca_api::read::wants_linearizable(request) {
             // No exception on this status: the client should try another
             // controller, as it would for one that is down.
@@ -609,6 +609,6 @@ impl Ecs for EcsService {
     }
 }
 
-fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {
+pub(super) fn json_reply(result: Result<String, ApiError>) -> Reply<v1::EcsJsonReply> {
     reply(result.map(|output_json| v1::EcsJsonReply { output_json }))
 }

@@ -10,5 +10,7 @@ pub mod ecs_service;
 mod instance_api;
 pub mod raft_service;
 mod resource_api;
+mod secrets_api;
+pub mod secrets_service;
 mod service_api;
 mod task_api;

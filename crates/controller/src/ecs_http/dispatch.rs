@@ -227,8 +227,50 @@ pub const OPERATIONS: &[&str] = &[
     "ListServicesByNamespace",
 ];
 
+/// The target prefixes of Secrets Manager and Parameter Store, served
+/// beside ECS's so `aws secretsmanager` and `aws ssm` work unchanged.
+pub const SECRETS_PREFIXES: &[&str] = &["secretsmanager", "AmazonSSM"];
+
+/// A Secrets Manager or Parameter Store call (`prefix.Operation`).
+async fn secrets_call(ecs: &EcsService, target: &str, input: &Value) -> Answer {
+    let json = input.to_string();
+    let result = match target {
+        "secretsmanager.CreateSecret" => ecs.create_secret_json(&json).await,
+        "secretsmanager.PutSecretValue" => ecs.put_secret_value_json(&json).await,
+        "secretsmanager.GetSecretValue" => {
+            read_barrier(ecs, || ecs.get_secret_value_json(&json)).await
+        }
+        "secretsmanager.DescribeSecret" => {
+            read_barrier(ecs, || ecs.describe_secret_json(&json)).await
+        }
+        "secretsmanager.ListSecrets" => read_barrier(ecs, || ecs.list_secrets_json(&json)).await,
+        "secretsmanager.DeleteSecret" => ecs.delete_secret_json(&json).await,
+        "secretsmanager.RestoreSecret" => ecs.restore_secret_json(&json).await,
+        "AmazonSSM.PutParameter" => ecs.put_parameter_json(&json).await,
+        "AmazonSSM.GetParameter" => read_barrier(ecs, || ecs.get_parameter_json(&json)).await,
+        "AmazonSSM.GetParameters" => read_barrier(ecs, || ecs.get_parameters_json(&json)).await,
+        "AmazonSSM.DeleteParameter" => ecs.delete_parameter_json(&json).await,
+        other => return Err(CallError::UnknownOperation(other.to_string())),
+    };
+    Ok(result?)
+}
+
+/// A read after the linearizable barrier, as the gRPC reads take it.
+async fn read_barrier(
+    ecs: &EcsService,
+    read: impl FnOnce() -> Result<String, ApiError>,
+) -> Result<String, ApiError> {
+    ecs.barrier(&orca_api::read::linearizable(Request::new(())))
+        .await
+        .map_err(|s| from_status(&s))?;
+    read()
+}
+
 /// Answers `operation` with `input`, ECS's input document.
 pub async fn call(ecs: &EcsService, operation: &str, input: &Value) -> Answer {
+    if operation.contains('.') {
+        return secrets_call(ecs, operation, input).await;
+    }
     let i = Input::new(input)?;
     match operation {
         "RunTask" => json_call(input, false, |r| ecs.run_task(r)).await,

@@ -102,17 +102,24 @@ impl From<ApiError> for Refusal {
 
 async fn handle(ecs: &EcsService, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let operation = request
+    let target = request
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .and_then(|t| t.strip_prefix('.'))
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
+    // ECS's operations by name; Secrets Manager's and Parameter Store's
+    // keep their service prefix (`secretsmanager.GetSecretValue`).
+    let operation = match target.split_once('.') {
+        Some((TARGET_PREFIX, op)) => op.to_string(),
+        Some((prefix, _)) if dispatch::SECRETS_PREFIXES.contains(&prefix) => target.to_string(),
+        _ => String::new(),
+    };
     let span = tracing::info_span!("ecs_json", %operation, %request_id);
     let result = answer(ecs, &operation, request).instrument(span).await;
     let (status, body) = match result {
+        // Secrets outputs carry epoch seconds already, and a value must
+        // never be rewritten.
+        Ok(output) if operation.contains('.') => (StatusCode::OK, output),
         Ok(output) => (StatusCode::OK, epoch::to_epoch_seconds(&output)),
         Err(r) => {
             if r.status.is_server_error() {
@@ -156,7 +163,10 @@ async fn answer(
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
-            format!("the X-Amz-Target header must name {TARGET_PREFIX}.<Operation>"),
+            format!(
+                "the X-Amz-Target header must name {TARGET_PREFIX}.<Operation>, \
+                 secretsmanager.<Operation> or AmazonSSM.<Operation>"
+            ),
         ));
     }
     if let Some(header) = request.headers().get(hyper::header::AUTHORIZATION) {

@@ -194,6 +194,9 @@ pub enum Command {
         name: String,
         value: String,
     },
+    /// Secrets Manager and Parameter Store writes, values sealed by the
+    /// handler (never a plaintext in the log).
+    Secrets(super::secrets::SecretsCommand),
     /// Events the leader's service loop reports after acting.
     RecordServiceEvents {
         cluster: String,
@@ -262,6 +265,8 @@ pub enum Outcome {
     AccountSetting(super::account_settings::AccountSetting),
     /// The task (by id) a MakeRoomForDaemon marked, or left as it was.
     MakingRoom(String),
+    /// What a secrets or parameters command changed.
+    Secret(super::secrets::SecretChange),
     /// A reconciler step computed from an older version of its service:
     /// nothing changed; the reconciler runs again.
     StaleStep,

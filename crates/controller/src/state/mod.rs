@@ -19,6 +19,7 @@ pub mod placement_index;
 pub mod query;
 mod resource_tags;
 pub mod run_timeouts;
+pub mod secrets;
 pub mod service_record;
 mod service_render;
 pub mod services;
@@ -130,6 +131,16 @@ pub struct ClusterState {
     /// default) → setting name → value.
     #[serde(default)]
     pub account_settings: OrdMap<String, OrdMap<String, String>>,
+    /// Secrets Manager secrets by name (values sealed, `secrets.rs`).
+    #[serde(default)]
+    pub secrets: OrdMap<String, secrets::SecretRecord>,
+    /// Parameter Store parameters by name (values sealed).
+    #[serde(default)]
+    pub parameters: OrdMap<String, secrets::ParameterRecord>,
+    /// The fingerprint of the key that sealed every value above, fixed by
+    /// the first one: a controller holding another key refuses to start.
+    #[serde(default)]
+    pub secrets_key_id: Option<String>,
     /// Instances whose assignments changed in the applies not yet published.
     #[serde(skip)]
     pub changed_assignments: view::ChangedInstances,
@@ -194,6 +205,9 @@ impl ClusterState {
             client_tokens: OrdMap::new(),
             instance_tags: OrdMap::new(),
             account_settings: OrdMap::new(),
+            secrets: OrdMap::new(),
+            parameters: OrdMap::new(),
+            secrets_key_id: None,
             changed_assignments: view::ChangedInstances::default(),
             placement_index: placement_index::PlacementIndex::default(),
             task_index: task_index::TaskIndex::default(),
@@ -321,6 +335,7 @@ impl ClusterState {
                 name,
                 value,
             } => Ok(self.put_account_setting(principal, name, value)),
+            Command::Secrets(command) => self.apply_secrets(command),
             Command::RecordServiceEvents {
                 cluster,
                 name,
@@ -375,6 +390,8 @@ mod net_map_tests;
 mod port_tests;
 #[cfg(test)]
 mod run_timeout_tests;
+#[cfg(test)]
+mod secrets_tests;
 #[cfg(test)]
 mod task_tests;
 #[cfg(test)]

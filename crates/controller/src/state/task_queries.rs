@@ -231,6 +231,8 @@ impl ClusterState {
                     stopped_reason: t.stopped_reason.clone(),
                     host_ports: t.host_ports.clone(),
                     deregistration_delay_ms: delay_ms.filter(|_| self.is_discoverable(t)),
+                    secrets: Vec::new(),
+                    secrets_error: None,
                 })
             })
             .collect()

@@ -269,6 +269,20 @@ fn validate_container(
             &secret.value_from,
         )?;
     }
+    if crate::secrets::secret_files_dir(p, c)?.is_some() {
+        for (j, secret) in c.secrets.iter().flatten().enumerate() {
+            if !crate::secrets::files::valid_file_name(&secret.name) {
+                return Err(client(
+                    format!("{p}.secrets[{j}].name"),
+                    format!(
+                        "'{}' cannot name a file in {}: no '/' and not . or ..",
+                        secret.name,
+                        crate::secrets::SECRET_FILES_LABEL
+                    ),
+                ));
+            }
+        }
+    }
     for (j, dep) in c.depends_on.iter().flatten().enumerate() {
         let path = format!("{p}.dependsOn[{j}].containerName");
         if dep.container_name == c.name {
@@ -433,6 +447,7 @@ fn validate_secret(ps: &str, name: &str, value_from: &str) -> Result<(), ApiErro
     if value_from.is_empty() {
         return Err(client(format!("{ps}.valueFrom"), "is required"));
     }
+    crate::secrets::ValueFrom::parse(&format!("{ps}.valueFrom"), value_from)?;
     Ok(())
 }
 

@@ -90,6 +90,9 @@ pub fn process_env(spec: &ContainerSpec) -> Vec<String> {
     for (k, v) in &spec.environment {
         set(k, v);
     }
+    for (k, v) in &spec.secret_environment {
+        set(k, &v.0);
+    }
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
     }

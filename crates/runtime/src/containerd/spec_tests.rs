@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
 
 use super::*;
-use crate::{ImageConfig, ImageInfo, Ulimit};
+use crate::{ImageConfig, ImageInfo, Sensitive, Ulimit};
 
 fn spec() -> ContainerSpec {
     let image = ImageInfo {
@@ -322,4 +322,13 @@ fn mounts_follow_the_defaults_parents_first_and_keep_their_modes() {
     .map(|e| e.to_string())
     .unwrap_or_default();
     assert!(err.contains("not absolute"), "{err}");
+}
+
+#[test]
+fn secrets_are_set_last_and_never_printed() {
+    let mut s = spec();
+    s.environment = vec![("B".into(), "task".into())];
+    s.secret_environment = vec![("B".into(), Sensitive("hunter2".into()))];
+    assert!(process_env(&s).contains(&"B=hunter2".to_string()));
+    assert!(!format!("{s:?}").contains("hunter2"));
 }
