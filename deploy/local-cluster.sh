@@ -97,12 +97,19 @@ start() {
   starting_dir=$dir
   trap 'stop "$starting_dir" >/dev/null 2>&1 || true' EXIT
 
+  # One secrets key for the three (a local cluster keeps it beside their
+  # data; a real one never does).
+  if [ ! -f "$dir/secrets.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom >"$dir/secrets.key")
+  fi
+
   launch() {
     local id=$1 addr=127.0.0.1:${ports[$1 - 1]}
     shift
     mkdir -p "$dir/node$id"
     nohup "$controller_bin" --node-id "$id" --data-dir "$dir/node$id" \
-      --listen "$addr" --advertise "$addr" "$@" >"$dir/node$id.log" 2>&1 &
+      --listen "$addr" --advertise "$addr" --secrets-key-file "$dir/secrets.key" \
+      "$@" >"$dir/node$id.log" 2>&1 &
     echo "$!" >>"$dir/pids"
     started+=("$id:$!")
     say "controller $id on $addr (pid $!, log $dir/node$id.log)"

@@ -2,7 +2,9 @@
 # orca's main job on one machine, from nothing: installs what is needed,
 # starts containerd, builds, starts `orca dev` (a single-node controller and
 # an agent in one process), loads a small busybox image, registers a task
-# definition, runs a task to completion and prints its exit code; then
+# definition, runs a task to completion and prints its exit code; stores a
+# secret and a SecureString parameter and runs a task that gets one as an
+# environment variable and the other as a file on a tmpfs; then
 # creates a 2-replica service of a web server with a health check, waits for
 # its steady state, SIGKILLs one of its containers through containerd (behind
 # orca's back) and shows orca replace it, and deletes the service. It stops
@@ -51,6 +53,15 @@ set -e
 task_id=$(orca list-tasks --desired-status STOPPED --output json | sed -n 's|.*task/default/\([0-9a-f]*\)".*|\1|p' | head -n 1)
 echo "== the task's output"
 cat "$data_dir/agent/tasks/$task_id/hello.log" 2>/dev/null || true
+
+echo "== secrets: one in Secrets Manager (as an environment variable), one in Parameter Store (as a file)"
+orca create-secret --name quickstart/db --secret-string '{"username":"app","password":"quickstart-only"}' --query ARN --output text
+orca put-parameter --name /quickstart/api-token --value quickstart-token --type SecureString --overwrite --query Version --output text
+orca register-task-definition --cli-input-json file://deploy/examples/secret-task-definition.json --query 'taskDefinition.taskDefinitionArn' --output text
+orca run-task --task-definition secret-demo --wait --output table
+secret_task=$(orca list-tasks --family secret-demo --desired-status STOPPED --query 'taskArns[0]' --output text)
+secret_id=${secret_task##*/}
+cat "$data_dir/agent/tasks/$secret_id/app.log" "$data_dir/agent/tasks/$secret_id/files.log" 2>/dev/null || true
 
 echo "== a service: 2 replicas of a web server with a health check"
 orca register-task-definition --cli-input-json file://deploy/examples/web-task-definition.json --output table

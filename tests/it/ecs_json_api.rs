@@ -123,3 +123,36 @@ async fn the_aws_cli_runs_tutorial_commands_unchanged() {
     let out = run_client(&e, &venv, Path::new("/bin/bash"), &[&script]).await;
     assert!(out.contains("all aws CLI checks passed"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_drives_secrets_manager_and_parameter_store() {
+    let Some(venv) = venv() else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("key");
+    std::fs::write(&key, [3u8; 32]).expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let controller = InProcessController::start_with(|c| {
+        c.ecs_api_listen = Some("127.0.0.1:0".parse().expect("address"));
+        c.secrets_key_file = Some(key);
+    })
+    .await
+    .expect("controller");
+    let url = format!("http://{}", controller.ecs_api_addr().expect("listens"));
+    let out = tokio::process::Command::new(venv.join("bin/python"))
+        .arg(repo().join("tests/ecs_api/boto3_secrets.py"))
+        .env("ORCA_ECS_ENDPOINT", &url)
+        .output()
+        .await
+        .expect("the client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all secrets checks passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

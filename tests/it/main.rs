@@ -32,6 +32,8 @@ mod recovery_rig;
 mod restart_policy;
 mod run_timeout;
 mod runtime;
+mod secrets;
+mod secrets_key;
 mod services_containerd;
 mod services_failover;
 mod services_fake;

@@ -58,7 +58,7 @@ fn attribute(name: &str, value: &str) -> Attribute {
 
 /// The capabilities ECS's `requiresAttributes` names that this agent really
 /// provides, so a definition copied from ECS places here and one needing
-/// more (secrets, EFS, FireLens, IAM task roles, until orca has them)
+/// more (EFS, FireLens, IAM task roles, until orca has them)
 /// fails placement with ATTRIBUTE instead of
 /// starting without them.
 const CAPABILITIES: &[&str] = &[
@@ -77,6 +77,11 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.container-health-check",
     // restartPolicy: exited containers started again in place.
     "ecs.capability.container-restart-policy",
+    // secrets[] from orca's Secrets Manager and Parameter Store analogue,
+    // as environment variables (or files: orca.secrets.files). Not
+    // logConfiguration.secretOptions nor repositoryCredentials (yet).
+    "ecs.capability.secrets.asm.environment-variables",
+    "ecs.capability.secrets.ssm.environment-variables",
     // Container output goes to per-container files on the node whatever the
     // driver asks; awslogs is the one ECS definitions name most.
     "com.amazonaws.ecs.capability.logging-driver.awslogs",
