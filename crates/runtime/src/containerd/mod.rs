@@ -8,7 +8,8 @@
 //! [`logdriver`] (container output into log files through `orca-log-driver`,
 //! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
 //! process drains), [`task`] (wait, reap, kill, remove, list), [`exec`]
-//! (a command inside a running container: health checks), [`oom`] (OOM
+//! (a command inside a running container: health checks), [`exec_session`]
+//! (one run interactively: ECS Exec), [`oom`] (OOM
 //! attribution), [`events`] (the event stream as hints), [`cleanup`]
 //! (emptying a namespace, stray snapshots, image removal).
 //!
@@ -28,6 +29,7 @@ pub mod container;
 pub mod content;
 pub mod events;
 pub mod exec;
+pub mod exec_session;
 pub mod image;
 pub mod logdriver;
 pub mod logio;
@@ -48,8 +50,8 @@ use tracing::Instrument;
 pub use registry_config::{RegistriesConfig, RegistryHostConfig};
 
 use crate::{
-    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ImageInfo,
-    ImageListing, RegistryAuth, RuntimeError, StopSignal,
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ExecRequest,
+    ExecSession, ImageInfo, ImageListing, RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// How to reach containerd and where this agent's records live.
@@ -314,6 +316,16 @@ impl ContainerRuntime for ContainerdRuntime {
     ) -> Result<ExecOutcome, RuntimeError> {
         exec::exec(&self.ctrd, &self.state_dir, id, args, timeout)
             .instrument(tracing::debug_span!("exec", container = id))
+            .await
+    }
+
+    async fn exec_session(
+        &self,
+        id: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        exec_session::open(&self.ctrd, &self.state_dir, id, request)
+            .instrument(tracing::debug_span!("exec_session", container = id))
             .await
     }
 
