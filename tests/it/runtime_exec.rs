@@ -131,6 +131,16 @@ async fn runtime_exec_session_streams_stdin_and_output() -> anyhow::Result<()> {
     assert_eq!(exit_code(done).await?, 0);
     assert_eq!(out.stdout(), "abcdef\n");
 
+    // Much more output than the pipes hold arrives whole before the exit.
+    let session = env
+        .rt
+        .exec_session("box", request(&["head", "-c", "300000", "/dev/zero"]))
+        .await?;
+    let (out, input, done) = gather(session);
+    drop(input);
+    assert_eq!(exit_code(done).await?, 0);
+    assert_eq!(out.stdout().len(), 300_000);
+
     // A signal ends a command run without a terminal, as 128 + signal.
     let session = env
         .rt
