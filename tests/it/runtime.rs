@@ -28,7 +28,7 @@ pub(crate) struct Env {
     pub(crate) rt: Arc<ContainerdRuntime>,
     dir: tempfile::TempDir,
     archive: PathBuf,
-    config: ContainerdConfig,
+    pub(crate) config: ContainerdConfig,
     purged: bool,
 }
 

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orca_runtime::containerd::RegistriesConfig;
+use orca_runtime::containerd::{ContainerdConfig, ContainerdRuntime, RegistriesConfig};
 use orca_runtime::{
     ContainerRuntime, ExecInput, ExecOutput, ExecRequest, ExecSession, RuntimeError, TtySize,
 };
@@ -177,6 +177,22 @@ async fn runtime_exec_session_streams_stdin_and_output() -> anyhow::Result<()> {
         env.rt.exec_session("nothing", request(&["true"])).await,
         Err(RuntimeError::NotFound { .. })
     ));
+
+    // A restarted agent ends the sessions its predecessor left: a shell
+    // whose stdin stays open would otherwise live as long as the container.
+    let session = env.rt.exec_session("box", request(&["sh"])).await?;
+    let (_, _open_stdin, done) = gather(session);
+    let scratch = tempfile::tempdir()?;
+    let successor = ContainerdRuntime::connect(ContainerdConfig {
+        state_dir: scratch.path().join("state"),
+        ..env.config.clone()
+    })
+    .await?;
+    successor.end_orphaned_execs().await;
+    assert_eq!(exit_code(done).await?, 137);
+    // Only execs: the container itself runs on.
+    let listed = env.rt.list().await?;
+    assert!(listed.iter().any(|c| c.id == "box" && c.is_running()));
 
     // No session leaves its FIFOs behind (the abandoned one is cleaned up
     // by its driver, shortly after its output ended).

@@ -30,6 +30,10 @@ use crate::{truncate_output, ExecOutcome, ExecStatus, RuntimeError, EXEC_OUTPUT_
 /// What containerd calls an OCI process spec inside an `Any`.
 pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
+/// How every exec id this runtime makes begins: a restarted agent ends the
+/// ones its predecessor left ([`super::exec_orphans`]).
+pub const EXEC_ID_PREFIX: &str = "orca-exec-";
+
 /// How long the output readers may take after the exit.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
@@ -71,7 +75,7 @@ pub async fn exec(
     }
     let spec = container_spec(ctrd, id).await?;
     let process = process_spec(&spec, &args).map_err(exec_err)?;
-    let exec_id = format!("orca-exec-{}", super::unique_suffix());
+    let exec_id = format!("{EXEC_ID_PREFIX}{}", super::unique_suffix());
     let dir = state_dir.join("exec").join(&exec_id);
     let fifos = Fifos::make(&dir).map_err(exec_err)?;
     let outcome = run(ctrd, id, &exec_id, process, fifos, timeout).await;

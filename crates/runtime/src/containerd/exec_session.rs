@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{is_not_found, is_unavailable, status_message, Ctrd};
-use super::exec::{container_spec, process_spec, PROCESS_TYPE_URL};
+use super::exec::{container_spec, process_spec, EXEC_ID_PREFIX, PROCESS_TYPE_URL};
 use super::logio;
 use crate::exec_session::{channels, SessionEnds};
 use crate::{ExecInput, ExecOutput, ExecRequest, ExecSession, RuntimeError, TtySize};
@@ -114,13 +114,13 @@ pub async fn open(
     }
     let spec = container_spec(ctrd, id).await?;
     let process = session_process(&spec, &request).map_err(exec_err)?;
-    let exec_id = format!("orca-exec-{}", super::unique_suffix());
+    let exec_id = format!("{EXEC_ID_PREFIX}{}", super::unique_suffix());
     let dir = state_dir.join("exec").join(&exec_id);
     let proc = Proc {
         ctrd: ctrd.clone(),
         id: id.to_string(),
         exec_id: exec_id.clone(),
-        dir,
+        dir: Some(dir),
     };
     match start(&proc, process, &request).await {
         Ok(started) => {
@@ -136,12 +136,13 @@ pub async fn open(
 }
 
 /// One exec process: what every call about it names.
-struct Proc {
-    ctrd: Ctrd,
-    id: String,
-    exec_id: String,
-    /// Its FIFOs' directory.
-    dir: PathBuf,
+pub(super) struct Proc {
+    pub ctrd: Ctrd,
+    /// The container.
+    pub id: String,
+    pub exec_id: String,
+    /// Its FIFOs' directory, if this process made them.
+    pub dir: Option<PathBuf>,
 }
 
 /// An output FIFO and how its chunks are tagged.
@@ -170,7 +171,7 @@ impl Proc {
         }
     }
 
-    async fn kill(&self, signal: i32) {
+    pub async fn kill(&self, signal: i32) {
         let Ok(signal) = u32::try_from(signal) else {
             tracing::debug!(exec = %self.exec_id, signal, "not a signal number");
             return;
@@ -223,7 +224,7 @@ impl Proc {
 
     /// Deletes the process (closing the shim's side of the FIFOs) and the
     /// FIFOs; a process never created is not an error here.
-    async fn delete(&self) {
+    pub async fn delete(&self) {
         let deleted = self
             .ctrd
             .tasks()
@@ -239,7 +240,9 @@ impl Proc {
                 tracing::warn!(container = %self.id, exec = %self.exec_id, error = %status_message(&s), "could not delete an exec process")
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -253,7 +256,9 @@ async fn start(
         id: proc.id.clone(),
         message,
     };
-    let dir = &proc.dir;
+    let Some(dir) = &proc.dir else {
+        return Err(exec_err("no directory for the FIFOs".into()));
+    };
     std::fs::create_dir_all(dir).map_err(|e| exec_err(format!("create {}: {e}", dir.display())))?;
     let fifo = |name: &str| -> Result<PathBuf, RuntimeError> {
         let path = dir.join(name);
@@ -438,7 +443,7 @@ async fn write_stdin(
                         ctrd: ctrd.clone(),
                         id: id.clone(),
                         exec_id: exec_id.clone(),
-                        dir: PathBuf::new(),
+                        dir: None,
                     };
                     proc.close_stdin().await;
                 }

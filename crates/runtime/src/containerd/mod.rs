@@ -9,7 +9,8 @@
 //! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
 //! process drains), [`task`] (wait, reap, kill, remove, list), [`exec`]
 //! (a command inside a running container: health checks), [`exec_session`]
-//! (one run interactively: ECS Exec), [`oom`] (OOM
+//! (one run interactively: ECS Exec), [`exec_orphans`] (those an earlier
+//! process left), [`oom`] (OOM
 //! attribution), [`events`] (the event stream as hints), [`cleanup`]
 //! (emptying a namespace, stray snapshots, image removal).
 //!
@@ -29,6 +30,7 @@ pub mod container;
 pub mod content;
 pub mod events;
 pub mod exec;
+pub mod exec_orphans;
 pub mod exec_session;
 pub mod image;
 pub mod logdriver;
@@ -176,6 +178,15 @@ impl ContainerdRuntime {
     /// `None` when output goes through this process's FIFOs.
     pub fn log_driver(&self) -> Option<&Path> {
         self.log_driver.as_deref()
+    }
+
+    /// Kills and deletes the exec processes (sessions, health checks) an
+    /// earlier runtime in this namespace left running ([`exec_orphans`]).
+    /// For the agent at startup, before it runs any exec of its own; never
+    /// for a one-shot tool next to a live agent (`orca image load`), which
+    /// would end that agent's sessions.
+    pub async fn end_orphaned_execs(&self) {
+        exec_orphans::end_orphans(&self.ctrd).await
     }
 
     /// The containerd namespace this runtime works in.
