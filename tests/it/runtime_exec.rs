@@ -162,6 +162,36 @@ async fn runtime_exec_session_streams_stdin_and_output() -> anyhow::Result<()> {
         .await
         .map_err(|_| anyhow::anyhow!("an abandoned exec was not killed"))?;
 
+    // Abandoned while the process reads no stdin and every queue of input
+    // is full: still killed.
+    let ExecSession {
+        input,
+        mut output,
+        exit,
+        ..
+    } = env
+        .rt
+        .exec_session("box", request(&["sleep", "100"]))
+        .await?;
+    let feeder = {
+        let input = input.clone();
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        tokio::spawn(
+            async move { while input.send(ExecInput::Stdin(chunk.clone())).await.is_ok() {} },
+        )
+    };
+    let t0 = Instant::now();
+    while input.capacity() > 0 {
+        anyhow::ensure!(t0.elapsed() < STEP, "the input never filled up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(exit);
+    tokio::time::timeout(STEP, async { while output.recv().await.is_some() {} })
+        .await
+        .map_err(|_| anyhow::anyhow!("an abandoned exec with full input was not killed"))?;
+    drop(input);
+    tokio::time::timeout(STEP, feeder).await??;
+
     // A missing executable fails the call itself.
     match env
         .rt

@@ -383,10 +383,15 @@ async fn drive(proc: Proc, tty: bool, started: Started, ends: SessionEnds) {
                 };
                 if let Some(op) = op {
                     // A full queue (the process does not read) must not
-                    // keep the exit from being seen.
+                    // keep the exit or an abandonment from being seen.
                     tokio::select! {
                         _ = stdin_tx.send(op) => {}
                         waited = &mut wait => break waited,
+                        _ = exit_tx.closed(), if !abandoned => {
+                            tracing::debug!(container = %proc.id, exec = %proc.exec_id, "exec session abandoned; killing it");
+                            proc.kill(libc::SIGKILL).await;
+                            break (&mut wait).await;
+                        }
                     }
                 }
             }
