@@ -32,6 +32,7 @@ mod recovery_rig;
 mod restart_policy;
 mod run_timeout;
 mod runtime;
+mod runtime_exec;
 mod secrets;
 mod secrets_key;
 mod services_containerd;

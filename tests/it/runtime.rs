@@ -24,11 +24,11 @@ use crate::support::HEAVY;
 /// One test's runtime, namespace and scratch directory. Dropped without
 /// [`Env::purge`] (a failed assertion, an early `?`), it still empties and
 /// deletes its namespace, so failing tests leave containerd clean too.
-struct Env {
-    rt: Arc<ContainerdRuntime>,
+pub(crate) struct Env {
+    pub(crate) rt: Arc<ContainerdRuntime>,
     dir: tempfile::TempDir,
     archive: PathBuf,
-    config: ContainerdConfig,
+    pub(crate) config: ContainerdConfig,
     purged: bool,
 }
 
@@ -62,7 +62,10 @@ impl Drop for Env {
 impl Env {
     /// `None` (after printing why) when containerd or the tools are missing
     /// outside CI. Containers log through `orca-log-driver`.
-    async fn new(prefix: &str, registries: RegistriesConfig) -> anyhow::Result<Option<Env>> {
+    pub(crate) async fn new(
+        prefix: &str,
+        registries: RegistriesConfig,
+    ) -> anyhow::Result<Option<Env>> {
         let driver = orca_tests::bin_path("orca-log-driver")?;
         Self::with_log_driver(prefix, registries, Some(driver)).await
     }
@@ -99,7 +102,7 @@ impl Env {
     }
 
     /// Loads the busybox archive (no registry) and returns the image.
-    async fn busybox(&self) -> anyhow::Result<ImageInfo> {
+    pub(crate) async fn busybox(&self) -> anyhow::Result<ImageInfo> {
         let loaded = self.rt.load_archive(&self.archive).await?;
         anyhow::ensure!(loaded.len() == 1, "one image in the archive");
         Ok(loaded[0].clone())
@@ -109,7 +112,7 @@ impl Env {
         self.dir.path().join("logs").join(format!("{id}.log"))
     }
 
-    fn spec(&self, id: &str, image: &ImageInfo, script: &str) -> ContainerSpec {
+    pub(crate) fn spec(&self, id: &str, image: &ImageInfo, script: &str) -> ContainerSpec {
         ContainerSpec {
             labels: BTreeMap::from([("orca.test".to_string(), "runtime".to_string())]),
             entry_point: Some(vec!["sh".into(), "-c".into()]),
@@ -121,19 +124,19 @@ impl Env {
     }
 
     /// Creates and starts; returns the elapsed time.
-    async fn run(&self, spec: &ContainerSpec) -> anyhow::Result<Duration> {
+    pub(crate) async fn run(&self, spec: &ContainerSpec) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
         self.rt.create(spec).await?;
         self.rt.start(&spec.id).await?;
         Ok(t0.elapsed())
     }
 
-    fn log(&self, id: &str) -> String {
+    pub(crate) fn log(&self, id: &str) -> String {
         std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
     /// Removes everything the test made, namespace included.
-    async fn purge(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn purge(mut self) -> anyhow::Result<()> {
         self.rt.purge_namespace().await?;
         self.purged = true;
         Ok(())

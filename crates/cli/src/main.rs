@@ -3,6 +3,10 @@
 
 mod commands;
 mod config;
+// The two ends of `orca execute-command` on this side; the command itself
+// comes with the exec gRPC stream it runs over.
+#[allow(dead_code)]
+mod exec_session;
 mod exit;
 mod failover;
 mod input;
@@ -10,6 +14,8 @@ mod output;
 mod paginate;
 mod query;
 mod shorthand;
+#[allow(dead_code)]
+mod terminal;
 
 use clap::{Parser, Subcommand};
 use commands::*;

@@ -17,6 +17,10 @@
 //! [`FakeRuntime::set_exec_exit`] overrides that per container (a check
 //! that starts passing or failing), [`FakeRuntime::exec_count`] counts.
 //!
+//! `exec_session` acts its args out as [`crate::fake_exec`] describes
+//! (`cat` echoes stdin, signals end it with 128 + the signal); the
+//! terminal sizes a session was given are kept ([`FakeRuntime::exec_sizes`]).
+//!
 //! When the words run out without an exit the process runs until signalled:
 //! Term exits 143, Kill exits 137. So `sh -c 'sleep 1; exit 3'` behaves as in
 //! a real container.
@@ -92,6 +96,9 @@ struct State {
     exec_exits: HashMap<String, i32>,
     /// Execs run, by container.
     exec_counts: HashMap<String, u64>,
+    /// Terminal sizes exec sessions were given (initial and resizes), by
+    /// container.
+    exec_sizes: HashMap<String, Vec<crate::TtySize>>,
     next_pid: u32,
 }
 
@@ -205,6 +212,12 @@ impl FakeRuntime {
     /// How many execs ran in container `id`.
     pub fn exec_count(&self, id: &str) -> u64 {
         self.lock().exec_counts.get(id).copied().unwrap_or(0)
+    }
+
+    /// The terminal sizes exec sessions in container `id` were given
+    /// (each session's initial size, then its resizes), in order.
+    pub fn exec_sizes(&self, id: &str) -> Vec<crate::TtySize> {
+        self.lock().exec_sizes.get(id).cloned().unwrap_or_default()
     }
 
     /// Images present locally, by reference.
@@ -651,6 +664,49 @@ impl ContainerRuntime for FakeRuntime {
             Err(_) => ExecStatus::TimedOut,
         };
         Ok(ExecOutcome { status, output })
+    }
+
+    async fn exec_session(
+        &self,
+        id: &str,
+        request: crate::ExecRequest,
+    ) -> Result<crate::ExecSession, RuntimeError> {
+        let exec_id = {
+            let mut st = self.lock();
+            st.check_available()?;
+            let running = st.containers.get(id).is_some_and(|c| c.running);
+            if !running {
+                return Err(RuntimeError::NotFound { id: id.to_string() });
+            }
+            if request.args.is_empty() {
+                return Err(RuntimeError::Exec {
+                    id: id.to_string(),
+                    message: "no command".into(),
+                });
+            }
+            let count = st.exec_counts.entry(id.to_string()).or_default();
+            *count += 1;
+            let exec_id = format!("fake-exec-{count}");
+            if let (true, Some(size)) = (request.tty, request.size) {
+                st.exec_sizes.entry(id.to_string()).or_default().push(size);
+            }
+            exec_id
+        };
+        let state = self.state.clone();
+        let container = id.to_string();
+        let on_resize = Box::new(move |size| {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            st.exec_sizes
+                .entry(container.clone())
+                .or_default()
+                .push(size);
+        });
+        Ok(crate::fake_exec::start(
+            id,
+            &exec_id,
+            request.args,
+            on_resize,
+        ))
     }
 
     async fn list_images(&self) -> Result<Vec<ImageListing>, RuntimeError> {

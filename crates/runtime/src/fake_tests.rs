@@ -198,3 +198,86 @@ async fn exec_acts_out_its_args_and_times_out() {
         Err(RuntimeError::NotFound { .. })
     ));
 }
+
+/// All of a session's output as text, then its exit code.
+async fn finish(mut session: crate::ExecSession) -> (String, i32) {
+    let mut text = String::new();
+    while let Some(chunk) = session.output.recv().await {
+        match chunk {
+            crate::ExecOutput::Stdout(b) | crate::ExecOutput::Stderr(b) => {
+                text.push_str(&String::from_utf8_lossy(&b))
+            }
+        }
+    }
+    (text, session.exit.wait().await.expect("an exit code"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_session_echoes_stdin_until_eof() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "app", &["sleep 100"]).await;
+    let request = crate::ExecRequest {
+        args: vec!["cat".into()],
+        tty: true,
+        size: Some(crate::TtySize { rows: 24, cols: 80 }),
+        ..Default::default()
+    };
+    let session = rt.exec_session("app", request).await.expect("session");
+    let input = session.input.clone();
+    input
+        .send(crate::ExecInput::Stdin("hello\n".into()))
+        .await
+        .expect("send");
+    let size = crate::TtySize {
+        rows: 40,
+        cols: 120,
+    };
+    input
+        .send(crate::ExecInput::Resize(size))
+        .await
+        .expect("send");
+    input
+        .send(crate::ExecInput::CloseStdin)
+        .await
+        .expect("send");
+    let (text, code) = finish(session).await;
+    assert_eq!(text, "ran: cat\nhello\n");
+    assert_eq!(code, 0);
+    assert_eq!(
+        rt.exec_sizes("app"),
+        [crate::TtySize { rows: 24, cols: 80 }, size]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_session_ends_on_a_signal_or_when_abandoned() {
+    let (rt, image) = runtime_with_image().await;
+    run(&rt, &image, "app", &["sleep 100"]).await;
+    let request = crate::ExecRequest {
+        args: vec!["sleep".into(), "100".into()],
+        ..Default::default()
+    };
+    let session = rt
+        .exec_session("app", request.clone())
+        .await
+        .expect("session");
+    session
+        .input
+        .send(crate::ExecInput::Signal(libc::SIGINT))
+        .await
+        .expect("send");
+    assert_eq!(finish(session).await.1, 130);
+
+    // The exit dropped: the process is killed and the output ends.
+    let crate::ExecSession {
+        mut output, exit, ..
+    } = rt.exec_session("app", request).await.expect("session");
+    drop(exit);
+    while output.recv().await.is_some() {}
+
+    assert!(matches!(
+        rt.exec_session("nothing", crate::ExecRequest::default())
+            .await,
+        Err(RuntimeError::NotFound { .. })
+    ));
+}

@@ -13,18 +13,25 @@
 //! `remove` deletes every trace (task, container, snapshot) and is idempotent.
 //! `list` is the level the agent reconciles against: every container with
 //! its [`ProcessState`]; `changes` only hints that it is worth looking again.
-//! `exec` runs a command inside a running container (health checks).
+//! `exec` runs a command inside a running container (health checks);
+//! `exec_session` runs one interactively, its input and output streamed
+//! ([`exec_session`], ECS Exec).
 
+pub mod command_line;
 pub mod containerd;
 pub mod error;
+pub mod exec_session;
 pub mod fake;
+mod fake_exec;
 pub mod log_rotation;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub use command_line::{parse_command, CommandLineError};
 pub use error::RuntimeError;
+pub use exec_session::{ExecExit, ExecInput, ExecOutput, ExecRequest, ExecSession, TtySize};
 
 /// An image made present by [`ContainerRuntime::ensure_image`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,6 +365,19 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         args: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecOutcome, RuntimeError>;
+
+    /// Starts `request` inside the running container `id` as its own
+    /// process (the container's environment, working directory and user,
+    /// unless the request overrides them) with stdin and output streamed
+    /// through the returned [`ExecSession`] (see [`crate::exec_session`] for the
+    /// protocol and exit codes). [`RuntimeError::NotFound`] if the
+    /// container does not run; [`RuntimeError::Exec`] if the process could
+    /// not be started.
+    async fn exec_session(
+        &self,
+        id: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError>;
 
     /// A counter that moves whenever the runtime saw something change (an
     /// event such as an exit, or the event stream breaking): a hint to look

@@ -30,6 +30,10 @@ use crate::{truncate_output, ExecOutcome, ExecStatus, RuntimeError, EXEC_OUTPUT_
 /// What containerd calls an OCI process spec inside an `Any`.
 pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
+/// How every exec id this runtime makes begins: a restarted agent ends the
+/// ones its predecessor left ([`super::exec_orphans`]).
+pub const EXEC_ID_PREFIX: &str = "orca-exec-";
+
 /// How long the output readers may take after the exit.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
@@ -69,25 +73,9 @@ pub async fn exec(
     if args.is_empty() {
         return Err(exec_err("no command".into()));
     }
-    let container = ctrd
-        .containers()
-        .get(ctrd.req(GetContainerRequest { id: id.to_string() }))
-        .await
-        .map_err(|s| {
-            if is_not_found(&s) {
-                RuntimeError::NotFound { id: id.to_string() }
-            } else {
-                status_error(&format!("get container {id}"), s)
-            }
-        })?
-        .into_inner()
-        .container
-        .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
-    let spec = container
-        .spec
-        .ok_or_else(|| exec_err("the container record has no spec".into()))?;
-    let process = process_spec(&spec.value, &args).map_err(exec_err)?;
-    let exec_id = format!("orca-exec-{}", super::unique_suffix());
+    let spec = container_spec(ctrd, id).await?;
+    let process = process_spec(&spec, &args).map_err(exec_err)?;
+    let exec_id = format!("{EXEC_ID_PREFIX}{}", super::unique_suffix());
     let dir = state_dir.join("exec").join(&exec_id);
     let fifos = Fifos::make(&dir).map_err(exec_err)?;
     let outcome = run(ctrd, id, &exec_id, process, fifos, timeout).await;
@@ -109,6 +97,31 @@ pub async fn exec(
     }
     let _ = std::fs::remove_dir_all(&dir);
     outcome
+}
+
+/// The OCI spec container `id` was created with (its JSON bytes).
+pub(super) async fn container_spec(ctrd: &Ctrd, id: &str) -> Result<Vec<u8>, RuntimeError> {
+    let container = ctrd
+        .containers()
+        .get(ctrd.req(GetContainerRequest { id: id.to_string() }))
+        .await
+        .map_err(|s| {
+            if is_not_found(&s) {
+                RuntimeError::NotFound { id: id.to_string() }
+            } else {
+                status_error(&format!("get container {id}"), s)
+            }
+        })?
+        .into_inner()
+        .container
+        .ok_or_else(|| RuntimeError::NotFound { id: id.to_string() })?;
+    container
+        .spec
+        .map(|spec| spec.value)
+        .ok_or_else(|| RuntimeError::Exec {
+            id: id.to_string(),
+            message: "the container record has no spec".into(),
+        })
 }
 
 /// The two FIFOs of one exec, read ends open.

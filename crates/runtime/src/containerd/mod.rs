@@ -8,7 +8,9 @@
 //! [`logdriver`] (container output into log files through `orca-log-driver`,
 //! run by containerd's shim) and its fallback [`logio`] (through FIFOs this
 //! process drains), [`task`] (wait, reap, kill, remove, list), [`exec`]
-//! (a command inside a running container: health checks), [`oom`] (OOM
+//! (a command inside a running container: health checks), [`exec_session`]
+//! (one run interactively: ECS Exec), [`exec_orphans`] (those an earlier
+//! process left), [`oom`] (OOM
 //! attribution), [`events`] (the event stream as hints), [`cleanup`]
 //! (emptying a namespace, stray snapshots, image removal).
 //!
@@ -28,6 +30,8 @@ pub mod container;
 pub mod content;
 pub mod events;
 pub mod exec;
+pub mod exec_orphans;
+pub mod exec_session;
 pub mod image;
 pub mod logdriver;
 pub mod logio;
@@ -48,8 +52,8 @@ use tracing::Instrument;
 pub use registry_config::{RegistriesConfig, RegistryHostConfig};
 
 use crate::{
-    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ImageInfo,
-    ImageListing, RegistryAuth, RuntimeError, StopSignal,
+    ContainerExit, ContainerListing, ContainerRuntime, ContainerSpec, ExecOutcome, ExecRequest,
+    ExecSession, ImageInfo, ImageListing, RegistryAuth, RuntimeError, StopSignal,
 };
 
 /// How to reach containerd and where this agent's records live.
@@ -174,6 +178,15 @@ impl ContainerdRuntime {
     /// `None` when output goes through this process's FIFOs.
     pub fn log_driver(&self) -> Option<&Path> {
         self.log_driver.as_deref()
+    }
+
+    /// Kills and deletes the exec processes (sessions, health checks) an
+    /// earlier runtime in this namespace left running ([`exec_orphans`]).
+    /// For the agent at startup, before it runs any exec of its own; never
+    /// for a one-shot tool next to a live agent (`orca image load`), which
+    /// would end that agent's sessions.
+    pub async fn end_orphaned_execs(&self) {
+        exec_orphans::end_orphans(&self.ctrd).await
     }
 
     /// The containerd namespace this runtime works in.
@@ -314,6 +327,16 @@ impl ContainerRuntime for ContainerdRuntime {
     ) -> Result<ExecOutcome, RuntimeError> {
         exec::exec(&self.ctrd, &self.state_dir, id, args, timeout)
             .instrument(tracing::debug_span!("exec", container = id))
+            .await
+    }
+
+    async fn exec_session(
+        &self,
+        id: &str,
+        request: ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        exec_session::open(&self.ctrd, &self.state_dir, id, request)
+            .instrument(tracing::debug_span!("exec_session", container = id))
             .await
     }
 
