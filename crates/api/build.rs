@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("{proto_root}/orca/v1/controller.proto"),
             format!("{proto_root}/orca/v1/agent.proto"),
             format!("{proto_root}/orca/v1/secrets.proto"),
+            format!("{proto_root}/orca/v1/exec.proto"),
         ],
         &[proto_root.to_string()],
     )?;

@@ -65,6 +65,9 @@ pub enum LocalEvent {
 pub struct Mode {
     /// A remote terminal, with the local one in raw mode.
     pub tty: bool,
+    /// Local stdin goes to the remote process; otherwise it reads EOF at
+    /// once (`docker exec` without `-i`).
+    pub stdin: bool,
 }
 
 /// A terminal is used when the session is interactive and stdin is one:
@@ -74,6 +77,7 @@ pub struct Mode {
 pub fn mode(interactive: bool, stdin_is_tty: bool) -> Mode {
     Mode {
         tty: interactive && stdin_is_tty,
+        stdin: interactive,
     }
 }
 
@@ -171,8 +175,14 @@ where
 mod tests {
     use super::*;
 
-    const PIPES: Mode = Mode { tty: false };
-    const TTY: Mode = Mode { tty: true };
+    const PIPES: Mode = Mode {
+        tty: false,
+        stdin: true,
+    };
+    const TTY: Mode = Mode {
+        tty: true,
+        stdin: true,
+    };
 
     #[test]
     fn a_terminal_needs_interactive_and_a_terminal() {

@@ -3,9 +3,6 @@
 
 mod commands;
 mod config;
-// The two ends of `orca execute-command` on this side; the command itself
-// comes with the exec gRPC stream it runs over.
-#[allow(dead_code)]
 mod exec_session;
 mod exit;
 mod failover;
@@ -14,7 +11,6 @@ mod output;
 mod paginate;
 mod query;
 mod shorthand;
-#[allow(dead_code)]
 mod terminal;
 
 use clap::{Parser, Subcommand};
@@ -103,6 +99,9 @@ enum Command {
     DescribeServices(describe_services::Args),
     /// Lists service ARNs.
     ListServices(list_services::Args),
+    /// Runs a command in a task's container (ECS Exec); exits with its code.
+    #[command(name = "execute-command")]
+    Exec(execute_command::Args),
     /// Stores a secret (Secrets Manager), encrypted with the cluster key.
     CreateSecret(secrets::CreateSecretArgs),
     /// Gives a secret a new current value (the old one becomes AWSPREVIOUS).
@@ -270,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             (update_service::OPERATION, out)
         }
         Command::Wait(w) => return wait::run(w, ctx).await,
+        Command::Exec(a) => return execute_command::run(a, ctx).await,
         Command::CreateSecret(a) => ("CreateSecret", secrets::create_secret(a, ctx).await?),
         Command::PutSecretValue(a) => ("PutSecretValue", secrets::put_secret_value(a, ctx).await?),
         Command::GetSecretValue(a) => ("GetSecretValue", secrets::get_secret_value(a, ctx).await?),

@@ -125,7 +125,12 @@ pub fn local_events(mode: Mode) -> std::io::Result<mpsc::Receiver<LocalEvent>> {
             }
         });
     }
-    read_stdin(tx);
+    if mode.stdin {
+        read_stdin(tx);
+    } else {
+        // Nothing to read: the remote process sees EOF at once.
+        let _ = tx.try_send(LocalEvent::StdinEof);
+    }
     Ok(rx)
 }
 
@@ -234,6 +239,12 @@ mod tests {
 
     #[test]
     fn no_terminal_no_size() {
-        assert_eq!(initial_size(Mode { tty: false }), None);
+        assert_eq!(
+            initial_size(Mode {
+                tty: false,
+                stdin: true
+            }),
+            None
+        );
     }
 }

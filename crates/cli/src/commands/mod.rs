@@ -22,6 +22,7 @@ pub mod describe_services;
 pub mod describe_task_definition;
 pub mod describe_tasks;
 pub mod dev;
+pub mod execute_command;
 pub mod image_load;
 pub mod list_attributes;
 pub mod list_clusters;
@@ -225,6 +226,25 @@ impl Ctx {
             endpoint,
             tried,
         ))
+    }
+
+    /// A channel to the first controller that accepts a connection, for a
+    /// streaming call (which is not retried elsewhere once it has begun).
+    pub async fn connect_any(&self) -> Result<Channel, CliError> {
+        let n = self.endpoints.len();
+        let (start, cached) = self.current_endpoint();
+        if let Some(channel) = cached {
+            return Ok(channel);
+        }
+        for index in (0..n).map(|i| (start + i) % n) {
+            if let Ok(channel) = connect(&self.endpoints[index]).await {
+                self.set_current(index, Some(channel.clone()));
+                return Ok(channel);
+            }
+        }
+        Err(CliError::Connect {
+            endpoints: self.endpoints.clone(),
+        })
     }
 
     fn current_endpoint(&self) -> (usize, Option<Channel>) {
