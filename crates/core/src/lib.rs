@@ -10,6 +10,7 @@ pub mod agent_protocol;
 pub mod arn;
 pub mod cidr;
 pub mod cluster;
+pub mod command_line;
 pub mod container_instance;
 pub mod discovery;
 pub mod error;

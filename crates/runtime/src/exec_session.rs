@@ -41,7 +41,7 @@ pub struct TtySize {
 /// What to run and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecRequest {
-    /// The command and its arguments (see [`crate::command_line`] for how
+    /// The command and its arguments (see `orca_core::command_line` for how
     /// ECS's `--command` string becomes these). Must not be empty.
     pub args: Vec<String>,
     /// Run on a pseudo-terminal: one merged output stream, line editing

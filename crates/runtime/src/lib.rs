@@ -17,7 +17,6 @@
 //! `exec_session` runs one interactively, its input and output streamed
 //! ([`exec_session`], ECS Exec).
 
-pub mod command_line;
 pub mod containerd;
 pub mod error;
 pub mod exec_session;
@@ -29,7 +28,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-pub use command_line::{parse_command, CommandLineError};
 pub use error::RuntimeError;
 pub use exec_session::{ExecExit, ExecInput, ExecOutput, ExecRequest, ExecSession, TtySize};
 
