@@ -18,6 +18,8 @@
 pub mod containerd;
 pub mod error;
 pub mod fake;
+pub mod log_format;
+pub mod log_reader;
 pub mod log_rotation;
 
 use std::collections::BTreeMap;
