@@ -36,6 +36,7 @@ use orca_api::v1::agent_server::AgentServer;
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
+use orca_api::v1::logs_server::LogsServer;
 use orca_api::v1::raft_server::RaftServer;
 use orca_api::v1::JoinClusterRequest;
 use tokio::net::TcpListener;
@@ -51,6 +52,7 @@ use crate::agents::SessionRegistry;
 use crate::api::admin_service::AdminService;
 use crate::api::agent_service::AgentService;
 use crate::api::ecs_service::EcsService;
+use crate::api::logs_service::LogsService;
 use crate::api::raft_service::RaftService;
 use crate::clock::{Clock, SystemClock};
 use crate::leader::LeaderWork;
@@ -218,6 +220,10 @@ async fn serve(
                 .max_encoding_message_size(raft::network::MAX_RAFT_MESSAGE),
         )
         .add_service(ControllerAdminServer::new(AdminService::new(node.clone())))
+        .add_service(LogsServer::new(LogsService::new(
+            node.clone(),
+            background.clone(),
+        )))
         .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.
