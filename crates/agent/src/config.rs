@@ -187,9 +187,10 @@ pub struct AgentConfig {
     pub api_listen: std::net::SocketAddr,
 }
 
-/// The node API's port unless `api_listen` says otherwise: the one after
-/// the controllers' 7470.
-pub const DEFAULT_API_PORT: u16 = 7471;
+/// The node API's port unless `api_listen` says otherwise: clear of the
+/// controllers' 7470 (7471-7473 in deploy/local-cluster.sh) and of the
+/// ECS JSON endpoint's 7480.
+pub const DEFAULT_API_PORT: u16 = 7490;
 
 /// How other nodes' tasks are reached (see [`AgentConfig::overlay`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -130,3 +130,34 @@ pub(crate) fn chunk(lines: Vec<orca_api::v1::LogLine>) -> LogChunk {
         containers: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_advertised_address_is_one_a_controller_can_dial() {
+        let on_loopback = bind(
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let port = on_loopback
+            .listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        assert_eq!(on_loopback.advertised, format!("127.0.0.1:{port}"));
+        let node = Some(Ipv4Addr::new(198, 18, 0, 5));
+        let everywhere = bind("0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")), node)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(everywhere.advertised.starts_with("198.18.0.5:"));
+        assert!(!everywhere.advertised.ends_with(":0"));
+        let alone = bind("0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(alone.advertised.starts_with("127.0.0.1:"));
+    }
+}

@@ -85,11 +85,15 @@ pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
 
 /// Prints chunks until the stream ends, Ctrl-C, or the output is closed.
 async fn print_until_end(mut stream: Streaming<LogChunk>, timestamps: bool) -> anyhow::Result<u8> {
+    // One listener for the whole stream: a Ctrl-C while lines print is
+    // not lost between two waits.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let mut labelled = false;
     loop {
         let next = tokio::select! {
             next = stream.message() => next,
-            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = &mut interrupted => return Ok(0),
         };
         let chunk = match next {
             Ok(Some(chunk)) => chunk,

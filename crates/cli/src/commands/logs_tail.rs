@@ -57,10 +57,14 @@ pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
             c.tail_log_group(r).await
         })
         .await?;
+    // One listener for the whole stream: a Ctrl-C while lines print is
+    // not lost between two waits.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let next = tokio::select! {
             next = stream.message() => next,
-            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = &mut interrupted => return Ok(0),
         };
         let chunk = match next {
             Ok(Some(chunk)) => chunk,

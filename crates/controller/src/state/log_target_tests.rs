@@ -19,7 +19,7 @@ fn state_with_task() -> ClusterState {
     register_instance(&mut s, "i1", None);
     // The agent registers again, now with its node API.
     let mut again = registration(None, None);
-    again.node_api_address = Some("198.18.0.2:7471".to_string());
+    again.node_api_address = Some("198.18.0.2:7490".to_string());
     applied(s.apply(
         1,
         Command::RegisterContainerInstance {
@@ -42,7 +42,7 @@ fn a_task_is_found_with_its_containers_and_its_node_api() {
     let s = state_with_task();
     let all = s.log_target("default", "t1", None).expect("found");
     assert_eq!(all.containers, ["app", "side", "quiet"]);
-    assert_eq!(all.node_api, "198.18.0.2:7471".parse().ok());
+    assert_eq!(all.node_api, "198.18.0.2:7490".parse().ok());
     let arn = s.arn.task("default", "t1");
     let one = s.log_target("default", &arn, Some("side")).expect("by ARN");
     assert_eq!(one.containers, ["side"]);
