@@ -285,6 +285,7 @@ pub async fn run(
             logs_dir: config.data_dir.join("tasks"),
             finished_dir: config.data_dir.join("finished"),
             assignments: assignments_rx.clone(),
+            shutdown: shutdown.clone(),
         },
         shutdown.clone(),
     ));

@@ -143,7 +143,7 @@ impl Reading {
     fn follow(&self, mut followers: Vec<(String, Follower)>) {
         let mut ended_quiet_since: Option<Instant> = None;
         loop {
-            if self.tx.is_closed() {
+            if self.tx.is_closed() || self.state.shutdown.is_cancelled() {
                 return;
             }
             std::thread::sleep(FOLLOW_POLL);
@@ -236,6 +236,7 @@ mod tests {
             logs_dir: dir.join("tasks"),
             finished_dir: dir.join("finished"),
             assignments: rx,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -332,5 +333,24 @@ mod tests {
         });
         assert_eq!(by.get("app"), Some(&3), "{got:?}");
         assert_eq!(got.last().map(|(_, t)| t.as_str()), Some("last"));
+    }
+
+    #[tokio::test]
+    async fn the_agents_shutdown_ends_a_follow() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        write(&dir.path().join("tasks/t1/app.log"), 10, "line\n");
+        let node = state(dir.path());
+        let shutdown = node.shutdown.clone();
+        let request = NodeLogsRequest {
+            task_id: "t1".into(),
+            follow: true,
+            ..NodeLogsRequest::default()
+        };
+        let stream = open(node, request).unwrap_or_else(|e| panic!("{e}"));
+        shutdown.cancel();
+        let got = tokio::time::timeout(Duration::from_secs(20), collect(stream))
+            .await
+            .unwrap_or_else(|_| panic!("the follow outlived the agent's shutdown"));
+        assert_eq!(got, [("app".to_string(), "line".to_string())]);
     }
 }

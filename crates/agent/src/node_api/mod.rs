@@ -77,6 +77,9 @@ pub struct NodeState {
     /// The leader's latest assignments: a task no longer assigned has
     /// ended here too.
     pub assignments: AssignmentWatch,
+    /// The agent's shutdown: follows end with it (the server's graceful
+    /// stop waits for open streams).
+    pub shutdown: CancellationToken,
 }
 
 impl NodeState {
