@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("{proto_root}/orca/v1/agent.proto"),
             format!("{proto_root}/orca/v1/secrets.proto"),
             format!("{proto_root}/orca/v1/exec.proto"),
+            format!("{proto_root}/orca/v1/logs.proto"),
+            format!("{proto_root}/orca/v1/node.proto"),
         ],
         &[proto_root.to_string()],
     )?;

@@ -257,7 +257,8 @@ impl Node {
             .join("tasks")
             .join(id)
             .join(format!("{container}.log"));
-        std::fs::read_to_string(&path).unwrap_or_default()
+        // What the container printed (the file's records parsed).
+        orca_runtime::log_format::output_text(&std::fs::read(&path).unwrap_or_default())
     }
 
     /// Nothing of this node's tasks is left on the machine.

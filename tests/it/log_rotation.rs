@@ -41,10 +41,11 @@ async fn e2e_a_containers_log_rotates_and_keeps_its_newest_lines() {
         .unwrap_or_default();
     names.sort();
     assert_eq!(names, ["app.log", "app.log.1", "app.log.2"], "{t:#}");
-    let text: String = ["app.log.2", "app.log.1", "app.log"]
+    let bytes: Vec<u8> = ["app.log.2", "app.log.1", "app.log"]
         .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .flat_map(|f| std::fs::read(dir.join(f)).unwrap_or_default())
         .collect();
+    let text = orca_runtime::log_format::output_text(&bytes);
     let numbers: Vec<u64> = text.lines().filter_map(|l| l.parse().ok()).collect();
     assert_eq!(numbers.last(), Some(&LINES), "the newest line is kept");
     let first = numbers.first().copied().unwrap_or(0);

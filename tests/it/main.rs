@@ -40,6 +40,7 @@ mod services_failover;
 mod services_fake;
 mod support;
 mod task_definitions;
+mod task_logs;
 mod task_network;
 mod tasks_containerd;
 mod tasks_fake;

@@ -233,17 +233,19 @@ impl Rig {
             .unwrap_or_else(|e| panic!("{e:#}\nagent log:\n{}", self.agent.log_text()))
     }
 
-    /// The container log of `container` of task `arn`.
+    /// What `container` of task `arn` printed (its log file's records
+    /// parsed).
     pub fn log(&self, arn: &str, container: &str) -> String {
         let id = task_id(arn);
-        std::fs::read_to_string(
+        let bytes = std::fs::read(
             self.data_dir
                 .path()
                 .join("tasks")
                 .join(id)
                 .join(format!("{container}.log")),
         )
-        .unwrap_or_default()
+        .unwrap_or_default();
+        orca_runtime::log_format::output_text(&bytes)
     }
 
     /// Waits until the container's log says `word`.

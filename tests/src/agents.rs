@@ -55,6 +55,8 @@ pub fn test_agent_config(endpoint: &str, data_dir: &Path) -> AgentConfig {
         // relayed to the machine's resolvers: tests send nothing off the
         // machine (rigs that test relaying point this at their own).
         dns_upstreams: Some(Vec::new()),
+        // Many test agents share a machine: each node API on a free port.
+        api_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         ..AgentConfig::default()
     }
 }
@@ -467,6 +469,7 @@ pub fn agent_config_toml(config: &AgentConfig) -> anyhow::Result<String> {
         writeln!(t, "dns_upstreams = [{}]", upstreams.join(", "))?;
     }
     writeln!(t, "egress = {}", config.egress)?;
+    writeln!(t, "api_listen = {}", q(&config.api_listen.to_string()))?;
     let overlay = match config.overlay {
         orca_agent::OverlayChoice::Vxlan => "vxlan",
         orca_agent::OverlayChoice::HostGw => "host_gw",

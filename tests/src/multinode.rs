@@ -181,6 +181,9 @@ impl MultiNode {
         // A host of its own: egress and the overlay as on a real node.
         config.egress = true;
         config.overlay = OverlayChoice::Vxlan;
+        // The node API on the host's own address, for the controller on
+        // the machine to dial.
+        config.api_listen = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         configure(i, &mut config);
         let config_path = dir.join("agent.toml");
         std::fs::write(&config_path, agent_config_toml(&config)?)?;

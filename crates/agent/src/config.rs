@@ -180,7 +180,17 @@ pub struct AgentConfig {
     /// json-file `max-size` / `max-file` options override both.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Where the node API listens (`orca.v1.Node`: controllers read task
+    /// logs through it). Registered with the instance as this address, or,
+    /// when it is 0.0.0.0, as the node address (else 127.0.0.1) with the
+    /// bound port; port 0 picks a free one (tests).
+    pub api_listen: std::net::SocketAddr,
 }
+
+/// The node API's port unless `api_listen` says otherwise: clear of the
+/// controllers' 7470 (7471-7473 in deploy/local-cluster.sh) and of the
+/// ECS JSON endpoint's 7480.
+pub const DEFAULT_API_PORT: u16 = 7490;
 
 /// How other nodes' tasks are reached (see [`AgentConfig::overlay`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -269,6 +279,7 @@ impl Default for AgentConfig {
             max_restart_attempt_period: None,
             log_max_size: 10 << 20,
             log_max_files: 5,
+            api_listen: std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)),
         }
     }
 }

@@ -28,6 +28,7 @@ mod health_tests;
 pub mod host;
 pub mod identity;
 pub mod node;
+pub mod node_api;
 #[cfg(test)]
 mod node_tests;
 pub mod reconcile;
@@ -66,6 +67,8 @@ pub enum AgentError {
     Subnet(String),
     #[error(transparent)]
     Resolver(#[from] resolver::ResolverError),
+    #[error(transparent)]
+    NodeApi(#[from] node_api::NodeApiError),
 }
 
 fn data_dir_error(path: &std::path::Path, e: impl std::fmt::Display) -> AgentError {
@@ -206,6 +209,14 @@ pub async fn run(
             .node_address
             .or_else(|| host::source_address_towards(&config.endpoints[0])),
     };
+    // Bound before registering: the registration names its address.
+    let node_api = node_api::bind(
+        config.api_listen,
+        config
+            .node_address
+            .or_else(|| host::source_address_towards(&config.endpoints[0])),
+    )
+    .await?;
     let mut registration = Registration {
         cluster: config.cluster.clone(),
         container_instance_arn: None,
@@ -219,6 +230,7 @@ pub async fn run(
         task_subnet: config.task_subnet.clone(),
         reserved_ports: config.reserved_ports.clone(),
         node_address: node_address.map(|a| a.to_string()),
+        node_api_address: Some(node_api.advertised.clone()),
         overlay: match config.overlay {
             OverlayChoice::HostGw => OverlayMode::HostGw,
             OverlayChoice::Vxlan | OverlayChoice::Off => OverlayMode::Vxlan,
@@ -267,6 +279,16 @@ pub async fn run(
         shutdown.clone(),
     ));
     let (assignments_tx, assignments_rx) = tokio::sync::watch::channel(None);
+    let node_api_task = tokio::spawn(node_api::serve(
+        node_api,
+        node_api::NodeState {
+            logs_dir: config.data_dir.join("tasks"),
+            finished_dir: config.data_dir.join("finished"),
+            assignments: assignments_rx.clone(),
+            shutdown: shutdown.clone(),
+        },
+        shutdown.clone(),
+    ));
     let node = node::Node::new(node::NodeParts {
         runtime,
         network,
@@ -301,6 +323,7 @@ pub async fn run(
     shutdown.cancel();
     let _ = node_task.await;
     let _ = fabric_task.await;
+    let _ = node_api_task.await;
     if let Some(task) = dns_task {
         let _ = task.await;
     }

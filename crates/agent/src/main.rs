@@ -58,6 +58,10 @@ struct Args {
     /// to this executable]; an empty value makes the agent drain output.
     #[arg(long)]
     log_driver: Option<PathBuf>,
+    /// Where the node API listens (controllers read task logs through it)
+    /// [default: 0.0.0.0:7490].
+    #[arg(long)]
+    api_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_attribute(s: &str) -> Result<(String, String), String> {
@@ -103,6 +107,9 @@ fn config(args: Args) -> anyhow::Result<AgentConfig> {
     c.memory_mib = args.memory_mib.or(c.memory_mib);
     if args.log_driver.is_some() {
         c.log_driver = args.log_driver;
+    }
+    if let Some(v) = args.api_listen {
+        c.api_listen = v;
     }
     c.validate()?;
     Ok(c)

@@ -20,6 +20,10 @@ use crate::reporter::Reporter;
 pub type AssignmentSink =
     tokio::sync::watch::Sender<Option<Vec<orca_core::agent_protocol::TaskAssignment>>>;
 
+/// The receiving end of [`AssignmentSink`].
+pub type AssignmentWatch =
+    tokio::sync::watch::Receiver<Option<Vec<orca_core::agent_protocol::TaskAssignment>>>;
+
 /// The latest service-discovery zone, for the node's DNS responder.
 pub type ZoneSink = tokio::sync::watch::Sender<Option<orca_core::discovery::DiscoveryZone>>;
 

@@ -124,6 +124,9 @@ enum Command {
     GetParameters(parameters::GetParametersArgs),
     /// Deletes a parameter.
     DeleteParameter(parameters::DeleteParameterArgs),
+    /// Prints a task's container output (--follow streams it); `logs tail GROUP`
+    /// prints an awslogs group as `aws logs tail` does.
+    Logs(Box<logs::Args>),
     /// Waits for services or tasks to reach a state, as the aws CLI's waiters.
     #[command(subcommand)]
     Wait(wait::Waiter),
@@ -284,6 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             "DeleteParameter",
             parameters::delete_parameter(a, ctx).await?,
         ),
+        Command::Logs(a) => return logs::run(a, ctx).await,
         Command::DeleteService(a) => (
             delete_service::OPERATION,
             delete_service::run(a, ctx).await?,
@@ -701,6 +705,60 @@ mod tests {
             &["orca", "controller", "remove-member"][..],
             &["orca", "controller", "remove-member", "--node-id", "0"],
             &["orca", "controller", "join", "--node-id", "4"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn logs_parse_for_a_task_and_for_a_group() -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from([
+            "orca",
+            "logs",
+            "--cluster",
+            "prod",
+            "--task",
+            "abc",
+            "--follow",
+            "--since",
+            "1h",
+            "--tail",
+            "5",
+            "--timestamps",
+        ])?;
+        let Command::Logs(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        assert_eq!(a.task.as_deref(), Some("abc"));
+        assert_eq!((a.follow, a.timestamps, a.tail), (true, true, Some(5)));
+        let cli = Cli::try_parse_from([
+            "orca",
+            "logs",
+            "tail",
+            "/ecs/web-app",
+            "--follow",
+            "--since",
+            "1h",
+            "--log-stream-name-prefix",
+            "web/",
+            "--format",
+            "short",
+        ])?;
+        let Command::Logs(a) = cli.command else {
+            anyhow::bail!("wrong command")
+        };
+        let Some(logs::LogsCommand::Tail(t)) = &a.command else {
+            anyhow::bail!("no tail")
+        };
+        assert_eq!(t.group, "/ecs/web-app");
+        assert_eq!(t.log_stream_name_prefix.as_deref(), Some("web/"));
+        assert_eq!(t.format, logs_tail::Format::Short);
+        for bad in [
+            &["orca", "logs"][..],
+            &["orca", "logs", "--follow"],
+            &["orca", "logs", "tail"],
+            &["orca", "logs", "--task", "t", "tail", "/g"],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }

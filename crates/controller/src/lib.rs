@@ -37,6 +37,7 @@ use orca_api::v1::agent_server::AgentServer;
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
+use orca_api::v1::logs_server::LogsServer;
 use orca_api::v1::raft_server::RaftServer;
 use orca_api::v1::secrets_server::SecretsServer;
 use orca_api::v1::JoinClusterRequest;
@@ -53,6 +54,7 @@ use crate::agents::SessionRegistry;
 use crate::api::admin_service::AdminService;
 use crate::api::agent_service::AgentService;
 use crate::api::ecs_service::EcsService;
+use crate::api::logs_service::LogsService;
 use crate::api::raft_service::RaftService;
 use crate::api::secrets_service::SecretsService;
 use crate::clock::{Clock, SystemClock};
@@ -234,6 +236,10 @@ async fn serve(
         .add_service(SecretsServer::new(SecretsService::new(Arc::new(
             EcsService::new(node.clone(), clock.clone()),
         ))))
+        .add_service(LogsServer::new(LogsService::new(
+            node.clone(),
+            background.clone(),
+        )))
         .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.

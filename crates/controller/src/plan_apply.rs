@@ -581,6 +581,7 @@ mod tests {
                     task_subnet: None,
                     reserved_ports: Vec::new(),
                     node_address: None,
+                    node_api_address: None,
                     overlay: Default::default(),
                 },
                 at: orca_core::task_definition::Timestamp(1),
@@ -640,6 +641,7 @@ mod tests {
             task_subnet: Some("10.9.0.0/29".to_string()),
             reserved_ports: Vec::new(),
             node_address: None,
+            node_api_address: None,
             overlay: Default::default(),
         };
         for (id, command) in [

@@ -50,6 +50,11 @@ pub struct Registration {
     /// other nodes send traffic for this node's tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_address: Option<String>,
+    /// Where the agent's node API (`orca.v1.Node`, `host:port`) answers:
+    /// controllers dial it to read the node's task logs. None for agents
+    /// older than the node API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_api_address: Option<String>,
     /// How this node wants its tasks reached from other nodes.
     #[serde(default)]
     pub overlay: OverlayMode,

@@ -22,6 +22,8 @@ pub mod error;
 pub mod exec_session;
 pub mod fake;
 mod fake_exec;
+pub mod log_format;
+pub mod log_reader;
 pub mod log_rotation;
 
 use std::collections::BTreeMap;

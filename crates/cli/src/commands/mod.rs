@@ -31,6 +31,9 @@ pub mod list_services;
 pub mod list_task_definition_families;
 pub mod list_task_definitions;
 pub mod list_tasks;
+pub mod log_time;
+pub mod logs;
+pub mod logs_tail;
 pub mod parameters;
 pub mod put_attributes;
 pub mod register_task_definition;
@@ -48,6 +51,7 @@ use crate::exit::CliError;
 use crate::failover::{self, Call, Failure};
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::ecs_client::EcsClient;
+use orca_api::v1::logs_client::LogsClient;
 use orca_api::v1::secrets_client::SecretsClient;
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
@@ -109,12 +113,18 @@ impl Ctx {
         } else {
             WRITE_DEADLINE
         };
-        self.call(operation, call, deadline, request, |channel, request| {
-            send(
-                EcsClient::new(channel),
-                with_consistency(request, linearizable),
-            )
-        })
+        self.call(
+            operation,
+            call,
+            Some(deadline),
+            request,
+            |channel, request| {
+                send(
+                    EcsClient::new(channel),
+                    with_consistency(request, linearizable),
+                )
+            },
+        )
         .await
     }
 
@@ -137,12 +147,18 @@ impl Ctx {
             WRITE_DEADLINE
         };
         let request = shape::ecs_json_request(input);
-        self.call(operation, call, deadline, request, |channel, request| {
-            send(
-                SecretsClient::new(channel),
-                with_consistency(request, linearizable),
-            )
-        })
+        self.call(
+            operation,
+            call,
+            Some(deadline),
+            request,
+            |channel, request| {
+                send(
+                    SecretsClient::new(channel),
+                    with_consistency(request, linearizable),
+                )
+            },
+        )
         .await
     }
 
@@ -161,10 +177,29 @@ impl Ctx {
         self.call(
             operation,
             call,
-            ADMIN_DEADLINE,
+            Some(ADMIN_DEADLINE),
             request,
             |channel, request| send(ControllerAdminClient::new(channel), request),
         )
+        .await
+    }
+
+    /// Opens a stream on the Logs service. It fails over like a read until
+    /// the stream is open, and has no deadline: a follow runs until the
+    /// user interrupts it.
+    pub async fn logs<Req, Resp, Fut>(
+        &self,
+        operation: &'static str,
+        request: Req,
+        send: impl Fn(LogsClient<Channel>, tonic::Request<Req>) -> Fut,
+    ) -> Result<Resp, CliError>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.call(operation, Call::Read, None, request, |channel, request| {
+            send(LogsClient::new(channel), request)
+        })
         .await
     }
 
@@ -173,7 +208,7 @@ impl Ctx {
         &self,
         operation: &'static str,
         call: Call,
-        deadline: Duration,
+        deadline: Option<Duration>,
         request: Req,
         send: impl Fn(Channel, tonic::Request<Req>) -> Fut,
     ) -> Result<Resp, CliError>
@@ -202,7 +237,9 @@ impl Ctx {
                 },
             };
             let mut attempt = tonic::Request::new(request.clone());
-            attempt.set_timeout(deadline);
+            if let Some(deadline) = deadline {
+                attempt.set_timeout(deadline);
+            }
             match send(channel, attempt).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => {

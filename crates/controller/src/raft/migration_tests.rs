@@ -59,6 +59,7 @@ fn old_snapshot_state() -> serde_json::Value {
                 task_subnet: None,
                 reserved_ports: Vec::new(),
                 node_address: None,
+                node_api_address: None,
                 overlay: Default::default(),
             },
             at: Timestamp(2),

@@ -102,6 +102,7 @@ impl Sim {
                     task_subnet: None,
                     reserved_ports: Vec::new(),
                     node_address: None,
+                    node_api_address: None,
                     overlay: Default::default(),
                     instance_id: None,
                 },

@@ -224,6 +224,7 @@ fn fleet_view_ports(fleet: &[InstSpec], ports: &[(u8, u8)], nets: &[(u8, u32)]) 
             group_counts,
             assignments_version: 0,
             node_address: None,
+            node_api_address: None,
             overlay: Default::default(),
             reserved_ports: Vec::new(),
             host_ports: Default::default(),
@@ -449,6 +450,7 @@ fn applied_state(fleet: &[Registered]) -> ClusterState {
             },
             reserved_ports: Vec::new(),
             node_address: None,
+            node_api_address: None,
             overlay: Default::default(),
         };
         let commands = [

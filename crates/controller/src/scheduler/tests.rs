@@ -152,6 +152,7 @@ fn view(fleet: &[Inst]) -> ClusterView {
             group_counts,
             assignments_version: 0,
             node_address: None,
+            node_api_address: None,
             overlay: Default::default(),
             reserved_ports: i.reserved_ports.clone(),
             host_ports: Default::default(),

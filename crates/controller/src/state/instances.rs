@@ -85,6 +85,10 @@ pub struct InstanceRecord {
     /// registered none, and is in no other node's routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_address: Option<std::net::Ipv4Addr>,
+    /// Where the agent's node API answers (controllers relay task logs
+    /// from it); None for agents that registered none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_api_address: Option<std::net::SocketAddr>,
     /// How the agent wants its tasks reached.
     #[serde(default)]
     pub overlay: OverlayMode,
@@ -96,6 +100,21 @@ fn is_zero(n: &u16) -> bool {
 
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
+}
+
+/// The node API address of a registration (`ip:port`).
+fn parse_node_api_address(text: Option<&str>) -> Result<Option<std::net::SocketAddr>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 && !a.ip().is_unspecified() => Ok(Some(a)),
+        _ => Err(ApiError::field(
+            Exception::InvalidParameterException,
+            "nodeApiAddress",
+            format!("'{text}' is not an address and port controllers can dial"),
+        )),
+    }
 }
 
 /// ECS's container-instance status.
@@ -249,6 +268,7 @@ impl ClusterState {
         }
         let node_address =
             super::net_map::parse_node_address(registration.node_address.as_deref())?;
+        let node_api_address = parse_node_api_address(registration.node_api_address.as_deref())?;
         let net_before = self
             .instances
             .get(&id)
@@ -273,6 +293,7 @@ impl ClusterState {
                 // new task gets it.
                 r.reserved_ports = registration.reserved_ports;
                 r.node_address = node_address;
+                r.node_api_address = node_api_address;
                 r.overlay = registration.overlay;
                 r.version += 1;
                 r.clone()
@@ -303,6 +324,7 @@ impl ClusterState {
                     addresses_in_use: 0,
                     next_dynamic_port: 0,
                     node_address,
+                    node_api_address,
                     overlay: registration.overlay,
                 };
                 self.instances.insert(id, r.clone());

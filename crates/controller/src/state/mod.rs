@@ -14,6 +14,7 @@ pub mod identity;
 pub mod instance_admin;
 pub mod instances;
 pub mod legacy;
+pub mod log_targets;
 pub mod net_map;
 pub mod placement_index;
 pub mod query;
@@ -384,6 +385,8 @@ mod address_tests;
 mod history_tests;
 #[cfg(test)]
 mod index_tests;
+#[cfg(test)]
+mod log_target_tests;
 #[cfg(test)]
 mod net_map_tests;
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub(super) fn registration(arn: Option<String>, subnet: Option<&str>) -> Registr
         task_subnet: subnet.map(str::to_string),
         reserved_ports: Vec::new(),
         node_address: None,
+        node_api_address: None,
         overlay: Default::default(),
     }
 }

@@ -40,8 +40,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use orca_runtime::log_format::{self, Stream};
 use orca_runtime::log_rotation::{LogRotation, RotatingLog};
 
+/// The streams of fds 3 and 4, in that order.
+const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// The container's stdout pipe (read end).
 const STDOUT_FD: RawFd = 3;
 /// The container's stderr pipe (read end).
@@ -218,7 +221,7 @@ fn copy_streams(
             // write end. Take what is already in the pipes, then stop.
             for (i, s) in streams.iter_mut().enumerate() {
                 if open[i] {
-                    drain_buffered(s, &mut buf, log);
+                    drain_buffered(s, STREAMS[i], &mut buf, log);
                 }
             }
             break;
@@ -229,7 +232,7 @@ fn copy_streams(
             }
             match streams[i].read(&mut buf) {
                 Ok(0) => open[i] = false,
-                Ok(k) => write_chunk(log, &buf[..k]),
+                Ok(k) => write_chunk(log, STREAMS[i], &buf[..k]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => open[i] = false,
@@ -257,7 +260,7 @@ fn pollfd(fd: RawFd, wanted: bool) -> libc::pollfd {
 }
 
 /// Reads what is buffered in `stream` without blocking.
-fn drain_buffered(stream: &mut File, buf: &mut [u8], log: &mut Option<RotatingLog>) {
+fn drain_buffered(stream: &mut File, which: Stream, buf: &mut [u8], log: &mut Option<RotatingLog>) {
     // SAFETY: sets O_NONBLOCK on a descriptor this process owns.
     unsafe {
         let flags = libc::fcntl(stream.as_raw_fd(), libc::F_GETFL);
@@ -268,18 +271,21 @@ fn drain_buffered(stream: &mut File, buf: &mut [u8], log: &mut Option<RotatingLo
     loop {
         match stream.read(buf) {
             Ok(0) => return,
-            Ok(k) => write_chunk(log, &buf[..k]),
+            Ok(k) => write_chunk(log, which, &buf[..k]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
     }
 }
 
-/// Appends one chunk; a failed write (disk full) drops it, and the copy
-/// goes on so the container never blocks.
-fn write_chunk(log: &mut Option<RotatingLog>, chunk: &[u8]) {
+/// Appends one chunk read from `stream` as log records stamped now
+/// (`log_format`); a failed write (disk full) drops it, and the copy goes
+/// on so the container never blocks.
+fn write_chunk(log: &mut Option<RotatingLog>, stream: Stream, chunk: &[u8]) {
     if let Some(f) = log {
-        f.write_chunk(chunk);
+        let mut records = Vec::with_capacity(chunk.len() + 64);
+        log_format::encode_chunk(&mut records, log_format::now_ns(), stream, chunk);
+        f.write_chunk(&records);
     }
 }
 
@@ -345,9 +351,20 @@ mod tests {
         });
         copy_streams([out_r, err_r], None, &mut log, TERM_GRACE);
         writer.join().ok();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(text.bytes().filter(|b| *b == b'x').count(), 300_000);
-        assert!(text.ends_with("err\n"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let lines = log_format::parse_lines(&bytes);
+        let out: usize = lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stdout)
+            .map(|l| l.content.iter().filter(|b| **b == b'x').count())
+            .sum();
+        assert_eq!(out, 300_000, "partial records joined");
+        let err: Vec<&[u8]> = lines
+            .iter()
+            .filter(|l| l.stream == Stream::Stderr)
+            .map(|l| l.content.as_slice())
+            .collect();
+        assert_eq!(err, [&b"err"[..]]);
     }
 
     #[test]
@@ -369,7 +386,8 @@ mod tests {
             Duration::from_millis(200),
         );
         assert!(t0.elapsed() >= Duration::from_millis(200));
-        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "tail\n");
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(log_format::output_text(&bytes), "tail\n");
         drop((out_w, err_w, sig_w));
     }
 }

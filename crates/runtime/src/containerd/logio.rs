@@ -14,9 +14,9 @@
 //! FIFOs. The read ends are opened (non-blocking) before the task is
 //! created; once `Tasks.Create` returns the shim holds the write ends, so EOF
 //! on a FIFO means the shim has copied everything and closed it. A tokio task
-//! per stream appends to the log file (`O_APPEND`, so the two interleave by
-//! whole writes). `wait` drains them before answering, so the log is complete
-//! when the exit is reported. After an agent restart, [`LogPipes::reattach`]
+//! per stream appends to the log file as `log_format` records (`O_APPEND`,
+//! so the two interleave by whole writes). `wait` drains them before
+//! answering, so the log is complete when the exit is reported. After an agent restart, [`LogPipes::reattach`]
 //! resumes draining running containers' FIFOs (an undrained FIFO would
 //! eventually block the container's writes).
 
@@ -28,7 +28,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
+
+use crate::log_format::{self, Stream};
 use tokio::task::AbortHandle;
 
 /// The FIFOs of one container, read ends open.
@@ -99,10 +102,15 @@ impl LogPipes {
 
     /// Starts draining into `log_path` (the shim now holds the write ends).
     pub fn attach(&self, id: &str, prepared: Prepared, log_path: &Path) {
+        // `prepare` and `reattach` open stdout first, then stderr.
+        let streams = [Stream::Stdout, Stream::Stderr];
         let handles: Vec<_> = prepared
             .receivers
             .into_iter()
-            .map(|r| tokio::spawn(drain(r, log_path.to_path_buf(), id.to_string())))
+            .zip(streams)
+            .map(|(r, stream)| {
+                tokio::spawn(drain(r, stream, log_path.to_path_buf(), id.to_string()))
+            })
             .collect();
         let aborts = handles.iter().map(|h| h.abort_handle()).collect();
         let done = futures::future::join_all(handles)
@@ -177,7 +185,9 @@ pub(crate) fn open(fifo: &Path) -> Result<pipe::Receiver, String> {
         .map_err(|e| format!("open {}: {e}", fifo.display()))
 }
 
-async fn drain(mut from: pipe::Receiver, log_path: PathBuf, id: String) {
+/// Copies one stream into the log file as records (`log_format`), each
+/// chunk's records in one append so the two streams interleave whole.
+async fn drain(mut from: pipe::Receiver, stream: Stream, log_path: PathBuf, id: String) {
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -193,7 +203,21 @@ async fn drain(mut from: pipe::Receiver, log_path: PathBuf, id: String) {
             return;
         }
     };
-    if let Err(e) = tokio::io::copy(&mut from, &mut file).await {
-        tracing::warn!(container = %id, error = %e, "copying container output failed");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut records = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "reading container output failed");
+                return;
+            }
+        };
+        records.clear();
+        log_format::encode_chunk(&mut records, log_format::now_ns(), stream, &buf[..n]);
+        if let Err(e) = file.write_all(&records).await {
+            tracing::warn!(container = %id, error = %e, "writing container output failed");
+        }
     }
 }

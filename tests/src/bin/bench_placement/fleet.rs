@@ -83,6 +83,7 @@ impl FleetSpec {
             task_subnet: Some(Self::subnet(i)),
             reserved_ports: Vec::new(),
             node_address: None,
+            node_api_address: None,
             overlay: Default::default(),
         }
     }

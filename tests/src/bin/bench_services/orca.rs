@@ -156,6 +156,8 @@ impl Orca {
             cpu_units: Some(8192),
             memory_mib: Some(8192),
             log_driver: orca_tests::bin_path("orca-log-driver").ok(),
+            // Several agents may share the machine's namespace.
+            api_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             ..AgentConfig::default()
         }
     }
