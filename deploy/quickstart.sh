@@ -2,11 +2,13 @@
 # orca's main job on one machine, from nothing: installs what is needed,
 # starts containerd, builds, starts `orca dev` (a single-node controller and
 # an agent in one process), loads a small busybox image, registers a task
-# definition, runs a task to completion and prints its exit code; stores a
+# definition, runs a task to completion and prints its exit code and its
+# output (orca logs); stores a
 # secret and a SecureString parameter and runs a task that gets one as an
 # environment variable and the other as a file on a tmpfs; then
 # creates a 2-replica service of a web server with a health check, waits for
-# its steady state, SIGKILLs one of its containers through containerd (behind
+# its steady state, runs a command in one of its containers
+# (execute-command), SIGKILLs one of its containers through containerd (behind
 # orca's back) and shows orca replace it, and deletes the service. It stops
 # the `orca dev` it started; containerd keeps running (it is the machine's
 # container runtime; stop it with `kill "$(cat /run/orca-containerd.pid)"`).
@@ -51,8 +53,8 @@ orca run-task --task-definition hello --wait --output table
 code=$?
 set -e
 task_id=$(orca list-tasks --desired-status STOPPED --output json | sed -n 's|.*task/default/\([0-9a-f]*\)".*|\1|p' | head -n 1)
-echo "== the task's output"
-cat "$data_dir/agent/tasks/$task_id/hello.log" 2>/dev/null || true
+echo "== the task's output (orca logs, streamed from the agent)"
+orca logs --task "$task_id" --timestamps
 
 echo "== secrets: one in Secrets Manager (as an environment variable), one in Parameter Store (as a file)"
 orca create-secret --name quickstart/db --secret-string '{"username":"app","password":"quickstart-only"}' --query ARN --output text
@@ -60,18 +62,19 @@ orca put-parameter --name /quickstart/api-token --value quickstart-token --type 
 orca register-task-definition --cli-input-json file://deploy/examples/secret-task-definition.json --query 'taskDefinition.taskDefinitionArn' --output text
 orca run-task --task-definition secret-demo --wait --output table
 secret_task=$(orca list-tasks --family secret-demo --desired-status STOPPED --query 'taskArns[0]' --output text)
-secret_id=${secret_task##*/}
-cat "$data_dir/agent/tasks/$secret_id/app.log" "$data_dir/agent/tasks/$secret_id/files.log" 2>/dev/null || true
+orca logs --task "${secret_task##*/}"
 
 echo "== a service: 2 replicas of a web server with a health check"
 orca register-task-definition --cli-input-json file://deploy/examples/web-task-definition.json --output table
-orca create-service --service-name web --task-definition web --desired-count 2 --wait
+orca create-service --service-name web --task-definition web --desired-count 2 --enable-execute-command --wait
 orca describe-services --services web --output table
 tasks=$(orca list-tasks --service-name web --query 'taskArns' --output text)
 orca describe-tasks --tasks $tasks \
   --query 'tasks[].[taskArn,lastStatus,healthStatus,containers[0].networkInterfaces[0].privateIpv4Address]' \
   --output text
 victim=$(echo "$tasks" | awk '{print $1}')
+echo "== execute-command: a command inside one of its containers (ECS Exec)"
+orca execute-command --task "$victim" --command "sh -c 'wget -qO- http://127.0.0.1:8080/; exit 3'" || echo "(the command's exit code came back: $?)"
 runtime_id=$(orca describe-tasks --tasks "$victim" --query 'tasks[0].containers[0].runtimeId' --output text)
 echo "== SIGKILL of container $runtime_id through containerd, behind orca's back"
 ctr --address /run/containerd/containerd.sock --namespace orca tasks kill --signal SIGKILL "$runtime_id"

@@ -16,6 +16,7 @@ mod discovery_fake;
 mod durability;
 mod ecs_json_api;
 mod ecs_json_follower;
+mod exec;
 mod health;
 mod host_ports;
 mod identity;

@@ -82,6 +82,8 @@ const CAPABILITIES: &[&str] = &[
     // logConfiguration.secretOptions nor repositoryCredentials (yet).
     "ecs.capability.secrets.asm.environment-variables",
     "ecs.capability.secrets.ssm.environment-variables",
+    // ECS Exec: commands in running containers through the node API.
+    "ecs.capability.execute-command",
     // Container output goes to per-container files on the node whatever the
     // driver asks; awslogs is the one ECS definitions name most.
     "com.amazonaws.ecs.capability.logging-driver.awslogs",

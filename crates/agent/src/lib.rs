@@ -286,6 +286,7 @@ pub async fn run(
             finished_dir: config.data_dir.join("finished"),
             assignments: assignments_rx.clone(),
             shutdown: shutdown.clone(),
+            runtime: runtime.clone(),
         },
         shutdown.clone(),
     ));

@@ -138,6 +138,9 @@ async fn main() -> anyhow::Result<()> {
             config.containerd_socket.display()
         )
     })?;
+    // Exec sessions and health checks a previous agent process left in its
+    // containers have nobody to talk to any more.
+    runtime.end_orphaned_execs().await;
     let agent = orca_agent::start(config, Arc::new(runtime), "containerd".to_string());
     let shutdown = agent.shutdown.clone();
     tokio::spawn(async move {

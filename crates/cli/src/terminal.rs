@@ -144,11 +144,14 @@ pub fn initial_size(mode: Mode) -> Option<(u16, u16)> {
 }
 
 /// Runs a session on this process's terminal: raw mode for its duration
-/// with a terminal, local events to `remote_in`, remote output to stdout
-/// and stderr; returns the remote exit code. The transport opens the
-/// remote session first (with [`initial_size`]).
+/// with a terminal, `local` events ([`local_events`], taken by the caller
+/// once the session started, so a Ctrl-C from then on is the session's)
+/// to `remote_in`, remote output to stdout and stderr; returns the remote
+/// exit code. The transport opens the remote session first (with
+/// [`initial_size`]).
 pub async fn run<S, E>(
     mode: Mode,
+    local: mpsc::Receiver<LocalEvent>,
     remote_in: mpsc::Sender<ExecInput>,
     remote_out: S,
 ) -> anyhow::Result<i32>
@@ -161,7 +164,6 @@ where
     } else {
         None
     };
-    let local = local_events(mode)?;
     exec_session::pump(
         mode,
         local,

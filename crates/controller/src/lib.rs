@@ -37,6 +37,7 @@ use orca_api::v1::agent_server::AgentServer;
 use orca_api::v1::controller_admin_client::ControllerAdminClient;
 use orca_api::v1::controller_admin_server::ControllerAdminServer;
 use orca_api::v1::ecs_server::EcsServer;
+use orca_api::v1::exec_server::ExecServer;
 use orca_api::v1::logs_server::LogsServer;
 use orca_api::v1::raft_server::RaftServer;
 use orca_api::v1::secrets_server::SecretsServer;
@@ -54,6 +55,7 @@ use crate::agents::SessionRegistry;
 use crate::api::admin_service::AdminService;
 use crate::api::agent_service::AgentService;
 use crate::api::ecs_service::EcsService;
+use crate::api::exec_service::ExecService;
 use crate::api::logs_service::LogsService;
 use crate::api::raft_service::RaftService;
 use crate::api::secrets_service::SecretsService;
@@ -240,6 +242,7 @@ async fn serve(
             node.clone(),
             background.clone(),
         )))
+        .add_service(ExecServer::new(ExecService::new(node.clone())))
         .serve_with_incoming_shutdown(no_delay(listener), shutdown.cancelled());
     // Graceful shutdown waits for open connections, and other controllers
     // keep theirs open: give in-flight calls a moment, then stop anyway.

@@ -237,6 +237,7 @@ mod tests {
             finished_dir: dir.join("finished"),
             assignments: rx,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            runtime: std::sync::Arc::new(orca_runtime::fake::FakeRuntime::new()),
         }
     }
 

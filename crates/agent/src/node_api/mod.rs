@@ -8,11 +8,13 @@
 //! It is bound before the agent registers (the registration carries the
 //! bound address) and served until the agent stops.
 
+pub mod exec;
 pub mod logs;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use orca_api::v1::node_exec_server::{NodeExec, NodeExecServer};
 use orca_api::v1::node_server::{Node, NodeServer};
 use orca_api::v1::{LogChunk, NodeLogsRequest};
 use tokio::net::TcpListener;
@@ -80,6 +82,8 @@ pub struct NodeState {
     /// The agent's shutdown: follows end with it (the server's graceful
     /// stop waits for open streams).
     pub shutdown: CancellationToken,
+    /// The containers, for exec.
+    pub runtime: std::sync::Arc<dyn orca_runtime::ContainerRuntime>,
 }
 
 impl NodeState {
@@ -114,11 +118,33 @@ impl Node for NodeService {
     }
 }
 
+/// `orca.v1.NodeExec`, beside `orca.v1.Node` on the same listener.
+pub struct NodeExecService {
+    state: NodeState,
+}
+
+#[tonic::async_trait]
+impl NodeExec for NodeExecService {
+    type ExecStream = exec::ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<tonic::Streaming<orca_api::v1::ExecClientMessage>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        exec::open(self.state.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+}
+
 /// Serves the node API until `shutdown`.
 pub async fn serve(bound: BoundNodeApi, state: NodeState, shutdown: CancellationToken) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(bound.listener);
     let result = tonic::transport::Server::builder()
-        .add_service(NodeServer::new(NodeService { state }))
+        .add_service(NodeServer::new(NodeService {
+            state: state.clone(),
+        }))
+        .add_service(NodeExecServer::new(NodeExecService { state }))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;
     if let Err(e) = result {

@@ -157,6 +157,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     };
     let identity = agent_config.data_dir.join("instance.json");
     let started_at = SystemTime::now();
+    runtime.end_orphaned_execs().await;
     let mut agent = orca_agent::start(agent_config, Arc::new(runtime), "containerd".into());
     let mut controller_handle = controller.handle;
     let ctx = Ctx::new(vec![controller.addr.to_string()], false);

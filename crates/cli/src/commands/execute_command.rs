@@ -107,24 +107,28 @@ pub async fn run(args: &Args, ctx: &Ctx) -> anyhow::Result<u8> {
         .map_err(|s| refused(&s))?
         .into_inner();
     // The first message says the session started (or the call failed).
-    match inbound.message().await {
+    // Ctrl-C is the session's from there on: its handler is in place
+    // before the user is told the session started.
+    let local = match inbound.message().await {
         Ok(Some(v1::ExecServerMessage {
             body: Some(exec_server_message::Body::Started(s)),
         })) => {
+            let local = terminal::local_events(mode)?;
             eprintln!(
                 "Starting session with SessionId: {} ({} in {})",
                 s.session_id, s.container_name, s.task_arn
             );
+            local
         }
         Ok(_) => anyhow::bail!("the controller ended the session before it started"),
         Err(status) => return Err(refused(&status).into()),
-    }
+    };
     let output = inbound.filter_map(|m| async move {
         match m {
             Ok(m) => from_proto(m).map(Ok),
             Err(status) => Some(Err(status)),
         }
     });
-    let code = terminal::run(mode, tx, Box::pin(output)).await?;
+    let code = terminal::run(mode, local, tx, Box::pin(output)).await?;
     Ok(exec_session::exit_status(code))
 }

@@ -8,6 +8,7 @@ pub mod admin_service;
 pub mod agent_service;
 mod convert;
 pub mod ecs_service;
+pub mod exec_service;
 mod instance_api;
 pub mod logs_service;
 pub mod raft_service;

@@ -9,6 +9,7 @@ pub mod account_settings;
 mod clusters;
 pub mod command;
 pub mod discovery;
+pub mod exec_targets;
 pub mod host_ports;
 pub mod identity;
 pub mod instance_admin;
@@ -381,6 +382,8 @@ fn fence(committed_in: u64, decided_in: u64) -> Result<(), orca_core::ApiError> 
 
 #[cfg(test)]
 mod address_tests;
+#[cfg(test)]
+mod exec_target_tests;
 #[cfg(test)]
 mod history_tests;
 #[cfg(test)]
