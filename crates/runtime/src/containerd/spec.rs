@@ -9,9 +9,9 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::spec_defaults::{default_mounts, ALL_CAPS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
@@ -283,6 +283,13 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
         ));
     }
     let caps = capabilities(spec)?;
+    // Docker's rule: a privileged container runs without a profile; every
+    // other one gets the default, opened up by the capabilities it holds.
+    let seccomp = if spec.privileged {
+        None
+    } else {
+        Some(super::seccomp::default_profile(&caps).map_err(|e| create_err(spec, e))?)
+    };
     let user = UserBuilder::default()
         .uid(ctx.user.uid)
         .gid(ctx.user.gid)
@@ -316,6 +323,9 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
+        // Its own cgroup namespace: /proc/self/cgroup and /sys/fs/cgroup
+        // show the container's cgroup as the root, not the host's tree.
+        LinuxNamespaceType::Cgroup,
     ] {
         namespaces.push(
             LinuxNamespaceBuilder::default()
@@ -359,6 +369,16 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
         // Deny all device access; runc appends the standard allowed set
         // (null, zero, random, tty...).
         .devices(vec![device_rule])
+        .pids(
+            LinuxPidsBuilder::default()
+                // -1 is the OCI spelling of "max" (no limit).
+                .limit(
+                    spec.pids_limit
+                        .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+                )
+                .build()
+                .map_err(err)?,
+        )
         .build()
         .map_err(err)?;
     let (masked, readonly): (Vec<String>, Vec<String>) = if spec.privileged {
@@ -369,7 +389,11 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
             READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
         )
     };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(profile) = seccomp {
+        linux = linux.seccomp(profile);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(cgroups_path(ctx.namespace, &spec.id)))

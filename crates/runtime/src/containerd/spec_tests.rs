@@ -332,3 +332,36 @@ fn secrets_are_set_last_and_never_printed() {
     assert!(process_env(&s).contains(&"B=hunter2".to_string()));
     assert!(!format!("{s:?}").contains("hunter2"));
 }
+
+#[test]
+fn hardening_pids_cgroup_namespace_and_seccomp() {
+    let mut s = spec();
+    let out = build_with(&s, &no_ceiling);
+    let linux = out.linux().as_ref().unwrap();
+    assert!(linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    let pids = |o: &Spec| {
+        o.linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.pids().as_ref())
+            .map(|p| p.limit())
+    };
+    assert_eq!(pids(&out), Some(-1), "no limit: max");
+    let seccomp = linux.seccomp().as_ref().expect("a default profile");
+    assert_eq!(
+        seccomp.default_action(),
+        oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+    );
+    s.pids_limit = Some(50);
+    assert_eq!(pids(&build_with(&s, &no_ceiling)), Some(50));
+    s.privileged = true;
+    let out = build_with(&s, &no_ceiling);
+    assert!(
+        out.linux().as_ref().unwrap().seccomp().is_none(),
+        "privileged: no profile, as Docker"
+    );
+}
