@@ -39,6 +39,11 @@ pub struct SpecContext<'a> {
     /// The current hard limit of an rlimit in this process: a container
     /// cannot be given more (runc fails with "operation not permitted").
     pub hard_limit: &'a dyn Fn(PosixRlimitType) -> Option<u64>,
+    /// The capabilities the agent itself holds (its bounding set), when
+    /// known: "all" (privileged, `cap_add: ALL`) means all of these, as
+    /// containerd's WithAllCurrentCapabilities, since runc cannot grant
+    /// one the agent lacks (it fails with "unable to apply caps").
+    pub current_caps: Option<&'a [&'static str]>,
 }
 
 fn create_err(spec: &ContainerSpec, message: impl Into<String>) -> RuntimeError {
@@ -127,18 +132,23 @@ fn capability(name: &str) -> Option<Capability> {
 }
 
 /// The effective capability set: Docker's defaults (or all, privileged),
-/// plus cap_add, minus cap_drop (`ALL` allowed in both).
-pub fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, RuntimeError> {
+/// plus cap_add, minus cap_drop (`ALL` allowed in both). "All" is
+/// `current` where known (the agent's own set), else every capability.
+pub fn capabilities(
+    spec: &ContainerSpec,
+    current: Option<&[&'static str]>,
+) -> Result<HashSet<Capability>, RuntimeError> {
     let parse_all = |names: &[&str]| -> HashSet<Capability> {
         names.iter().filter_map(|n| capability(n)).collect()
     };
+    let all = current.unwrap_or(&ALL_CAPS);
     if spec.privileged {
-        return Ok(parse_all(&ALL_CAPS));
+        return Ok(parse_all(all));
     }
     let mut caps = parse_all(&DEFAULT_CAPS);
     for name in &spec.cap_add {
         if name.eq_ignore_ascii_case("ALL") {
-            caps.extend(parse_all(&ALL_CAPS));
+            caps.extend(parse_all(all));
         } else {
             caps.insert(capability(name).ok_or_else(|| {
                 create_err(spec, format!("unknown capability {name:?} in cap_add"))
@@ -282,7 +292,7 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
             format!("working directory {cwd:?} is not absolute"),
         ));
     }
-    let caps = capabilities(spec)?;
+    let caps = capabilities(spec, ctx.current_caps)?;
     // Docker's rule: a privileged container runs without a profile; every
     // other one gets the default, opened up by the capabilities it holds.
     let seccomp = if spec.privileged {
