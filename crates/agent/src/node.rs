@@ -10,7 +10,7 @@
 //! (`crate::health`). The loop is the only writer of the world, so every
 //! task's status has one owner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,21 +141,7 @@ impl Node {
     fn take_assignments(&mut self) {
         let latest = self.assignments.borrow_and_update().clone();
         if let Some(list) = latest {
-            // A task id names directories and files of the agent's: one unfit
-            // for a path is never taken on (no path, not even its finished
-            // record, can be made of it to fail it with; the controller
-            // never makes such ids).
-            let map: BTreeMap<String, TaskAssignment> = list
-                .into_iter()
-                .filter(|a| match orca_core::names::check_task_id(&a.task_id) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(task = %a.task_arn, "assignment refused: {e}");
-                        false
-                    }
-                })
-                .map(|a| (a.task_id.clone(), a))
-                .collect();
+            let map = crate::runner::admit::by_task_id(list);
             self.world.assignments = Some(map);
         }
     }

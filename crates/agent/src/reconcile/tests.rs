@@ -1382,3 +1382,12 @@ fn a_task_with_names_unfit_for_paths_or_unallowed_privileges_never_starts() {
         .iter()
         .any(|a| matches!(a, Action::DecideStop { .. })));
 }
+
+#[test]
+fn an_assignment_whose_task_id_is_unfit_for_paths_is_never_taken_on() {
+    let good = assignment("0123abcd", RUN, &["app"]);
+    let mut bad = assignment("t2", RUN, &["app"]);
+    bad.task_id = "../../etc".into();
+    let taken = crate::runner::admit::by_task_id(vec![good, bad]);
+    assert_eq!(taken.keys().collect::<Vec<_>>(), vec!["0123abcd"]);
+}

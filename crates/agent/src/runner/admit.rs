@@ -6,11 +6,30 @@
 //! refused task fails to start with the reason, rather than running
 //! without what it asked for.
 
+use std::collections::BTreeMap;
+
 use orca_core::agent_protocol::TaskAssignment;
-use orca_core::names::check_container_name;
+use orca_core::names::{check_container_name, check_task_id};
 
 /// The reason prefix ECS uses for a container that could not be made.
 const CANNOT_CREATE: &str = "CannotCreateContainerError";
+
+/// The assignments the agent takes on, by task id. A task id names
+/// directories and files of the agent's: one unfit for a path is never
+/// taken on, only logged (no path, not even its final report's, can be
+/// made of it to fail it with; the controller never makes such ids).
+pub fn by_task_id(list: Vec<TaskAssignment>) -> BTreeMap<String, TaskAssignment> {
+    list.into_iter()
+        .filter(|a| match check_task_id(&a.task_id) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(task = %a.task_arn, "assignment refused: {e}");
+                false
+            }
+        })
+        .map(|a| (a.task_id.clone(), a))
+        .collect()
+}
 
 /// Why the agent refuses to start `a`, if it does.
 pub fn refusal(a: &TaskAssignment) -> Option<String> {
