@@ -17,6 +17,7 @@ mod durability;
 mod ecs_json_api;
 mod ecs_json_follower;
 mod exec;
+mod hardening;
 mod health;
 mod host_ports;
 mod identity;

@@ -180,6 +180,10 @@ pub struct AgentConfig {
     /// json-file `max-size` / `max-file` options override both.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// The most processes and threads one container may hold (its cgroup's
+    /// pids.max), so a fork bomb stops there instead of exhausting the
+    /// node's pids; 0: no limit.
+    pub pids_limit: u64,
     /// Where the node API listens (`orca.v1.Node`: controllers read task
     /// logs through it). Registered with the instance as this address, or,
     /// when it is 0.0.0.0, as the node address (else 127.0.0.1) with the
@@ -279,6 +283,7 @@ impl Default for AgentConfig {
             max_restart_attempt_period: None,
             log_max_size: 10 << 20,
             log_max_files: 5,
+            pids_limit: 4096,
             api_listen: std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_API_PORT)),
         }
     }

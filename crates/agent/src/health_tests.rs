@@ -49,6 +49,7 @@ fn task(id: &str, containers: &[&str]) -> TaskAssignment {
         deregistration_delay_ms: None,
         secrets: Vec::new(),
         secrets_error: None,
+        privileges_allowed: false,
     }
 }
 

@@ -120,6 +120,7 @@ fn settings(
         logs_dir: config.data_dir.join("tasks"),
         volumes,
         max_restart_attempt_period: config.max_restart_attempt_period,
+        pids_limit: (config.pids_limit > 0).then_some(config.pids_limit),
         log_rotation: (config.log_max_size > 0).then_some(
             orca_runtime::log_rotation::LogRotation {
                 max_bytes: config.log_max_size,

@@ -10,7 +10,7 @@
 //! (`crate::health`). The loop is the only writer of the world, so every
 //! task's status has one owner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,8 +141,7 @@ impl Node {
     fn take_assignments(&mut self) {
         let latest = self.assignments.borrow_and_update().clone();
         if let Some(list) = latest {
-            let map: BTreeMap<String, TaskAssignment> =
-                list.into_iter().map(|a| (a.task_id.clone(), a)).collect();
+            let map = crate::runner::admit::by_task_id(list);
             self.world.assignments = Some(map);
         }
     }

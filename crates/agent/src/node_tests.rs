@@ -51,6 +51,7 @@ fn assignment(id: &str, script: &str, desired: TaskStatus) -> TaskAssignment {
         deregistration_delay_ms: None,
         secrets: Vec::new(),
         secrets_error: None,
+        privileges_allowed: false,
     }
 }
 
@@ -98,6 +99,7 @@ impl Agent {
                     dns_servers: vec![std::net::Ipv4Addr::new(192, 0, 2, 53)],
                 },
                 max_restart_attempt_period: None,
+                pids_limit: None,
                 log_rotation: None,
             },
             config: LoopConfig {

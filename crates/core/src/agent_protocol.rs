@@ -184,6 +184,13 @@ pub struct TaskAssignment {
     /// starting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_error: Option<String>,
+    /// Whether the task's cluster allows privileged containers and added
+    /// capabilities (`orca.privilegedContainers`) as the leader saw it
+    /// when it sent this. The API refuses such definitions already; the
+    /// agent checks again and fails a task that asks without this
+    /// (an older leader never sets it: refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileges_allowed: bool,
 }
 
 /// One resolved `secrets[]` entry of one container.

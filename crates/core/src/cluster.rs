@@ -132,26 +132,39 @@ pub fn validate_cluster_name(name: &str, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// ECS's rule for settings: name `containerInsights`, value `enabled`,
-/// `disabled` or `enhanced`; each name at most once.
+/// orca's own cluster setting: whether tasks in the cluster may run
+/// privileged containers or add capabilities (`enabled` or `disabled`,
+/// disabled when unset). Namespaced so it never clashes with a name ECS
+/// may add.
+pub const PRIVILEGED_CONTAINERS: &str = "orca.privilegedContainers";
+
+/// ECS's rule for settings (name `containerInsights`, value `enabled`,
+/// `disabled` or `enhanced`), plus orca's [`PRIVILEGED_CONTAINERS`]
+/// (`enabled` or `disabled`); each name at most once.
 pub fn validate_settings(settings: &[ClusterSetting], path: &str) -> Result<(), ApiError> {
     for (i, s) in settings.iter().enumerate() {
-        if s.name != "containerInsights" {
-            return Err(ApiError::field(
-                Exception::InvalidParameterException,
-                format!("{path}[{i}].name"),
-                format!(
-                    "unknown cluster setting '{}': the only setting is containerInsights",
-                    s.name
-                ),
-            ));
-        }
-        if !matches!(s.value.as_str(), "enabled" | "disabled" | "enhanced") {
+        let values: &[&str] = match s.name.as_str() {
+            "containerInsights" => &["enabled", "disabled", "enhanced"],
+            PRIVILEGED_CONTAINERS => &["enabled", "disabled"],
+            _ => {
+                return Err(ApiError::field(
+                    Exception::InvalidParameterException,
+                    format!("{path}[{i}].name"),
+                    format!(
+                        "unknown cluster setting '{}': the settings are containerInsights and {PRIVILEGED_CONTAINERS}",
+                        s.name
+                    ),
+                ))
+            }
+        };
+        if !values.contains(&s.value.as_str()) {
             return Err(ApiError::field(
                 Exception::InvalidParameterException,
                 format!("{path}[{i}].value"),
                 format!(
-                    "containerInsights must be enabled, disabled or enhanced, not '{}'",
+                    "{} must be {}, not '{}'",
+                    s.name,
+                    values.join(" or "),
                     s.value
                 ),
             ));
@@ -163,6 +176,50 @@ pub fn validate_settings(settings: &[ClusterSetting], path: &str) -> Result<(), 
                 format!("setting '{}' is given more than once", s.name),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Whether a cluster with `settings` lets its tasks run privileged
+/// containers and add capabilities.
+pub fn privileges_allowed(settings: &[ClusterSetting]) -> bool {
+    settings
+        .iter()
+        .any(|s| s.name == PRIVILEGED_CONTAINERS && s.value == "enabled")
+}
+
+/// Refuses a task definition that asks for privileges (`privileged`, or
+/// capabilities added) when its cluster does not allow them, naming the
+/// field and the setting that would.
+pub fn check_privileges(
+    def: &crate::task_definition::TaskDefinition,
+    allowed: bool,
+    cluster: &str,
+) -> Result<(), ApiError> {
+    if allowed {
+        return Ok(());
+    }
+    for (i, c) in def.spec.container_definitions.iter().enumerate() {
+        let field = if c.privileged == Some(true) {
+            format!("containerDefinitions[{i}].privileged")
+        } else if c
+            .linux_parameters
+            .as_ref()
+            .and_then(|l| l.capabilities.as_ref())
+            .and_then(|c| c.add.as_ref())
+            .is_some_and(|add| !add.is_empty())
+        {
+            format!("containerDefinitions[{i}].linuxParameters.capabilities.add")
+        } else {
+            continue;
+        };
+        return Err(ApiError::field(
+            Exception::InvalidParameterException,
+            field.clone(),
+            format!(
+                "asks for privileges that cluster '{cluster}' does not allow: set the cluster setting {PRIVILEGED_CONTAINERS}=enabled (UpdateClusterSettings) to allow them"
+            ),
+        ));
     }
     Ok(())
 }
@@ -198,5 +255,48 @@ mod tests {
         ];
         let e = validate_settings(&twice, "settings").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("settings[1].name"));
+        assert!(validate_settings(&[s(PRIVILEGED_CONTAINERS, "enabled")], "settings").is_ok());
+        let e = validate_settings(&[s(PRIVILEGED_CONTAINERS, "enhanced")], "settings").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("settings[0].value"));
+        assert!(!privileges_allowed(&[s(PRIVILEGED_CONTAINERS, "disabled")]));
+        assert!(!privileges_allowed(&[]));
+        assert!(privileges_allowed(&[s(PRIVILEGED_CONTAINERS, "enabled")]));
+    }
+
+    #[test]
+    fn privileges_are_refused_naming_the_field_and_the_setting() {
+        let def = |json: &str| -> crate::task_definition::TaskDefinition {
+            let mut v: serde_json::Value = serde_json::from_str(
+                r#"{"taskDefinitionArn":"a","family":"f","revision":1,"status":"ACTIVE",
+                    "requiresAttributes":[],"compatibilities":[],"registeredAt":0,
+                    "registeredBy":"x","containerDefinitions":[{"name":"ok","image":"i"}]}"#,
+            )
+            .unwrap();
+            let c: serde_json::Value = serde_json::from_str(json).unwrap();
+            v["containerDefinitions"].as_array_mut().unwrap().push(c);
+            serde_json::from_value(v).unwrap()
+        };
+        let privileged = def(r#"{"name":"p","image":"i","privileged":true}"#);
+        let e = check_privileges(&privileged, false, "prod").unwrap_err();
+        assert_eq!(e.exception, Exception::InvalidParameterException);
+        assert_eq!(
+            e.field.as_deref(),
+            Some("containerDefinitions[1].privileged")
+        );
+        assert!(e.message.contains(PRIVILEGED_CONTAINERS), "{}", e.message);
+        assert!(e.message.contains("'prod'"), "{}", e.message);
+        assert!(check_privileges(&privileged, true, "prod").is_ok());
+        let caps = def(
+            r#"{"name":"c","image":"i","linuxParameters":{"capabilities":{"add":["NET_ADMIN"]}}}"#,
+        );
+        let e = check_privileges(&caps, false, "prod").unwrap_err();
+        assert_eq!(
+            e.field.as_deref(),
+            Some("containerDefinitions[1].linuxParameters.capabilities.add")
+        );
+        let dropped = def(
+            r#"{"name":"d","image":"i","privileged":false,"linuxParameters":{"capabilities":{"add":[],"drop":["ALL"]}}}"#,
+        );
+        assert!(check_privileges(&dropped, false, "prod").is_ok());
     }
 }

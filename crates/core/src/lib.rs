@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod error;
 pub mod instance_calls;
 pub mod json_input;
+pub mod names;
 pub mod placement;
 pub mod secrets;
 pub mod service;

@@ -97,6 +97,9 @@ pub struct ContainerSpec {
     pub memory_limit_mib: Option<u64>,
     /// Soft memory limit in MiB (ECS memoryReservation).
     pub memory_reservation_mib: Option<u64>,
+    /// The most processes and threads the container may hold at once (its
+    /// cgroup's pids.max; a fork bomb stops here). `None`: no limit.
+    pub pids_limit: Option<u64>,
     pub ulimits: Vec<Ulimit>,
     pub readonly_root_filesystem: bool,
     pub privileged: bool,
@@ -166,6 +169,7 @@ impl ContainerSpec {
             cpu_shares: 0,
             memory_limit_mib: None,
             memory_reservation_mib: None,
+            pids_limit: None,
             ulimits: Vec::new(),
             readonly_root_filesystem: false,
             privileged: false,

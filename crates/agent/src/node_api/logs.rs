@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use orca_api::v1::{LogChunk, LogLine, NodeLogsRequest};
+use orca_core::names::{check_container_name, check_task_id, NameError};
 use orca_runtime::log_format::Line;
 use orca_runtime::log_reader::{read_history, Follower, HistoryFilter};
 use tokio::sync::mpsc;
@@ -36,9 +37,9 @@ const CHANNEL_CHUNKS: usize = 8;
 
 /// Validates the request and starts reading.
 pub fn open(state: NodeState, request: NodeLogsRequest) -> Result<LogStream, Status> {
-    check_name("task_id", &request.task_id)?;
+    check_name("task_id", &request.task_id, check_task_id)?;
     for c in &request.containers {
-        check_name("containers", c)?;
+        check_name("containers", c, check_container_name)?;
     }
     let dir = state.logs_dir.join(&request.task_id);
     let containers = if request.containers.is_empty() {
@@ -72,19 +73,14 @@ pub fn open(state: NodeState, request: NodeLogsRequest) -> Result<LogStream, Sta
 
 /// Ids and names become path components: letters, digits, `-` and `_`
 /// only (what ECS allows in container names and task ids).
-fn check_name(field: &str, value: &str) -> Result<(), Status> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Status::invalid_argument(format!(
-            "{field}: '{value}' is not a task id or container name"
-        )))
-    }
+/// A name from the request, checked by the agent's one rule for names
+/// joined into paths (`orca_core::names`).
+fn check_name(
+    field: &str,
+    value: &str,
+    check: fn(&str) -> Result<(), NameError>,
+) -> Result<(), Status> {
+    check(value).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
 /// The containers with a log file in `dir`, by name.

@@ -90,6 +90,10 @@ impl NodeState {
     /// Whether the task is over on this node (its log files grow no more,
     /// short of the driver's last flush).
     pub fn task_ended(&self, task_id: &str) -> bool {
+        // Never a path of an unchecked name (callers check it already).
+        if orca_core::names::check_task_id(task_id).is_err() {
+            return true;
+        }
         if self.finished_dir.join(format!("{task_id}.json")).exists() {
             return true;
         }

@@ -52,6 +52,8 @@ pub struct Settings {
     /// Log rotation unless a container's json-file options say otherwise
     /// (None: logs grow without bound).
     pub log_rotation: Option<orca_runtime::log_rotation::LogRotation>,
+    /// Every container's pids limit (None: none).
+    pub pids_limit: Option<u64>,
 }
 
 /// One container as the runtime listed it, with what its labels say.

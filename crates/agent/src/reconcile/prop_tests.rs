@@ -43,6 +43,7 @@ fn assignment(id: &str, desired: TaskStatus) -> TaskAssignment {
         deregistration_delay_ms: None,
         secrets: Vec::new(),
         secrets_error: None,
+        privileges_allowed: false,
     }
 }
 
@@ -205,6 +206,7 @@ fn settings() -> Settings {
         logs_dir: PathBuf::from("/logs"),
         volumes: crate::volumes::VolumeSettings::default(),
         max_restart_attempt_period: None,
+        pids_limit: None,
         log_rotation: None,
     }
 }

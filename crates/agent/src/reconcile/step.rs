@@ -238,6 +238,14 @@ impl<'a> Task<'a> {
         }
         // Secrets the leader could not resolve: the task never starts (one
         // that started before its secret went keeps running).
+        // Names unfit for paths, or privileges the cluster does not allow:
+        // refused before anything is made of it.
+        if let Some(reason) = crate::runner::admit::refusal(a) {
+            if a.desired_status == TaskStatus::Running && defs.iter().all(|d| d.observed.is_none())
+            {
+                return Some(((StopCode::TaskFailedToStart, reason), true));
+            }
+        }
         if let Some(reason) = &a.secrets_error {
             if a.desired_status == TaskStatus::Running && defs.iter().all(|d| d.observed.is_none())
             {
@@ -386,6 +394,8 @@ impl<'a> Task<'a> {
                 log_rotation: log_limits::rotation(&d.def, self.settings.log_rotation),
                 mounts: mounts.get(&d.def.name).cloned().unwrap_or_default(),
                 secrets: &a.secrets,
+                pids_limit: self.settings.pids_limit,
+                privileges_allowed: a.privileges_allowed,
             });
             self.push(
                 plan,

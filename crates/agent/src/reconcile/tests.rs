@@ -31,6 +31,7 @@ fn settings() -> Settings {
             dns_servers: vec![Ipv4Addr::new(192, 0, 2, 53)],
         },
         max_restart_attempt_period: None,
+        pids_limit: None,
         log_rotation: None,
     }
 }
@@ -75,6 +76,7 @@ fn assignment(id: &str, desired: TaskStatus, containers: &[&str]) -> TaskAssignm
         deregistration_delay_ms: None,
         secrets: Vec::new(),
         secrets_error: None,
+        privileges_allowed: false,
     }
 }
 
@@ -927,6 +929,7 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
         deregistration_delay_ms: Some(5_000),
         secrets: Vec::new(),
         secrets_error: None,
+        privileges_allowed: false,
         ..assignment(t, desired, &["app"])
     };
     let decided = |ago: u64| TaskMemory {
@@ -991,6 +994,7 @@ fn a_discoverable_task_deactivates_for_its_delay_before_any_sigterm() {
                     deregistration_delay_ms: Some(5_000),
                     secrets: Vec::new(),
                     secrets_error: None,
+                    privileges_allowed: false,
                     ..assignment(t, RUN, &["app", "side:optional"])
                 }],
                 vec![
@@ -1320,4 +1324,70 @@ fn a_task_whose_secrets_cannot_be_resolved_never_starts() {
         ],
         now,
     );
+}
+
+#[test]
+fn a_task_with_names_unfit_for_paths_or_unallowed_privileges_never_starts() {
+    let now = Instant::now();
+    let t = "t1";
+    let privileged = |allowed: bool| {
+        let mut a = assignment(t, RUN, &["app"]);
+        a.task_definition.spec.container_definitions[0].privileged = Some(true);
+        a.privileges_allowed = allowed;
+        a
+    };
+    let refused = "stop t1 TaskFailedToStart
+                   report t1 DEPROVISIONING
+                   record t1 Some(TaskFailedToStart) app=-";
+    check(
+        vec![Case {
+            name: "privileged in a cluster that does not allow it",
+            world: world(vec![privileged(false)], vec![], &[], vec![], vec![]),
+            expected: refused,
+        }],
+        now,
+    );
+    // Registration refuses such a name; a faulty leader could still send it.
+    let mut bad = assignment(t, RUN, &["app"]);
+    bad.task_definition.spec.container_definitions[0].name = "../../etc/cron.d/x".into();
+    let plan = reconcile(
+        &world(vec![bad], vec![], &[], vec![], vec![]),
+        &settings(),
+        now,
+        Timestamp(1),
+    );
+    assert!(
+        plan.actions.iter().any(|a| matches!(a,
+            Action::DecideStop { code: StopCode::TaskFailedToStart, reason, .. }
+                if reason.contains("container name \"../../etc/cron.d/x\" is not valid"))),
+        "{:?}",
+        plan.actions
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::PrepareTask { .. } | Action::Create { .. })),
+        "nothing is made of a refused task"
+    );
+    // Allowed: it goes on to be made.
+    let plan = reconcile(
+        &world(vec![privileged(true)], vec![], &[], vec![], vec![]),
+        &settings(),
+        now,
+        Timestamp(1),
+    );
+    assert!(!plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::DecideStop { .. })));
+}
+
+#[test]
+fn an_assignment_whose_task_id_is_unfit_for_paths_is_never_taken_on() {
+    let good = assignment("0123abcd", RUN, &["app"]);
+    let mut bad = assignment("t2", RUN, &["app"]);
+    bad.task_id = "../../etc".into();
+    let taken = crate::runner::admit::by_task_id(vec![good, bad]);
+    assert_eq!(taken.keys().collect::<Vec<_>>(), vec!["0123abcd"]);
 }

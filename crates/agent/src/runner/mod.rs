@@ -5,6 +5,7 @@
 //! and the labels that tie a container to its task). The lifecycle itself is the reconcile step's
 //! ([`crate::reconcile`]).
 
+pub mod admit;
 pub mod dns_files;
 pub mod log_limits;
 pub mod order;

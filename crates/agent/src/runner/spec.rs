@@ -13,12 +13,23 @@ const MAX_RUNTIME_ID: usize = 76;
 /// The containerd id of container `index` of task `task_id`: readable, and
 /// unique within the agent's namespace.
 pub fn runtime_id(task_id: &str, index: usize, name: &str) -> String {
-    let mut id = format!("{task_id}-{index}-{name}");
-    id.truncate(MAX_RUNTIME_ID);
-    id
+    let id = format!("{task_id}-{index}-{name}");
+    truncate_at_char(&id, MAX_RUNTIME_ID).to_string()
 }
 
-/// The log file of one container.
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (`String::truncate` panics inside a character).
+pub fn truncate_at_char(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The log file of one container. Callers pass names that passed
+/// `orca_core::names` (the reconcile step refuses a task whose names do
+/// not, before it makes any path of it).
 pub fn log_path(logs_dir: &Path, task_id: &str, name: &str) -> PathBuf {
     logs_dir.join(task_id).join(format!("{name}.log"))
 }
@@ -84,6 +95,13 @@ pub struct SpecInput<'a> {
     /// become environment variables, unless it takes them as files
     /// (`orca.secrets.files`, mounted by the volumes plan).
     pub secrets: &'a [orca_core::agent_protocol::ContainerSecret],
+    /// The agent's `pids_limit` (None: none).
+    pub pids_limit: Option<u64>,
+    /// Whether the task's cluster allows privileges: without it,
+    /// `privileged` and `capabilities.add` are dropped (the reconcile step
+    /// refuses such a task before it gets here; this keeps the spec safe
+    /// whatever the caller).
+    pub privileges_allowed: bool,
 }
 
 pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
@@ -124,6 +142,7 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
         cpu_shares: u64::from(def.cpu.unwrap_or(0)),
         memory_limit_mib: def.memory.map(u64::from),
         memory_reservation_mib: def.memory_reservation.map(u64::from),
+        pids_limit: input.pids_limit,
         ulimits: def
             .ulimits
             .iter()
@@ -138,8 +157,12 @@ pub fn container_spec(input: SpecInput<'_>) -> ContainerSpec {
             })
             .collect(),
         readonly_root_filesystem: def.readonly_root_filesystem.unwrap_or(false),
-        privileged: def.privileged.unwrap_or(false),
-        cap_add: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
+        privileged: input.privileges_allowed && def.privileged.unwrap_or(false),
+        cap_add: if input.privileges_allowed {
+            caps.and_then(|c| c.add.clone()).unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         cap_drop: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
         hostname: Some(hostname(def, input.task_id)),
         netns_path: input.netns_path,
@@ -160,5 +183,16 @@ mod tests {
         assert_eq!(id.len(), MAX_RUNTIME_ID);
         assert!(id.starts_with(&format!("{}-3-x", "a".repeat(32))));
         assert_eq!(runtime_id("t", 0, "web"), "t-0-web");
+    }
+
+    #[test]
+    fn truncation_never_splits_a_character() {
+        // 2-byte characters straddling byte 76 would panic String::truncate.
+        let id = runtime_id("t", 0, &"é".repeat(60));
+        assert!(id.len() <= MAX_RUNTIME_ID);
+        assert_eq!(id, format!("t-0-{}", "é".repeat(36)));
+        assert_eq!(truncate_at_char("aé", 2), "a");
+        assert_eq!(truncate_at_char("ab", 10), "ab");
+        assert_eq!(truncate_at_char("", 0), "");
     }
 }

@@ -61,6 +61,7 @@ impl EcsService {
             input.task_definition.as_deref().unwrap_or_default(),
             "taskDefinition",
         )?;
+        self.check_definition_privileges(&cluster, &reference)?;
         let fingerprint = to_json(&input)?;
         let strategy = input.scheduling_strategy();
         let now = self.clock.now();
@@ -155,6 +156,9 @@ impl EcsService {
             .as_deref()
             .map(|r| task_definition_ref(r, "taskDefinition"))
             .transpose()?;
+        if let Some(reference) = &task_definition {
+            self.check_definition_privileges(&cluster, reference)?;
+        }
         let update = ServiceUpdate {
             cluster,
             name,

@@ -3,7 +3,8 @@
 //! replies are ECS's JSON; each handler parses and validates it, reads the
 //! state or proposes one command, and writes ECS's output.
 
-use orca_core::arn::{cluster_name, resource_id, task_definition_ref};
+use orca_core::arn::{cluster_name, resource_id, task_definition_ref, TaskDefinitionRef};
+use orca_core::cluster::{check_privileges, privileges_allowed};
 use orca_core::container_instance::{
     DescribeContainerInstancesInput, DescribeContainerInstancesOutput, ListContainerInstancesInput,
     ListContainerInstancesOutput,
@@ -46,6 +47,30 @@ pub(super) fn cluster_of(
 }
 
 impl EcsService {
+    /// Refuses a service's definition that asks for privileges its
+    /// cluster does not allow (RunTask checks the same in its own read).
+    /// An unknown cluster or definition passes here: the command reports
+    /// it.
+    pub(super) fn check_definition_privileges(
+        &self,
+        cluster: &str,
+        reference: &TaskDefinitionRef,
+    ) -> Result<(), ApiError> {
+        self.read(|s| {
+            let (Some(record), Ok(stored)) = (
+                s.clusters.get(cluster),
+                s.describe_task_definition(reference),
+            ) else {
+                return Ok(());
+            };
+            check_privileges(
+                &stored.task_definition,
+                privileges_allowed(&record.settings),
+                cluster,
+            )
+        })
+    }
+
     /// RunTask: validated here, placed by the leader's plan applier (this
     /// controller never places, even when it leads: the applier does).
     pub(super) async fn run_task_json(&self, json: &str) -> Result<String, ApiError> {
@@ -94,9 +119,10 @@ impl EcsService {
             self.node.linearizable_barrier().await?;
         }
         let ask = self.read(|s| -> Result<RunTaskAsk, ApiError> {
-            s.active_cluster(&cluster)?;
+            let record = s.active_cluster(&cluster)?;
             let stored = s.describe_task_definition(&reference)?;
             let definition = &stored.task_definition;
+            check_privileges(definition, privileges_allowed(&record.settings), &cluster)?;
             let token_known = input
                 .client_token
                 .as_ref()

@@ -233,6 +233,10 @@ impl ClusterState {
                     deregistration_delay_ms: delay_ms.filter(|_| self.is_discoverable(t)),
                     secrets: Vec::new(),
                     secrets_error: None,
+                    privileges_allowed: self
+                        .clusters
+                        .get(&t.cluster)
+                        .is_some_and(|c| orca_core::cluster::privileges_allowed(&c.settings)),
                 })
             })
             .collect()

@@ -188,12 +188,14 @@ async fn create_record(
         _ => user::AccountFiles::default(),
     };
     let resolved = user::resolve(requested, &files)?;
+    let current_caps = super::spec_defaults::current_bounding_set();
     let oci = spec::build(
         cs,
         &spec::SpecContext {
             namespace: ctrd.namespace(),
             user: resolved,
             hard_limit: &current_hard_limit,
+            current_caps: current_caps.as_deref(),
         },
     )
     .map_err(|e| match e {

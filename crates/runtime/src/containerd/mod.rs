@@ -38,6 +38,7 @@ pub mod logio;
 pub mod oom;
 pub mod registry_config;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod spec_defaults;
 pub mod task;

@@ -9,9 +9,9 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
-    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::spec_defaults::{default_mounts, ALL_CAPS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS};
@@ -39,6 +39,11 @@ pub struct SpecContext<'a> {
     /// The current hard limit of an rlimit in this process: a container
     /// cannot be given more (runc fails with "operation not permitted").
     pub hard_limit: &'a dyn Fn(PosixRlimitType) -> Option<u64>,
+    /// The capabilities the agent itself holds (its bounding set), when
+    /// known: "all" (privileged, `cap_add: ALL`) means all of these, as
+    /// containerd's WithAllCurrentCapabilities, since runc cannot grant
+    /// one the agent lacks (it fails with "unable to apply caps").
+    pub current_caps: Option<&'a [&'static str]>,
 }
 
 fn create_err(spec: &ContainerSpec, message: impl Into<String>) -> RuntimeError {
@@ -127,18 +132,23 @@ fn capability(name: &str) -> Option<Capability> {
 }
 
 /// The effective capability set: Docker's defaults (or all, privileged),
-/// plus cap_add, minus cap_drop (`ALL` allowed in both).
-pub fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, RuntimeError> {
+/// plus cap_add, minus cap_drop (`ALL` allowed in both). "All" is
+/// `current` where known (the agent's own set), else every capability.
+pub fn capabilities(
+    spec: &ContainerSpec,
+    current: Option<&[&'static str]>,
+) -> Result<HashSet<Capability>, RuntimeError> {
     let parse_all = |names: &[&str]| -> HashSet<Capability> {
         names.iter().filter_map(|n| capability(n)).collect()
     };
+    let all = current.unwrap_or(&ALL_CAPS);
     if spec.privileged {
-        return Ok(parse_all(&ALL_CAPS));
+        return Ok(parse_all(all));
     }
     let mut caps = parse_all(&DEFAULT_CAPS);
     for name in &spec.cap_add {
         if name.eq_ignore_ascii_case("ALL") {
-            caps.extend(parse_all(&ALL_CAPS));
+            caps.extend(parse_all(all));
         } else {
             caps.insert(capability(name).ok_or_else(|| {
                 create_err(spec, format!("unknown capability {name:?} in cap_add"))
@@ -282,7 +292,14 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
             format!("working directory {cwd:?} is not absolute"),
         ));
     }
-    let caps = capabilities(spec)?;
+    let caps = capabilities(spec, ctx.current_caps)?;
+    // Docker's rule: a privileged container runs without a profile; every
+    // other one gets the default, opened up by the capabilities it holds.
+    let seccomp = if spec.privileged {
+        None
+    } else {
+        Some(super::seccomp::default_profile(&caps).map_err(|e| create_err(spec, e))?)
+    };
     let user = UserBuilder::default()
         .uid(ctx.user.uid)
         .gid(ctx.user.gid)
@@ -316,6 +333,9 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
+        // Its own cgroup namespace: /proc/self/cgroup and /sys/fs/cgroup
+        // show the container's cgroup as the root, not the host's tree.
+        LinuxNamespaceType::Cgroup,
     ] {
         namespaces.push(
             LinuxNamespaceBuilder::default()
@@ -359,6 +379,16 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
         // Deny all device access; runc appends the standard allowed set
         // (null, zero, random, tty...).
         .devices(vec![device_rule])
+        .pids(
+            LinuxPidsBuilder::default()
+                // -1 is the OCI spelling of "max" (no limit).
+                .limit(
+                    spec.pids_limit
+                        .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+                )
+                .build()
+                .map_err(err)?,
+        )
         .build()
         .map_err(err)?;
     let (masked, readonly): (Vec<String>, Vec<String>) = if spec.privileged {
@@ -369,7 +399,11 @@ pub fn build(spec: &ContainerSpec, ctx: &SpecContext<'_>) -> Result<Spec, Runtim
             READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
         )
     };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(profile) = seccomp {
+        linux = linux.seccomp(profile);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .resources(resources)
         .cgroups_path(PathBuf::from(cgroups_path(ctx.namespace, &spec.id)))

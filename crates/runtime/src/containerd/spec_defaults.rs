@@ -24,8 +24,9 @@ pub const DEFAULT_CAPS: [&str; 14] = [
     "AUDIT_WRITE",
 ];
 
-/// Every capability this kernel generation knows (what `privileged` and
-/// `cap_add: ALL` grant).
+/// Every capability this kernel generation knows, in the kernel's bit
+/// order (`ALL_CAPS[n]` is bit n of /proc's Cap* masks): what `privileged`
+/// and `cap_add: ALL` grant, less what the agent itself lacks.
 pub const ALL_CAPS: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
@@ -69,6 +70,28 @@ pub const ALL_CAPS: [&str; 41] = [
     "BPF",
     "CHECKPOINT_RESTORE",
 ];
+
+/// The capabilities in a /proc/PID/status mask (`CapBnd:\t000001ffffffffff`).
+pub fn caps_of_mask(hex: &str) -> Option<Vec<&'static str>> {
+    let mask = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(
+        ALL_CAPS
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1 << bit) != 0)
+            .map(|(_, name)| *name)
+            .collect(),
+    )
+}
+
+/// The agent's own bounding set, from /proc: None where it cannot be read.
+pub fn current_bounding_set() -> Option<Vec<&'static str>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(caps_of_mask)
+}
 
 /// Paths Docker hides from containers.
 pub const MASKED_PATHS: [&str; 11] = [

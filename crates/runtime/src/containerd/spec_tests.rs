@@ -34,6 +34,7 @@ fn build_with(s: &ContainerSpec, ceiling: &dyn Fn(PosixRlimitType) -> Option<u64
             namespace: "agent-1",
             user: ResolvedUser::default(),
             hard_limit: ceiling,
+            current_caps: None,
         },
     )
     .expect("spec builds")
@@ -107,20 +108,35 @@ fn env_overrides_by_key_and_adds_defaults() {
 #[test]
 fn caps_default_add_drop_and_privileged() {
     let mut s = spec();
-    let caps = capabilities(&s).unwrap();
+    let caps = capabilities(&s, None).unwrap();
     assert_eq!(caps.len(), DEFAULT_CAPS.len());
     assert!(caps.contains(&Capability::NetBindService));
     assert!(!caps.contains(&Capability::NetAdmin));
     s.cap_add = strs(&["NET_ADMIN", "CAP_SYS_TIME"]);
     s.cap_drop = strs(&["net_raw"]);
-    let caps = capabilities(&s).unwrap();
+    let caps = capabilities(&s, None).unwrap();
     assert!(caps.contains(&Capability::NetAdmin) && caps.contains(&Capability::SysTime));
     assert!(!caps.contains(&Capability::NetRaw));
     s.cap_add = strs(&["NOT_A_CAP"]);
-    assert!(matches!(capabilities(&s), Err(RuntimeError::Create { .. })));
+    assert!(matches!(
+        capabilities(&s, None),
+        Err(RuntimeError::Create { .. })
+    ));
     s.cap_add.clear();
     s.privileged = true;
-    assert!(capabilities(&s).unwrap().contains(&Capability::SysAdmin));
+    assert!(capabilities(&s, None)
+        .unwrap()
+        .contains(&Capability::SysAdmin));
+    // "All" is what the agent holds: runc cannot grant more.
+    let held = super::super::spec_defaults::caps_of_mask("000001fffeffffff").unwrap();
+    assert_eq!(held.len(), ALL_CAPS.len() - 1);
+    assert!(!held.contains(&"SYS_RESOURCE"), "bit 24");
+    let caps = capabilities(&s, Some(&held)).unwrap();
+    assert!(caps.contains(&Capability::SysAdmin) && !caps.contains(&Capability::SysResource));
+    s.privileged = false;
+    s.cap_drop.clear();
+    s.cap_add = strs(&["ALL"]);
+    assert_eq!(capabilities(&s, Some(&held)).unwrap().len(), held.len());
 }
 
 #[test]
@@ -157,7 +173,8 @@ fn ulimits_are_clamped_to_the_agents_own_hard_limit() {
         &SpecContext {
             namespace: "n",
             user: ResolvedUser::default(),
-            hard_limit: &no_ceiling
+            hard_limit: &no_ceiling,
+            current_caps: None,
         }
     )
     .is_err());
@@ -316,6 +333,7 @@ fn mounts_follow_the_defaults_parents_first_and_keep_their_modes() {
             namespace: "agent-1",
             user: ResolvedUser::default(),
             hard_limit: &no_ceiling,
+            current_caps: None,
         },
     )
     .err()
@@ -331,4 +349,37 @@ fn secrets_are_set_last_and_never_printed() {
     s.secret_environment = vec![("B".into(), Sensitive("hunter2".into()))];
     assert!(process_env(&s).contains(&"B=hunter2".to_string()));
     assert!(!format!("{s:?}").contains("hunter2"));
+}
+
+#[test]
+fn hardening_pids_cgroup_namespace_and_seccomp() {
+    let mut s = spec();
+    let out = build_with(&s, &no_ceiling);
+    let linux = out.linux().as_ref().unwrap();
+    assert!(linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    let pids = |o: &Spec| {
+        o.linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.pids().as_ref())
+            .map(|p| p.limit())
+    };
+    assert_eq!(pids(&out), Some(-1), "no limit: max");
+    let seccomp = linux.seccomp().as_ref().expect("a default profile");
+    assert_eq!(
+        seccomp.default_action(),
+        oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+    );
+    s.pids_limit = Some(50);
+    assert_eq!(pids(&build_with(&s, &no_ceiling)), Some(50));
+    s.privileged = true;
+    let out = build_with(&s, &no_ceiling);
+    assert!(
+        out.linux().as_ref().unwrap().seccomp().is_none(),
+        "privileged: no profile, as Docker"
+    );
 }
