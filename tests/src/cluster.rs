@@ -113,13 +113,33 @@ impl ClusterBuilder {
         let n = cluster.options.nodes;
         let within = cluster.options.join_timeout;
         for i in 1..=n {
-            let join = (1..i).map(|j| cluster.endpoint(j)).collect();
-            let process = ControllerProcess::spawn_with(cluster.spec(i, join))?;
-            cluster.nodes.push(process);
-            cluster
-                .wait_voter(i, within)
-                .await
-                .with_context(|| format!("starting node {i} of {n}"))?;
+            let join: Vec<String> = (1..i).map(|j| cluster.endpoint(j)).collect();
+            let mut attempt = 0;
+            loop {
+                let process = ControllerProcess::spawn_with(cluster.spec(i, join.clone()))?;
+                cluster.nodes.push(process);
+                let started = cluster.wait_voter(i, within).await;
+                // A free port is found by binding and releasing it, so a
+                // concurrent test may take it first: on loopback, a node
+                // that could not listen gets new ports (it never joined,
+                // so no member knows the old address).
+                let port_taken = started.is_err()
+                    && cluster.net.is_none()
+                    && attempt < 3
+                    && cluster.nodes[i - 1]
+                        .log_text()
+                        .contains("Address already in use");
+                if !port_taken {
+                    started.with_context(|| format!("starting node {i} of {n}"))?;
+                    break;
+                }
+                attempt += 1;
+                drop(cluster.nodes.pop());
+                cluster.addrs[i - 1] = free_addr()?;
+                if cluster.ecs_api_addrs[i - 1].is_some() {
+                    cluster.ecs_api_addrs[i - 1] = Some(free_addr()?);
+                }
+            }
         }
         Ok(cluster)
     }
