@@ -356,11 +356,12 @@ impl MultiNode {
         }
         for agent in &self.agents {
             // A container killed just now may hold its snapshot a while
-            // longer (its shim unmounting): try again for a few seconds.
+            // longer (its shim unmounting): try again for up to ~30 s (CI
+            // saw 10 s fall short on a loaded machine).
             let mut tries = 0;
             while let Err(e) = agent.observer.purge_namespace().await {
                 tries += 1;
-                if tries == 5 {
+                if tries == 15 {
                     problems.push(format!("purge {}: {e}", agent.namespace));
                     break;
                 }
